@@ -1,0 +1,100 @@
+//! Benchmarks of `gumbel_softmax` per backend: soft and hard, forward and forward + backward,
+//! beside the memory floor (one read and one write of a tensor of the same size).
+//!
+//! ```text
+//! cargo bench --bench gumbel_softmax                       # flex
+//! cargo bench --bench gumbel_softmax --all-features        # flex, ndarray, wgpu
+//! cargo bench --bench gumbel_softmax -- 'flex/soft'        # a subset
+//! ```
+//!
+//! Names read `{backend}/{op}/{shape}`. The device is synchronized inside the timed region, so GPU
+//! numbers measure execution, not dispatch. Forward + backward uses the loss `Σ y · w` with fixed
+//! random weights `w`.
+
+use std::time::Duration;
+
+use burn::tensor::{Device, Distribution, Shape, Tensor};
+use burn_gumbel::gumbel_softmax;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+/// The shapes of the benchmark table, categories last.
+const SHAPES: [&[usize]; 6] = [
+    &[1024, 10],
+    &[4096, 10],
+    &[32768, 10],
+    &[256, 1000],
+    &[64, 50000],
+    &[200, 20, 10],
+];
+
+const TAU: f64 = 1.0;
+
+fn shape_name(shape: &[usize]) -> String {
+    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
+}
+
+fn sync(device: &Device) {
+    device.sync().expect("the device runs the benchmark");
+}
+
+/// Benchmarks one shape of rank `D` on `device`.
+fn bench_shape<const D: usize>(c: &mut Criterion, backend: &str, device: &Device, shape: [usize; D]) {
+    let name = shape_name(&shape);
+    let logits = Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device);
+    let ad = device.clone().autodiff();
+    let ad_logits = Tensor::<D>::from_data(logits.to_data(), &ad);
+    let weights = Tensor::<D>::random(Shape::from(shape), Distribution::Default, &ad);
+    let mut group = c.benchmark_group(backend.to_string());
+
+    group.bench_function(BenchmarkId::new("copy", &name), |b| {
+        b.iter(|| {
+            let y = logits.clone().mul_scalar(1.0);
+            sync(device);
+            y
+        })
+    });
+    for (op, hard) in [("soft", false), ("hard", true)] {
+        group.bench_function(BenchmarkId::new(format!("{op}/forward"), &name), |b| {
+            b.iter(|| {
+                let y = gumbel_softmax(logits.clone(), TAU, hard, -1);
+                sync(device);
+                y
+            })
+        });
+        group.bench_function(BenchmarkId::new(format!("{op}/forward_backward"), &name), |b| {
+            b.iter(|| {
+                let x = ad_logits.clone().require_grad();
+                let y = gumbel_softmax(x.clone(), TAU, hard, -1);
+                let grads = (y * weights.clone()).sum().backward();
+                let grad = x.grad(&grads);
+                sync(&ad);
+                grad
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let enabled = burn_gumbel_examples::enabled_backends();
+    for backend in enabled.into_iter().rev() {
+        let device = burn_gumbel_examples::backend_device(backend).expect("enabled");
+        for shape in SHAPES {
+            match *shape {
+                [rows, k] => bench_shape(c, backend, &device, [rows, k]),
+                [a, b, k] => bench_shape(c, backend, &device, [a, b, k]),
+                _ => unreachable!("the table holds shapes of rank 2 and 3"),
+            }
+        }
+    }
+}
+
+criterion_group! {
+    name = gumbel;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = benches
+}
+criterion_main!(gumbel);

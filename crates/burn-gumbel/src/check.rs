@@ -1,0 +1,82 @@
+//! Argument checks shared by the public functions.
+//!
+//! As in Burn's own `check.rs`, a bad argument is a programming error: it panics with a message
+//! that names the function, the rule that was broken and the value received, instead of returning
+//! a `Result` or letting a NaN flow into the model.
+
+use burn::tensor::{AsIndex, Shape, Tensor};
+
+/// Panics unless `tau` is finite and strictly positive.
+#[track_caller]
+pub(crate) fn tau(op: &str, tau: f64) {
+    if !(tau.is_finite() && tau > 0.0) {
+        panic!("{op}: the temperature tau must be finite and > 0, got tau = {tau}");
+    }
+}
+
+/// Resolves a possibly negative `dim` against `rank`, panicking when it is out of `[-rank, rank)`.
+#[track_caller]
+pub(crate) fn dim(op: &str, dim: impl AsIndex, rank: usize) -> usize {
+    let index = dim.as_index();
+    let rank_i = rank as isize;
+    if index < -rank_i || index >= rank_i {
+        panic!(
+            "{op}: dim must be in [-{rank}, {rank}) for a tensor of rank {rank}, got dim = {index}"
+        );
+    }
+    if index < 0 {
+        (index + rank_i) as usize
+    } else {
+        index as usize
+    }
+}
+
+/// Panics unless `noise` has the shape of `logits`.
+#[track_caller]
+pub(crate) fn same_shape(op: &str, logits: &Shape, noise: &Shape) {
+    if logits != noise {
+        panic!(
+            "{op}: noise must have the shape of the logits, got noise {:?} for logits {:?}",
+            noise.as_slice(),
+            logits.as_slice()
+        );
+    }
+}
+
+/// Panics when `dim` has size 0: there is no category to sample.
+#[track_caller]
+pub(crate) fn categories(op: &str, shape: &Shape, dim: usize) {
+    if shape[dim] == 0 {
+        panic!(
+            "{op}: the category dimension {dim} must have at least one category, got shape {:?}",
+            shape.as_slice()
+        );
+    }
+}
+
+/// In debug builds, panics on NaN logits and on rows where every category is masked (`-inf`).
+///
+/// Both would make the sample NaN (softmax of a row of `-inf` is `0/0`). The check reads two
+/// booleans back from the device, so it is compiled only with `debug_assertions`; release builds
+/// propagate the NaN, as `softmax` does.
+#[track_caller]
+pub(crate) fn debug_logits<const D: usize>(op: &str, logits: &Tensor<D>, dim: usize) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let logits = logits.clone().detach();
+    if logits.clone().is_nan().any().into_scalar::<bool>() {
+        panic!("{op}: logits must not be NaN, got a NaN logit (checked in debug builds only)");
+    }
+    let all_masked = logits
+        .max_dim(dim)
+        .equal_elem(f32::NEG_INFINITY)
+        .any()
+        .into_scalar::<bool>();
+    if all_masked {
+        panic!(
+            "{op}: every row must have at least one category with a finite logit, got a row \
+             whose logits along dim {dim} are all -inf (checked in debug builds only)"
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! The Gumbel-max trick: exact categorical sampling from unnormalized log-probabilities.
+
+use burn::tensor::{AsIndex, Int, Tensor};
+
+use crate::{check, gumbel_noise};
+
+/// Draws a categorical sample with the Gumbel-max trick.
+///
+/// `i = argmax_k (logits_k + g_k)` with `g_k` i.i.d. Gumbel(0, 1) ([`gumbel_noise`]). The index is
+/// distributed exactly as `softmax(logits)` along `dim` (Gumbel 1954; Maddison, Tarlow, Minka 2014).
+/// `logits` need not be normalized. A logit of `-inf` masks its category: it is never drawn.
+///
+/// # Arguments
+/// - `logits`: unnormalized log-probabilities.
+/// - `dim`: the category dimension; negative values count from the end.
+///
+/// # Shapes
+/// - logits: `[..., n_categories, ...]` (categories along `dim`)
+/// - output: the same rank, size 1 along `dim` (Burn's `argmax` convention)
+///
+/// # Panics
+/// - If `dim` is outside `[-D, D)`, or the category dimension is empty.
+/// - In debug builds, if a logit is NaN or a row is masked entirely. Release builds skip that
+///   check: a NaN logit is then always chosen (Burn's `argmax` gives NaN precedence) and a fully
+///   masked row yields index 0.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_max;
+///
+/// let device = Device::default();
+/// let logits = Tensor::<2>::from_floats([[0.0, 1.0, f32::NEG_INFINITY]], &device);
+/// let index = gumbel_max(logits, -1);
+/// assert_eq!(index.dims(), [1, 1]);
+/// assert_ne!(index.into_scalar::<i64>(), 2); // masked categories are never drawn
+/// ```
+pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tensor<D, Int> {
+    const OP: &str = "gumbel_max";
+    let dim = check::dim(OP, dim, D);
+    check::categories(OP, &logits.shape(), dim);
+    check::debug_logits(OP, &logits, dim);
+    let logits = logits.detach();
+    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    (logits + noise).argmax(dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    #[test]
+    fn index_has_size_one_along_dim() {
+        let device = Device::default();
+        let logits = Tensor::<3>::zeros([2, 4, 3], &device);
+        assert_eq!(gumbel_max(logits.clone(), 1).dims(), [2, 1, 3]);
+        assert_eq!(gumbel_max(logits, -1).dims(), [2, 4, 1]);
+    }
+
+    #[test]
+    fn a_single_finite_category_is_always_drawn() {
+        let device = Device::default();
+        device.seed(3);
+        let inf = f32::NEG_INFINITY;
+        let logits = Tensor::<2>::from_floats([[inf, inf, 5.0, inf]; 64], &device);
+        let indices = gumbel_max(logits, 1).into_data().try_into_vec_as::<i64>().unwrap();
+        assert!(indices.iter().all(|&i| i == 2));
+    }
+
+    #[test]
+    #[should_panic = "gumbel_max: dim must be in [-2, 2) for a tensor of rank 2, got dim = 2"]
+    fn dim_out_of_range_panics() {
+        let device = Device::default();
+        let _ = gumbel_max(Tensor::<2>::zeros([2, 3], &device), 2);
+    }
+
+    #[test]
+    #[should_panic = "gumbel_max: the category dimension 1 must have at least one category"]
+    fn empty_category_dimension_panics() {
+        let device = Device::default();
+        let _ = gumbel_max(Tensor::<2>::zeros([2, 0], &device), 1);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic = "gumbel_max: logits must not be NaN"]
+    fn nan_logits_panic_in_debug_builds() {
+        let device = Device::default();
+        let _ = gumbel_max(Tensor::<2>::from_floats([[0.0, f32::NAN]], &device), 1);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic = "gumbel_max: every row must have at least one category with a finite logit"]
+    fn fully_masked_row_panics_in_debug_builds() {
+        let device = Device::default();
+        let inf = f32::NEG_INFINITY;
+        let _ = gumbel_max(Tensor::<2>::from_floats([[0.0, 1.0], [inf, inf]], &device), 1);
+    }
+}

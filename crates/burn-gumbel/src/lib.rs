@@ -1,0 +1,57 @@
+//! # burn-gumbel
+//!
+//! Gumbel-Softmax (Concrete) sampling for the [Burn](https://burn.dev) deep-learning framework:
+//! differentiable samples from categorical distributions, written as Burn tensor ops so that one
+//! source runs on every backend (`flex`, `ndarray`, `wgpu`, …).
+//!
+//! | item | formula |
+//! |---|---|
+//! | [`gumbel_noise`] | `g = -ln(-ln u)`, `u ~ Uniform(0, 1)` (open interval): Gumbel(0, 1) |
+//! | [`gumbel_max`] | `argmax(logits + g)`: an exact sample of `softmax(logits)` |
+//! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
+//! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
+//! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
+//! | [`TemperatureSchedule`] | `tau = max(tau_min, tau0 · exp(-rate · t))` |
+//!
+//! References: Jang, Gu, Poole, *Categorical Reparameterization with Gumbel-Softmax*, ICLR 2017,
+//! [arXiv:1611.01144](https://arxiv.org/abs/1611.01144); Maddison, Mnih, Teh, *The Concrete
+//! Distribution*, ICLR 2017, [arXiv:1611.00712](https://arxiv.org/abs/1611.00712).
+//!
+//! ## Backends
+//! The library never names a backend: it takes tensors on any [`burn::tensor::Device`]. The
+//! cargo features `flex` (default), `ndarray` and `wgpu` only forward to Burn's.
+//!
+//! ## Example
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use burn_gumbel::{GumbelSoftmaxConfig, TemperatureSchedule};
+//!
+//! let device = Device::default().autodiff();
+//! let layer = GumbelSoftmaxConfig::new().with_hard(true).init();
+//! let schedule = TemperatureSchedule::paper();
+//!
+//! let logits = Tensor::<3>::zeros([2, 20, 10], &device).require_grad(); // [batch, latent, class]
+//! let z = layer.forward_with_tau(logits.clone(), schedule.tau(5000)); // one-hot per latent
+//! assert_eq!(z.clone().sum().into_scalar::<f32>(), 40.0);
+//! let grads = (z * Tensor::<3>::ones([2, 20, 10], &device)).sum().backward();
+//! assert!(logits.grad(&grads).is_some());
+//! ```
+#![warn(missing_docs)]
+
+mod check;
+mod gumbel_max;
+mod gumbel_softmax;
+mod noise;
+mod schedule;
+
+pub use gumbel_max::gumbel_max;
+pub use gumbel_softmax::{
+    EvalMode, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax, gumbel_softmax_with_noise,
+};
+pub use noise::gumbel_noise;
+pub use schedule::TemperatureSchedule;
+
+/// The README's Rust snippets, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

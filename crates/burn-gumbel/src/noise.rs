@@ -1,0 +1,88 @@
+//! Standard Gumbel noise.
+
+use burn::tensor::{Device, Distribution, Shape, Tensor};
+
+/// Smallest value of `-ln u` for `u` in `[0, 1)` below 1 at f32 precision: `-ln(1 - 2^-24) ≈ 2^-24`.
+///
+/// Clamping `e = -ln u` from below to this value is the same as drawing `u ≤ 1 - 2^-24`, and it
+/// also protects against GPU `ln` approximations that round `ln(1 - 2^-24)` to 0.
+const EXP_MIN: f32 = 5.960_464_5e-8;
+
+/// Largest value of `-ln u` for a normal f32 `u > 0`: `-ln(2^-126) ≈ 87.34`.
+const EXP_MAX: f32 = 87.336_55;
+
+/// Draws i.i.d. standard Gumbel noise, Gumbel(0, 1).
+///
+/// `g = -ln(-ln u)` with `u ~ Uniform(0, 1)` drawn from the **open** interval: `u` is kept in
+/// `[2^-126, 1 - 2^-24]`, the smallest normal and the largest f32 below 1. The noise is therefore
+/// always finite, in `[-ln(87.34), -ln(2^-24)] ≈ [-4.47, 16.64]`; the truncated tails hold a
+/// probability below `1e-7` in all.
+///
+/// Its law has the CDF `F(x) = exp(-exp(-x))`, mean `γ ≈ 0.5772` (Euler–Mascheroni) and variance
+/// `π²/6`. The device's random generator is used, so [`Device::seed`] makes draws reproducible.
+///
+/// # Shapes
+/// - output: `shape`
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_noise;
+///
+/// let device = Device::default();
+/// device.seed(0);
+/// let g: Tensor<2> = gumbel_noise([4, 3], &device);
+/// assert_eq!(g.dims(), [4, 3]);
+/// assert!(!g.is_nan().any().into_scalar::<bool>());
+/// ```
+pub fn gumbel_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) -> Tensor<D> {
+    from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
+}
+
+/// `-ln(-ln u)` for `u` in `[0, 1]`, as if `u` were clamped to `[2^-126, 1 - 2^-24]`.
+fn from_uniform<const D: usize>(u: Tensor<D>) -> Tensor<D> {
+    // e = -ln u ~ Exp(1), clamped so that u stays in the open interval (see EXP_MIN, EXP_MAX).
+    let e = u.log().neg().clamp(EXP_MIN, EXP_MAX);
+    e.log().neg()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_those_of_the_open_interval() {
+        // -ln(1 - 2^-24) and -ln(2^-126), computed in f64.
+        let e_min = -(1.0f64 - 2f64.powi(-24)).ln();
+        let e_max = -(2f64.powi(-126)).ln();
+        assert!(((EXP_MIN as f64) - e_min).abs() / e_min < 1e-6);
+        assert!(((EXP_MAX as f64) - e_max).abs() / e_max < 1e-6);
+    }
+
+    #[test]
+    fn endpoints_of_the_closed_interval_give_finite_noise() {
+        let device = Device::default();
+        let u = Tensor::<1>::from_floats([0.0, f32::MIN_POSITIVE, 0.5, 1.0 - f32::EPSILON / 2.0, 1.0], &device);
+        let g = from_uniform(u).into_data().try_into_vec_as::<f32>().unwrap();
+        // -ln(-ln u) at 2^-126 (and 0, clamped to it) and at 0.5, computed in f64.
+        for (g, e) in g[..3].iter().zip([-4.469_769, -4.469_769, 0.366_513]) {
+            assert!((g - e).abs() < 1e-3, "{g} vs {e}");
+        }
+        // At 1 - 2^-24 (and 1, clamped to it) the exact value is 16.6355. A GPU `ln` may be off by
+        // 2^-21 in absolute terms near 1 (Vulkan's precision rule), which moves -ln u within
+        // [2^-24, 5.4e-7] after the clamp: g must be finite and in [14.4, 16.64].
+        for g in &g[3..] {
+            assert!((14.4..=16.64).contains(g), "{g}");
+        }
+    }
+
+    #[test]
+    fn noise_has_the_requested_shape_and_is_finite() {
+        let device = Device::default();
+        device.seed(1);
+        let g: Tensor<3> = gumbel_noise([2, 5, 7], &device);
+        assert_eq!(g.dims(), [2, 5, 7]);
+        let values = g.into_data().try_into_vec_as::<f32>().unwrap();
+        assert!(values.iter().all(|v| v.is_finite()));
+    }
+}

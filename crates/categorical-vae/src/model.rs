@@ -1,0 +1,245 @@
+//! The categorical VAE and its negative ELBO.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{log_softmax, relu, softplus};
+use burn::tensor::{Device, Tensor};
+use burn_gumbel::{GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax};
+
+use crate::data::PIXELS;
+use crate::error::Error;
+
+/// Configuration of [`CategoricalVae`]: the paper's architecture by default.
+#[derive(Config, Debug, PartialEq)]
+pub struct VaeConfig {
+    /// Number of categorical latent variables `N`. Default: 20.
+    #[config(default = 20)]
+    pub n_latent: usize,
+    /// Number of classes `K` of each latent variable. Default: 10.
+    #[config(default = 10)]
+    pub n_categories: usize,
+    /// Width of the first encoder layer (and the last decoder layer). Default: 512.
+    #[config(default = 512)]
+    pub hidden1: usize,
+    /// Width of the second encoder layer (and the first decoder layer). Default: 256.
+    #[config(default = 256)]
+    pub hidden2: usize,
+    /// Straight-through (one-hot) samples instead of soft ones. Default: false.
+    #[config(default = false)]
+    pub hard: bool,
+}
+
+impl VaeConfig {
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// A size of 0, or a single category (nothing to choose), naming the flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        let sizes = [
+            ("--n-latent", self.n_latent, 1),
+            ("--n-categories", self.n_categories, 2),
+            ("--hidden1", self.hidden1, 1),
+            ("--hidden2", self.hidden2, 1),
+        ];
+        for (flag, value, min) in sizes {
+            if value < min {
+                return Err(Error::invalid(flag, format!("must be >= {min}, got {value}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Initializes the model on `device`.
+    ///
+    /// # Panics
+    /// If the configuration is invalid (see [`validate`](Self::validate)).
+    pub fn init(&self, device: &Device) -> CategoricalVae {
+        if let Err(error) = self.validate() {
+            panic!("VaeConfig::init: {error}");
+        }
+        let code = self.n_latent * self.n_categories;
+        CategoricalVae {
+            encoder1: LinearConfig::new(PIXELS, self.hidden1).init(device),
+            encoder2: LinearConfig::new(self.hidden1, self.hidden2).init(device),
+            encoder_logits: LinearConfig::new(self.hidden2, code).init(device),
+            decoder1: LinearConfig::new(code, self.hidden2).init(device),
+            decoder2: LinearConfig::new(self.hidden2, self.hidden1).init(device),
+            decoder_logits: LinearConfig::new(self.hidden1, PIXELS).init(device),
+            gumbel: GumbelSoftmaxConfig::new().with_hard(self.hard).init(),
+            n_latent: self.n_latent,
+            n_categories: self.n_categories,
+        }
+    }
+}
+
+/// The categorical VAE of Jang, Gu, Poole 2016, section 4.
+///
+/// Encoder `784 → 512 → 256 → N·K` (ReLU on the hidden layers, none on the logits), a
+/// Gumbel-Softmax sample `z` of the `N` categorical variables, decoder `N·K → 256 → 512 → 784`
+/// giving Bernoulli logits for the pixels.
+#[derive(Module, Debug)]
+pub struct CategoricalVae {
+    encoder1: Linear,
+    encoder2: Linear,
+    encoder_logits: Linear,
+    decoder1: Linear,
+    decoder2: Linear,
+    decoder_logits: Linear,
+    gumbel: GumbelSoftmax,
+    n_latent: usize,
+    n_categories: usize,
+}
+
+/// What a forward pass gives.
+#[derive(Debug, Clone)]
+pub struct VaeOutput {
+    /// Encoder logits of `q(z | x)`, `[batch, n_latent, n_categories]`.
+    pub logits: Tensor<3>,
+    /// Decoder Bernoulli logits of the pixels, `[batch, 784]`.
+    pub pixel_logits: Tensor<2>,
+}
+
+/// The negative ELBO of a batch and its two terms, each the batch mean, in nats.
+#[derive(Debug, Clone)]
+pub struct Elbo {
+    /// Reconstruction + KL: the loss to minimize, `[1]`.
+    pub loss: Tensor<1>,
+    /// `-log p(x | z)`, summed over pixels, `[1]`.
+    pub reconstruction: Tensor<1>,
+    /// `KL(q(z | x) ‖ uniform)`, summed over the latent variables, `[1]`.
+    pub kl: Tensor<1>,
+}
+
+impl CategoricalVae {
+    /// Number of latent variables `N`.
+    pub fn n_latent(&self) -> usize {
+        self.n_latent
+    }
+
+    /// Number of classes `K` per latent variable.
+    pub fn n_categories(&self) -> usize {
+        self.n_categories
+    }
+
+    /// The logits of `q(z | x)`.
+    ///
+    /// # Shapes
+    /// - x: `[batch, 784]`
+    /// - output: `[batch, n_latent, n_categories]`
+    pub fn encode(&self, x: Tensor<2>) -> Tensor<3> {
+        let [batch, _] = x.dims();
+        let h = relu(self.encoder1.forward(x));
+        let h = relu(self.encoder2.forward(h));
+        self.encoder_logits
+            .forward(h)
+            .reshape([batch, self.n_latent, self.n_categories]) // [batch, n_latent, n_categories]
+    }
+
+    /// The Bernoulli logits of the pixels given a code `z`.
+    ///
+    /// # Shapes
+    /// - z: `[batch, n_latent, n_categories]`
+    /// - output: `[batch, 784]`
+    pub fn decode(&self, z: Tensor<3>) -> Tensor<2> {
+        let [batch, n, k] = z.dims();
+        let z = z.reshape([batch, n * k]); // [batch, n_latent · n_categories]
+        let h = relu(self.decoder1.forward(z));
+        let h = relu(self.decoder2.forward(h));
+        self.decoder_logits.forward(h)
+    }
+
+    /// Encodes, samples with the model's own Gumbel-Softmax layer at temperature `tau`, decodes.
+    ///
+    /// # Shapes
+    /// - x: `[batch, 784]`
+    pub fn forward(&self, x: Tensor<2>, tau: f64) -> VaeOutput {
+        let logits = self.encode(x);
+        let z = self.gumbel.forward_with_tau(logits.clone(), tau);
+        VaeOutput {
+            pixel_logits: self.decode(z),
+            logits,
+        }
+    }
+
+    /// As [`forward`](Self::forward) but with a soft or a hard sample chosen by the caller
+    /// (evaluation reports both).
+    ///
+    /// # Shapes
+    /// - x: `[batch, 784]`
+    pub fn forward_sampled(&self, x: Tensor<2>, tau: f64, hard: bool) -> VaeOutput {
+        let logits = self.encode(x);
+        let z = gumbel_softmax(logits.clone(), tau, hard, -1);
+        VaeOutput {
+            pixel_logits: self.decode(z),
+            logits,
+        }
+    }
+}
+
+/// The negative ELBO of a batch, in nats: the batch mean of
+///
+/// `Σ_pixels [softplus(l) − l·x]` (Bernoulli negative log-likelihood with logits `l`, stable)
+/// `+ Σ_latent Σ_k q_k (log q_k + log K)` (KL to the uniform prior, `q = softmax(logits)`).
+///
+/// # Shapes
+/// - x: `[batch, 784]`, binary
+/// - output: three tensors `[1]`
+pub fn negative_elbo(x: Tensor<2>, output: &VaeOutput) -> Elbo {
+    let [_, _, k] = output.logits.dims();
+    let l = output.pixel_logits.clone();
+    let reconstruction = (softplus(l.clone(), 1.0) - l * x).sum_dim(1).mean(); // [1]
+    let log_q = log_softmax(output.logits.clone(), 2); // [batch, n_latent, n_categories]
+    let q = log_q.clone().exp();
+    let kl = (q * log_q.add_scalar((k as f64).ln())).sum_dims(&[1, 2]).mean(); // [1]
+    Elbo {
+        loss: reconstruction.clone() + kl.clone(),
+        reconstruction,
+        kl,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_follow_the_configuration() {
+        let device = Device::default();
+        let model = VaeConfig::new().with_n_latent(3).with_n_categories(4).init(&device);
+        let x = Tensor::<2>::zeros([5, PIXELS], &device);
+        let out = model.forward(x, 1.0);
+        assert_eq!(out.logits.dims(), [5, 3, 4]);
+        assert_eq!(out.pixel_logits.dims(), [5, PIXELS]);
+    }
+
+    #[test]
+    fn elbo_terms_match_their_closed_forms() {
+        let device = Device::default();
+        // Pixel logits 0: each pixel costs ln 2 whatever x is. Encoder logits 0: q is uniform and
+        // the KL is 0.
+        let out = VaeOutput {
+            logits: Tensor::<3>::zeros([2, 3, 4], &device),
+            pixel_logits: Tensor::<2>::zeros([2, PIXELS], &device),
+        };
+        let x = Tensor::<2>::ones([2, PIXELS], &device);
+        let elbo = negative_elbo(x.clone(), &out);
+        let recon = elbo.reconstruction.into_scalar::<f32>();
+        assert!((recon - PIXELS as f32 * 2f32.ln()).abs() < 1e-2, "{recon}");
+        assert!(elbo.kl.into_scalar::<f32>().abs() < 1e-6);
+
+        // A one-hot q with logits (30, 0, 0, 0): KL = log K per latent variable, 3 of them.
+        let logits = Tensor::<3>::from_floats([[[30.0, 0.0, 0.0, 0.0]; 3]; 2], &device);
+        let out = VaeOutput { logits, ..out };
+        let kl = negative_elbo(x, &out).kl.into_scalar::<f32>();
+        assert!((kl - 3.0 * 4f32.ln()).abs() < 1e-4, "{kl}");
+    }
+
+    #[test]
+    fn invalid_sizes_name_the_flag() {
+        let error = VaeConfig::new().with_n_latent(0).validate().unwrap_err();
+        assert_eq!(error.to_string(), "--n-latent: must be >= 1, got 0");
+        let error = VaeConfig::new().with_n_categories(1).validate().unwrap_err();
+        assert_eq!(error.to_string(), "--n-categories: must be >= 2, got 1");
+    }
+}

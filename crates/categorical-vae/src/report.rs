@@ -1,0 +1,160 @@
+//! Pictures of a trained VAE: reconstructions, samples from the prior, the ELBO curves.
+
+use std::path::Path;
+
+use burn::tensor::activation::sigmoid;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use image::{GrayImage, Luma};
+use plotters::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::data::{Binarize, Images, PIXELS, SIDE, batch_tensor, binarize};
+use crate::error::Error;
+use crate::model::CategoricalVae;
+use crate::training::EpochMetrics;
+
+/// Gap between digits in the grids, in pixels.
+const GAP: usize = 2;
+
+/// Tiles `images` (each 28 × 28, grey levels in `[0, 1]`) in a grid of `columns`.
+fn tile(images: &[f32], columns: usize) -> GrayImage {
+    let n = images.len() / PIXELS;
+    let rows = n.div_ceil(columns);
+    let cell = SIDE + GAP;
+    let mut grid = GrayImage::from_pixel((columns * cell + GAP) as u32, (rows * cell + GAP) as u32, Luma([128]));
+    for (i, digit) in images.chunks(PIXELS).enumerate() {
+        let (x0, y0) = (GAP + (i % columns) * cell, GAP + (i / columns) * cell);
+        for (p, &v) in digit.iter().enumerate() {
+            let level = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8; // black ink on white
+            grid.put_pixel((x0 + p % SIDE) as u32, (y0 + p / SIDE) as u32, Luma([level]));
+        }
+    }
+    grid
+}
+
+fn save_png(image: &GrayImage, path: &Path) -> Result<(), Error> {
+    image
+        .save(path)
+        .map_err(|e| Error::data(path, format!("cannot write the image: {e}")))
+}
+
+/// Writes a PNG of `n` test digits (odd rows) above their reconstructions (even rows), decoded
+/// from a hard one-hot sample of `q(z | x)`; pixels are the Bernoulli means.
+///
+/// # Errors
+/// An unwritable `path`.
+pub fn reconstructions(
+    model: &CategoricalVae,
+    test: &Images,
+    n: usize,
+    tau: f64,
+    device: &Device,
+    path: &Path,
+) -> Result<(), Error> {
+    let columns = 16;
+    let n = n.min(test.len()).div_ceil(columns) * columns;
+    let indices: Vec<usize> = (0..n.min(test.len())).collect();
+    let mut rng = StdRng::seed_from_u64(0); // unused by threshold binarization
+    let originals = binarize(test, &indices, Binarize::Threshold, &mut rng);
+    let x = batch_tensor(originals.clone(), device); // [n, 784]
+    let means = sigmoid(model.forward_sampled(x, tau, true).pixel_logits);
+    let means = means.into_data().try_into_vec_as::<f32>().unwrap();
+    let mut interleaved = Vec::with_capacity(2 * originals.len());
+    for (row_in, row_out) in originals.chunks(columns * PIXELS).zip(means.chunks(columns * PIXELS)) {
+        interleaved.extend_from_slice(row_in);
+        interleaved.extend_from_slice(row_out);
+    }
+    save_png(&tile(&interleaved, columns), path)
+}
+
+/// Writes a PNG of `rows × 10` digits decoded from codes drawn from the uniform prior: each of
+/// the `N` latent variables takes a uniformly random class (a one-hot) drawn from `seed`, the
+/// pixels are the decoder's Bernoulli means.
+///
+/// # Errors
+/// An unwritable `path`.
+pub fn prior_samples(
+    model: &CategoricalVae,
+    rows: usize,
+    seed: u64,
+    device: &Device,
+    path: &Path,
+) -> Result<(), Error> {
+    let n = rows * 10;
+    let (latent, k) = (model.n_latent(), model.n_categories());
+    let mut rng = StdRng::seed_from_u64(seed);
+    let classes: Vec<i64> = (0..n * latent).map(|_| rng.random_range(0..k as i64)).collect();
+    let classes = Tensor::<3, Int>::from_data(TensorData::new(classes, [n, latent, 1]), device); // [n, n_latent, 1]
+    let ones = Tensor::<3>::ones([n, latent, 1], device);
+    let codes = Tensor::<3>::zeros([n, latent, k], device).scatter(
+        2,
+        classes,
+        ones,
+        burn::tensor::IndexingUpdateOp::Assign,
+    ); // [n, n_latent, n_categories], one-hot rows
+    let means = sigmoid(model.decode(codes)).into_data().try_into_vec_as::<f32>().unwrap();
+    save_png(&tile(&means, 10), path)
+}
+
+/// Writes a PNG plot of the negative ELBO per epoch: training (soft), test soft and test hard.
+///
+/// # Errors
+/// An unwritable `path`, or no font to draw the labels with.
+pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
+    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let series: [(&str, Vec<(f64, f64)>, RGBColor); 3] = [
+            ("train (soft)", history.iter().map(|m| (m.epoch as f64, m.train_nelbo)).collect(), BLUE),
+            ("test, soft", history.iter().map(|m| (m.epoch as f64, m.test.nelbo_soft)).collect(), GREEN),
+            ("test, hard", history.iter().map(|m| (m.epoch as f64, m.test.nelbo_hard)).collect(), RED),
+        ];
+        let values = series.iter().flat_map(|(_, s, _)| s.iter().map(|p| p.1));
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let margin = ((hi - lo) * 0.05).max(1.0);
+        let last = history.last().map_or(1.0, |m| m.epoch as f64).max(2.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Categorical VAE on binarized MNIST: negative ELBO", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1.0..last, (lo - margin)..(hi + margin))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("negative ELBO (nats)")
+            .draw()?;
+        for (name, points, color) in series {
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw().map_err(|e| Error::data(path, format!("cannot draw the plot: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_places_digits_in_a_grid() {
+        // Three digits, two columns: 2 rows of 30-pixel cells plus the outer gap.
+        let mut digits = vec![0.0f32; 3 * PIXELS];
+        digits[PIXELS] = 1.0; // first pixel of the second digit is ink
+        let grid = tile(&digits, 2);
+        assert_eq!(grid.dimensions(), (2 * 30 + 2, 2 * 30 + 2));
+        assert_eq!(grid.get_pixel(2, 2).0, [255]); // first digit, blank
+        assert_eq!(grid.get_pixel(32, 2).0, [0]); // second digit, ink
+        assert_eq!(grid.get_pixel(0, 0).0, [128]); // the gap
+    }
+}

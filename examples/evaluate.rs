@@ -1,0 +1,77 @@
+//! Evaluates a trained categorical VAE from its checkpoint and draws its pictures.
+//!
+//! ```text
+//! cargo run --release --example evaluate -- --out runs/vae
+//! cargo run --release --example evaluate -- --out runs/full --mnist data/mnist
+//! ```
+//!
+//! Prints the test negative ELBO (soft and hard samples, with the reconstruction and KL terms) and
+//! writes `reconstructions.png`, `samples.png` and `elbo.png` into the run's folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use categorical_vae::data::Mnist;
+use categorical_vae::training::{evaluate, load_config, load_model, load_state};
+use categorical_vae::{Error, report};
+use clap::Parser;
+
+/// Evaluate a checkpoint of the categorical VAE and draw its pictures.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The run's folder (holding config.json and checkpoint/).
+    #[arg(long, default_value = "runs/vae")]
+    out: PathBuf,
+    /// Folder with the four MNIST IDX files; default: the embedded subset's test images.
+    #[arg(long)]
+    mnist: Option<PathBuf>,
+    /// Seed of the codes drawn from the prior for samples.png.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let (backend, device) =
+        burn_gumbel_examples::select_device().map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
+    println!("device: {backend} ({device:?})");
+    let config = load_config(&cli.out)?;
+    let state = load_state(&cli.out)?;
+    let model = load_model(&config, &cli.out, &device)?;
+    let data = match &cli.mnist {
+        Some(dir) => Mnist::from_idx_dir(dir)?,
+        None => Mnist::embedded(),
+    };
+    let tau = config.schedule.tau(state.step.saturating_sub(1));
+    let e = evaluate(&model, &data.test, &config, tau, &device);
+    println!(
+        "checkpoint: {} epochs, {} steps, tau {tau:.3}; test set: {} ({} images)",
+        state.epochs_done,
+        state.step,
+        data.source,
+        data.test.len()
+    );
+    println!("| samples | negative ELBO | reconstruction | KL |");
+    println!("|---|---:|---:|---:|");
+    println!("| hard (one-hot) | {:.2} | {:.2} | {:.2} |", e.nelbo_hard, e.reconstruction_hard, e.kl);
+    println!("| soft | {:.2} | {:.2} | {:.2} |", e.nelbo_soft, e.reconstruction_soft, e.kl);
+    report::reconstructions(&model, &data.test, 64, tau, &device, &cli.out.join("reconstructions.png"))?;
+    report::prior_samples(&model, 10, cli.seed, &device, &cli.out.join("samples.png"))?;
+    report::elbo_curves(&state.history, &cli.out.join("elbo.png"))?;
+    println!("wrote reconstructions.png, samples.png, elbo.png in {}", cli.out.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return burn_gumbel_examples::cli_error(error),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

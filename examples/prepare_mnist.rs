@@ -1,0 +1,53 @@
+//! Writes the embedded MNIST subset from the four IDX files (see scripts/make-embedded-mnist.sh).
+//!
+//! ```text
+//! cargo run --release --example prepare_mnist -- --mnist data/mnist \
+//!     --out crates/categorical-vae/data/mnist-binarized-12k.bin --train 10000 --test 2000
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use categorical_vae::Error;
+use categorical_vae::data::{Mnist, write_embedded};
+use clap::Parser;
+
+/// Write a bit-packed, binarized (> 127) subset of MNIST in the embedded format.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Folder with the four MNIST IDX files (plain or .gz).
+    #[arg(long)]
+    mnist: PathBuf,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// How many training images to keep (the first ones).
+    #[arg(long, default_value_t = 10_000)]
+    train: usize,
+    /// How many test images to keep (the first ones).
+    #[arg(long, default_value_t = 2_000)]
+    test: usize,
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let mnist = Mnist::from_idx_dir(&cli.mnist)?;
+    let bytes = write_embedded(&mnist, cli.train, cli.test);
+    std::fs::write(&cli.out, &bytes).map_err(|e| Error::data(&cli.out, e.to_string()))?;
+    println!("wrote {} ({} bytes)", cli.out.display(), bytes.len());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return burn_gumbel_examples::cli_error(error),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Trains the categorical VAE (Jang, Gu, Poole 2016) on binarized MNIST with burn-gumbel.
+//!
+//! ```text
+//! cargo run --release --example train                        # embedded subset, flex (CPU)
+//! cargo run --release --example train -- --mnist data/mnist  # full MNIST
+//! cargo run --release --example train -- --resume            # continue runs/vae
+//! cargo run --release --example train --features wgpu        # on the GPU
+//! ```
+//!
+//! Writes into `--out` (default `runs/vae`): `config.json`, `metrics.csv`, `checkpoint/` after every
+//! epoch, and at the end `reconstructions.png`, `samples.png` and `elbo.png`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use burn_gumbel::TemperatureSchedule;
+use categorical_vae::data::{Binarize, Mnist};
+use categorical_vae::model::VaeConfig;
+use categorical_vae::training::{EpochMetrics, RunOptions, TrainingConfig, train};
+use categorical_vae::{Error, report};
+use clap::Parser;
+
+/// Train the categorical VAE on binarized MNIST.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Folder with the four MNIST IDX files (plain or .gz); default: Burn's cache if it holds
+    /// them, else the embedded 10,000/2,000-image subset.
+    #[arg(long)]
+    mnist: Option<PathBuf>,
+    /// Use the embedded subset even when Burn's cache holds full MNIST.
+    #[arg(long, conflicts_with = "mnist")]
+    embedded: bool,
+    /// Output folder (configuration, checkpoint, metrics, images).
+    #[arg(long, default_value = "runs/vae")]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Passes over the training set (with --resume: the total, including those done).
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Number of categorical latent variables N.
+    #[arg(long, default_value_t = 20)]
+    n_latent: usize,
+    /// Classes K per latent variable.
+    #[arg(long, default_value_t = 10)]
+    n_categories: usize,
+    /// Straight-through Gumbel-Softmax (one-hot samples forward, soft gradient backward).
+    #[arg(long)]
+    hard: bool,
+    /// Initial temperature of the annealing.
+    #[arg(long, default_value_t = 1.0)]
+    tau0: f64,
+    /// Annealing rate per step: tau = max(tau_min, tau0 · exp(-rate · step)).
+    #[arg(long, default_value_t = 3e-5)]
+    anneal_rate: f64,
+    /// Floor of the annealed temperature.
+    #[arg(long, default_value_t = 0.5)]
+    tau_min: f64,
+    /// Steps between temperature updates.
+    #[arg(long, default_value_t = 1000)]
+    anneal_interval: u64,
+    /// A constant temperature instead of the annealing.
+    #[arg(long)]
+    tau: Option<f64>,
+    /// Binarization of the training images: threshold (> 127) or dynamic (Bernoulli, full MNIST).
+    #[arg(long, default_value = "threshold")]
+    binarize: Binarize,
+    /// Seed of initialization, data order and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl Cli {
+    fn config(&self) -> TrainingConfig {
+        let model = VaeConfig::new()
+            .with_n_latent(self.n_latent)
+            .with_n_categories(self.n_categories)
+            .with_hard(self.hard);
+        let schedule = match self.tau {
+            Some(tau) => TemperatureSchedule::Constant { tau },
+            None => TemperatureSchedule::Exponential {
+                tau0: self.tau0,
+                rate: self.anneal_rate,
+                tau_min: self.tau_min,
+                interval: self.anneal_interval,
+            },
+        };
+        TrainingConfig::new(model)
+            .with_epochs(self.epochs)
+            .with_batch_size(self.batch_size)
+            .with_learning_rate(self.lr)
+            .with_schedule(schedule)
+            .with_binarize(self.binarize)
+            .with_seed(self.seed)
+    }
+}
+
+/// The data the flags ask for.
+fn load_data(cli: &Cli) -> Result<Mnist, Error> {
+    if let Some(dir) = &cli.mnist {
+        return Mnist::from_idx_dir(dir);
+    }
+    if !cli.embedded
+        && let Some(mnist) = Mnist::from_burn_cache()?
+    {
+        return Ok(mnist);
+    }
+    Ok(Mnist::embedded())
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let config = cli.config();
+    config.validate()?;
+    let (backend, device) =
+        burn_gumbel_examples::select_device().map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
+    println!("device: {backend} ({device:?})");
+    let data = load_data(&cli)?;
+    println!(
+        "data: {} ({} train, {} test images)",
+        data.source,
+        data.train.len(),
+        data.test.len()
+    );
+    println!("output: {}", cli.out.display());
+
+    let options = RunOptions {
+        out_dir: cli.out.clone(),
+        resume: cli.resume,
+        progress: !cli.quiet,
+    };
+    let print = |m: &EpochMetrics| {
+        println!(
+            "epoch {:>3}  step {:>6}  tau {:.3}  train {:7.2}  test soft {:7.2}  hard {:7.2}  \
+             (recon {:6.2} + KL {:5.2})  {:5.1}s  {:5.1} steps/s",
+            m.epoch,
+            m.step,
+            m.tau,
+            m.train_nelbo,
+            m.test.nelbo_soft,
+            m.test.nelbo_hard,
+            m.test.reconstruction_hard,
+            m.test.kl,
+            m.seconds,
+            m.steps_per_second
+        )
+    };
+    let trained = train(&config, &data, &device, &options, print)?;
+    let last = trained.state.history.last().expect("a run has at least one epoch");
+    let device = device.without_autodiff();
+    report::reconstructions(&trained.model, &data.test, 64, last.tau, &device, &cli.out.join("reconstructions.png"))?;
+    report::prior_samples(&trained.model, 10, cli.seed, &device, &cli.out.join("samples.png"))?;
+    report::elbo_curves(&trained.state.history, &cli.out.join("elbo.png"))?;
+    println!(
+        "test negative ELBO after {} epochs: {:.2} nats (hard samples), {:.2} (soft)",
+        last.epoch, last.test.nelbo_hard, last.test.nelbo_soft
+    );
+    println!("wrote reconstructions.png, samples.png, elbo.png, metrics.csv in {}", cli.out.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return burn_gumbel_examples::cli_error(error),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Support for burn-gumbel's examples, integration tests and benchmarks: the choice of backend.
+//!
+//! The backends are cargo features (`flex` by default, `ndarray`, `wgpu`); the programs run on
+//! the most specific one enabled (wgpu, then ndarray, then flex), or on the one named by the
+//! environment variable `BURN_GUMBEL_BACKEND`.
+
+use burn::tensor::Device;
+
+/// The backends compiled into this build, most specific first.
+pub fn enabled_backends() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    #[cfg(feature = "wgpu")]
+    names.push("wgpu");
+    #[cfg(feature = "ndarray")]
+    names.push("ndarray");
+    #[cfg(feature = "flex")]
+    names.push("flex");
+    names
+}
+
+/// The device of the backend called `name` (`flex`, `ndarray` or `wgpu`).
+///
+/// # Errors
+/// When no backend of that name is compiled in: the message lists the enabled ones and the
+/// feature to build with.
+pub fn backend_device(name: &str) -> Result<Device, String> {
+    match name {
+        #[cfg(feature = "flex")]
+        "flex" => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // burn-ndarray is deprecated upstream; users still ask for it
+        "ndarray" => Ok(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        _ => Err(format!(
+            "backend '{name}' is not compiled in (enabled: {}); build with --features {name}",
+            enabled_backends().join(", ")
+        )),
+    }
+}
+
+/// The device the programs run on: `BURN_GUMBEL_BACKEND` if set, else the most specific enabled
+/// backend. Returns its name too, for the programs to print.
+///
+/// # Errors
+/// When `BURN_GUMBEL_BACKEND` names a backend that is not compiled in, or none is.
+pub fn select_device() -> Result<(String, Device), String> {
+    let name = match std::env::var("BURN_GUMBEL_BACKEND") {
+        Ok(name) => name,
+        Err(_) => enabled_backends()
+            .first()
+            .ok_or("no backend compiled in: build with --features flex, ndarray or wgpu")?
+            .to_string(),
+    };
+    let device = backend_device(&name)?;
+    Ok((name, device))
+}
+
+/// Reports a command-line error from clap: help and version go to stdout with success; a bad
+/// flag is one line on stderr and exit code 2.
+pub fn cli_error(error: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            std::process::ExitCode::SUCCESS
+        }
+        _ => {
+            let text = error.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_backend_is_a_clear_error() {
+        let error = backend_device("cuda").unwrap_err();
+        assert!(error.starts_with("backend 'cuda' is not compiled in (enabled: "), "{error}");
+    }
+
+    #[test]
+    fn every_enabled_backend_has_a_device() {
+        for name in enabled_backends() {
+            assert!(backend_device(name).is_ok(), "{name}");
+        }
+    }
+}

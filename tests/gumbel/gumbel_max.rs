@@ -1,0 +1,40 @@
+//! The Gumbel-max trick draws categories with the frequencies of `softmax(logits)`.
+
+use burn::tensor::{Device, Tensor};
+use burn_gumbel::gumbel_max;
+
+use crate::support::indices;
+
+device_tests!(gumbel_max_frequencies_match_softmax);
+
+fn gumbel_max_frequencies_match_softmax(device: &Device) {
+    // Probabilities 0.15, 0.4, 0.45, and a fourth category masked with -inf.
+    let probs = [0.15f64, 0.4, 0.45, 0.0];
+    let n = 200_000;
+    device.seed(21);
+    let row = probs.map(|p| (p as f32).ln()); // ln 0 = -inf
+    let logits = Tensor::<2>::from_floats([row], device).expand([n, 4]);
+    let drawn = indices(gumbel_max(logits, -1));
+    assert_eq!(drawn.len(), n);
+
+    let mut counts = [0usize; 4];
+    for i in drawn {
+        counts[i as usize] += 1;
+    }
+    assert_eq!(counts[3], 0, "a masked category was drawn");
+    let mut chi2 = 0.0;
+    for (k, &p) in probs[..3].iter().enumerate() {
+        let freq = counts[k] as f64 / n as f64;
+        // Binomial standard error sqrt(p(1-p)/N) ≤ 0.0011 for N = 200,000; five standard errors
+        // per class (a chance of 6e-7 each under the true law) still catch a bias of 0.006.
+        let se = (p * (1.0 - p) / n as f64).sqrt();
+        assert!(
+            (freq - p).abs() < 5.0 * se,
+            "class {k}: frequency {freq} vs {p} (5 SE = {})",
+            5.0 * se
+        );
+        chi2 += (counts[k] as f64 - n as f64 * p).powi(2) / (n as f64 * p);
+    }
+    // Chi-square with 2 degrees of freedom: P(χ² > 20) = e^-10 = 4.5e-5.
+    assert!(chi2 < 20.0, "chi-square {chi2} over 2 degrees of freedom");
+}

@@ -1,0 +1,16 @@
+//! Cross-backend and statistical tests of burn-gumbel.
+//!
+//! Every test here runs once per enabled backend feature (`flex`, `ndarray`, `wgpu`), through
+//! [`device_tests!`]. Statistical tests use fixed seeds; each states its tolerance in standard
+//! errors, so that it is neither flaky nor vacuous.
+
+#[macro_use]
+mod support;
+
+mod cross_backend;
+mod gradients;
+mod gumbel_max;
+mod layer;
+mod noise;
+mod numerics;
+mod samples;

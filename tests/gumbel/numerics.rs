@@ -1,0 +1,71 @@
+//! Masked categories and extreme temperatures and logits: no NaN, no inf, ever.
+
+use burn::tensor::Device;
+use burn_gumbel::gumbel_softmax;
+
+use crate::support::{host_uniform, tensor2, values};
+
+device_tests!(masked_categories_get_zero_and_finite_gradients, extremes_stay_finite);
+
+const ROWS: usize = 64;
+const K: usize = 6;
+
+/// Outputs and logit gradients of `Σ y · w`, with `y = gumbel_softmax(logits, tau, hard)`.
+fn forward_backward(device: &Device, logits: &[f32], tau: f64, hard: bool) -> (Vec<f32>, Vec<f32>) {
+    let device = device.clone().autodiff();
+    let x = tensor2(logits.to_vec(), ROWS, K, &device).require_grad();
+    let w = tensor2(host_uniform(ROWS * K, 61, -1.0, 1.0), ROWS, K, &device);
+    let y = gumbel_softmax(x.clone(), tau, hard, -1);
+    let grads = (y.clone() * w).sum().backward();
+    (values(y), values(x.grad(&grads).expect("the logits get a gradient")))
+}
+
+fn masked_categories_get_zero_and_finite_gradients(device: &Device) {
+    device.seed(62);
+    // Categories 1 and 4 are masked in every row; the others are spread over [-5, 5].
+    let mut logits = host_uniform(ROWS * K, 63, -5.0, 5.0);
+    for r in 0..ROWS {
+        logits[r * K + 1] = f32::NEG_INFINITY;
+        logits[r * K + 4] = f32::NEG_INFINITY;
+    }
+    for tau in [1e-3, 1.0, 1e3] {
+        for hard in [false, true] {
+            let (y, grad) = forward_backward(device, &logits, tau, hard);
+            for r in 0..ROWS {
+                for k in [1, 4] {
+                    assert_eq!(y[r * K + k], 0.0, "tau {tau}, hard {hard}: masked output");
+                    assert_eq!(grad[r * K + k], 0.0, "tau {tau}, hard {hard}: masked gradient");
+                }
+            }
+            assert!(y.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: output");
+            assert!(grad.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: gradient");
+            // The unmasked categories do get gradient: not everything is silently zero. (At
+            // tau = 1e-3 the soft sample saturates to an exact one-hot in f32, whose Jacobian
+            // y(1 - y) is exactly 0: no gradient is then the right answer.)
+            if tau >= 1.0 {
+                assert!(grad.iter().any(|&g| g != 0.0), "tau {tau}, hard {hard}: no gradient");
+            }
+        }
+    }
+}
+
+fn extremes_stay_finite(device: &Device) {
+    device.seed(64);
+    // Logits at ±80 (and spread in between), temperatures from 1e-3 to 1e3.
+    let mut logits = host_uniform(ROWS * K, 65, -80.0, 80.0);
+    for r in 0..ROWS {
+        logits[r * K] = 80.0;
+        logits[r * K + 1] = -80.0;
+    }
+    for tau in [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3] {
+        for hard in [false, true] {
+            let (y, grad) = forward_backward(device, &logits, tau, hard);
+            assert!(y.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: output");
+            assert!(grad.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: gradient");
+            for row in y.chunks(K) {
+                let sum: f32 = row.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "tau {tau}, hard {hard}: row sums to {sum}");
+            }
+        }
+    }
+}
