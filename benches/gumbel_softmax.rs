@@ -30,7 +30,11 @@ const SHAPES: [&[usize]; 6] = [
 const TAU: f64 = 1.0;
 
 fn shape_name(shape: &[usize]) -> String {
-    shape.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 fn sync(device: &Device) {
@@ -38,7 +42,12 @@ fn sync(device: &Device) {
 }
 
 /// Benchmarks one shape of rank `D` on `device`.
-fn bench_shape<const D: usize>(c: &mut Criterion, backend: &str, device: &Device, shape: [usize; D]) {
+fn bench_shape<const D: usize>(
+    c: &mut Criterion,
+    backend: &str,
+    device: &Device,
+    shape: [usize; D],
+) {
     let name = shape_name(&shape);
     let logits = Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device);
     let ad = device.clone().autodiff();
@@ -61,16 +70,19 @@ fn bench_shape<const D: usize>(c: &mut Criterion, backend: &str, device: &Device
                 y
             })
         });
-        group.bench_function(BenchmarkId::new(format!("{op}/forward_backward"), &name), |b| {
-            b.iter(|| {
-                let x = ad_logits.clone().require_grad();
-                let y = gumbel_softmax(x.clone(), TAU, hard, -1);
-                let grads = (y * weights.clone()).sum().backward();
-                let grad = x.grad(&grads);
-                sync(&ad);
-                grad
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("{op}/forward_backward"), &name),
+            |b| {
+                b.iter(|| {
+                    let x = ad_logits.clone().require_grad();
+                    let y = gumbel_softmax(x.clone(), TAU, hard, -1);
+                    let grads = (y * weights.clone()).sum().backward();
+                    let grad = x.grad(&grads);
+                    sync(&ad);
+                    grad
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -32,8 +32,8 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let (backend, device) =
-        burn_gumbel_examples::select_device().map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
+    let (backend, device) = burn_gumbel_examples::select_device()
+        .map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
     println!("device: {backend} ({device:?})");
     let config = load_config(&cli.out)?;
     let state = load_state(&cli.out)?;
@@ -53,12 +53,28 @@ fn run(cli: Cli) -> Result<(), Error> {
     );
     println!("| samples | negative ELBO | reconstruction | KL |");
     println!("|---|---:|---:|---:|");
-    println!("| hard (one-hot) | {:.2} | {:.2} | {:.2} |", e.nelbo_hard, e.reconstruction_hard, e.kl);
-    println!("| soft | {:.2} | {:.2} | {:.2} |", e.nelbo_soft, e.reconstruction_soft, e.kl);
-    report::reconstructions(&model, &data.test, 64, tau, &device, &cli.out.join("reconstructions.png"))?;
+    println!(
+        "| hard (one-hot) | {:.2} | {:.2} | {:.2} |",
+        e.nelbo_hard, e.reconstruction_hard, e.kl
+    );
+    println!(
+        "| soft | {:.2} | {:.2} | {:.2} |",
+        e.nelbo_soft, e.reconstruction_soft, e.kl
+    );
+    report::reconstructions(
+        &model,
+        &data.test,
+        64,
+        tau,
+        &device,
+        &cli.out.join("reconstructions.png"),
+    )?;
     report::prior_samples(&model, 10, cli.seed, &device, &cli.out.join("samples.png"))?;
     report::elbo_curves(&state.history, &cli.out.join("elbo.png"))?;
-    println!("wrote reconstructions.png, samples.png, elbo.png in {}", cli.out.display());
+    println!(
+        "wrote reconstructions.png, samples.png, elbo.png in {}",
+        cli.out.display()
+    );
     Ok(())
 }
 

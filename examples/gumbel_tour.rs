@@ -63,9 +63,13 @@ fn soft_table(logits: &Tensor<2>) {
     println!("| tau | mean y_0 | mean y_1 | mean y_2 |");
     println!("|---:|---:|---:|---:|");
     for tau in [0.01, 0.05, 0.1, 1.0, 10.0] {
-        let y = gumbel_softmax_with_noise(logits.clone().expand([N, 3]), noise.clone(), tau, false, 1);
+        let y =
+            gumbel_softmax_with_noise(logits.clone().expand([N, 3]), noise.clone(), tau, false, 1);
         let mean = mean_rows(y);
-        println!("| {tau} | {:.4} | {:.4} | {:.4} |", mean[0], mean[1], mean[2]);
+        println!(
+            "| {tau} | {:.4} | {:.4} | {:.4} |",
+            mean[0], mean[1], mean[2]
+        );
     }
     println!(
         "| (exact p) | {:.4} | {:.4} | {:.4} |",
@@ -105,7 +109,9 @@ fn straight_through_table(device: &Device) {
     let soft = rows_of(soft);
     let hard = rows_of(hard);
     let grad = rows_of(grad);
-    println!("3. Straight-through, tau = {tau}, loss = Σ y·(1, 2, 3): forward one-hot, backward soft");
+    println!(
+        "3. Straight-through, tau = {tau}, loss = Σ y·(1, 2, 3): forward one-hot, backward soft"
+    );
     println!("| row | soft sample y | hard sample (one-hot) | d loss / d logits |");
     println!("|---:|---|---|---|");
     for r in 0..rows {

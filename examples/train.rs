@@ -122,8 +122,8 @@ fn load_data(cli: &Cli) -> Result<Mnist, Error> {
 fn run(cli: Cli) -> Result<(), Error> {
     let config = cli.config();
     config.validate()?;
-    let (backend, device) =
-        burn_gumbel_examples::select_device().map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
+    let (backend, device) = burn_gumbel_examples::select_device()
+        .map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
     println!("device: {backend} ({device:?})");
     let data = load_data(&cli)?;
     println!(
@@ -156,16 +156,36 @@ fn run(cli: Cli) -> Result<(), Error> {
         )
     };
     let trained = train(&config, &data, &device, &options, print)?;
-    let last = trained.state.history.last().expect("a run has at least one epoch");
+    let last = trained
+        .state
+        .history
+        .last()
+        .expect("a run has at least one epoch");
     let device = device.without_autodiff();
-    report::reconstructions(&trained.model, &data.test, 64, last.tau, &device, &cli.out.join("reconstructions.png"))?;
-    report::prior_samples(&trained.model, 10, cli.seed, &device, &cli.out.join("samples.png"))?;
+    report::reconstructions(
+        &trained.model,
+        &data.test,
+        64,
+        last.tau,
+        &device,
+        &cli.out.join("reconstructions.png"),
+    )?;
+    report::prior_samples(
+        &trained.model,
+        10,
+        cli.seed,
+        &device,
+        &cli.out.join("samples.png"),
+    )?;
     report::elbo_curves(&trained.state.history, &cli.out.join("elbo.png"))?;
     println!(
         "test negative ELBO after {} epochs: {:.2} nats (hard samples), {:.2} (soft)",
         last.epoch, last.test.nelbo_hard, last.test.nelbo_soft
     );
-    println!("wrote reconstructions.png, samples.png, elbo.png, metrics.csv in {}", cli.out.display());
+    println!(
+        "wrote reconstructions.png, samples.png, elbo.png, metrics.csv in {}",
+        cli.out.display()
+    );
     Ok(())
 }
 

@@ -8,14 +8,14 @@ use burn::tensor::Device;
 
 /// The backends compiled into this build, most specific first.
 pub fn enabled_backends() -> Vec<&'static str> {
-    let mut names = Vec::new();
-    #[cfg(feature = "wgpu")]
-    names.push("wgpu");
-    #[cfg(feature = "ndarray")]
-    names.push("ndarray");
-    #[cfg(feature = "flex")]
-    names.push("flex");
-    names
+    [
+        ("wgpu", cfg!(feature = "wgpu")),
+        ("ndarray", cfg!(feature = "ndarray")),
+        ("flex", cfg!(feature = "flex")),
+    ]
+    .into_iter()
+    .filter_map(|(name, enabled)| enabled.then_some(name))
+    .collect()
 }
 
 /// The device of the backend called `name` (`flex`, `ndarray` or `wgpu`).
@@ -83,7 +83,10 @@ mod tests {
     #[test]
     fn unknown_backend_is_a_clear_error() {
         let error = backend_device("cuda").unwrap_err();
-        assert!(error.starts_with("backend 'cuda' is not compiled in (enabled: "), "{error}");
+        assert!(
+            error.starts_with("backend 'cuda' is not compiled in (enabled: "),
+            "{error}"
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ fn backends_agree_given_the_same_noise() {
                 if hard {
                     assert_eq!(got, expected, "{name} vs {reference_name}: tau {tau}, hard");
                 } else {
-                    assert!(worst <= 1e-5, "{name} vs {reference_name}: tau {tau}: {worst}");
+                    assert!(
+                        worst <= 1e-5,
+                        "{name} vs {reference_name}: tau {tau}: {worst}"
+                    );
                 }
             }
         }
@@ -53,7 +56,10 @@ fn backends_agree_given_the_same_noise() {
         for j in 0..k {
             let exact = (z[j] - m).exp() / total;
             let got = reference_soft[r * k + j] as f64;
-            assert!((got - exact).abs() <= 1e-6, "{reference_name} row {r}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() <= 1e-6,
+                "{reference_name} row {r}: {got} vs {exact}"
+            );
         }
     }
 }

@@ -57,7 +57,10 @@ fn hard_gradient_equals_soft_gradient(device: &Device) {
     for tau in [0.1, 1.0, 5.0] {
         let (_, soft) = loss_and_grad(device, &logits, tau, false);
         let (hard_loss, hard) = loss_and_grad(device, &logits, tau, true);
-        assert_eq!(hard, soft, "tau {tau}: straight-through gradient differs from the soft one");
+        assert_eq!(
+            hard, soft,
+            "tau {tau}: straight-through gradient differs from the soft one"
+        );
         // The forward value is the hard one: L = Σ over rows of w at argmax(logits + noise).
         let noise = host_gumbel(ROWS * K, 52);
         let w = host_uniform(ROWS * K, 53, -1.0, 1.0);
@@ -69,6 +72,9 @@ fn hard_gradient_equals_soft_gradient(device: &Device) {
             })
             .sum();
         // A sum of 4 weights in [-1, 1]: f32 rounding is below 1e-6.
-        assert!((hard_loss - expected).abs() < 1e-5, "hard loss {hard_loss} vs {expected}");
+        assert!(
+            (hard_loss - expected).abs() < 1e-5,
+            "hard loss {hard_loss} vs {expected}"
+        );
     }
 }

@@ -12,7 +12,11 @@ const VARIANCE: f64 = std::f64::consts::PI * std::f64::consts::PI / 6.0;
 /// Draws per test.
 const N: usize = 200_000;
 
-device_tests!(noise_moments_match_gumbel, noise_passes_kolmogorov_smirnov, noise_is_finite);
+device_tests!(
+    noise_moments_match_gumbel,
+    noise_passes_kolmogorov_smirnov,
+    noise_is_finite
+);
 
 fn draw(device: &Device, seed: u64) -> Vec<f64> {
     device.seed(seed);
@@ -75,7 +79,12 @@ fn noise_is_finite(device: &Device) {
     let g = values(gumbel_noise::<1>([2_000_000], device));
     let (lo, hi) = g
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
     assert!(g.iter().all(|x| x.is_finite()), "non-finite noise");
-    assert!(lo >= -4.48 && hi <= 16.65, "noise outside [-4.47, 16.64]: [{lo}, {hi}]");
+    assert!(
+        lo >= -4.48 && hi <= 16.65,
+        "noise outside [-4.47, 16.64]: [{lo}, {hi}]"
+    );
 }

@@ -5,7 +5,10 @@ use burn_gumbel::gumbel_softmax;
 
 use crate::support::{host_uniform, tensor2, values};
 
-device_tests!(masked_categories_get_zero_and_finite_gradients, extremes_stay_finite);
+device_tests!(
+    masked_categories_get_zero_and_finite_gradients,
+    extremes_stay_finite
+);
 
 const ROWS: usize = 64;
 const K: usize = 6;
@@ -17,7 +20,10 @@ fn forward_backward(device: &Device, logits: &[f32], tau: f64, hard: bool) -> (V
     let w = tensor2(host_uniform(ROWS * K, 61, -1.0, 1.0), ROWS, K, &device);
     let y = gumbel_softmax(x.clone(), tau, hard, -1);
     let grads = (y.clone() * w).sum().backward();
-    (values(y), values(x.grad(&grads).expect("the logits get a gradient")))
+    (
+        values(y),
+        values(x.grad(&grads).expect("the logits get a gradient")),
+    )
 }
 
 fn masked_categories_get_zero_and_finite_gradients(device: &Device) {
@@ -34,16 +40,29 @@ fn masked_categories_get_zero_and_finite_gradients(device: &Device) {
             for r in 0..ROWS {
                 for k in [1, 4] {
                     assert_eq!(y[r * K + k], 0.0, "tau {tau}, hard {hard}: masked output");
-                    assert_eq!(grad[r * K + k], 0.0, "tau {tau}, hard {hard}: masked gradient");
+                    assert_eq!(
+                        grad[r * K + k],
+                        0.0,
+                        "tau {tau}, hard {hard}: masked gradient"
+                    );
                 }
             }
-            assert!(y.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: output");
-            assert!(grad.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: gradient");
+            assert!(
+                y.iter().all(|v| v.is_finite()),
+                "tau {tau}, hard {hard}: output"
+            );
+            assert!(
+                grad.iter().all(|v| v.is_finite()),
+                "tau {tau}, hard {hard}: gradient"
+            );
             // The unmasked categories do get gradient: not everything is silently zero. (At
             // tau = 1e-3 the soft sample saturates to an exact one-hot in f32, whose Jacobian
             // y(1 - y) is exactly 0: no gradient is then the right answer.)
             if tau >= 1.0 {
-                assert!(grad.iter().any(|&g| g != 0.0), "tau {tau}, hard {hard}: no gradient");
+                assert!(
+                    grad.iter().any(|&g| g != 0.0),
+                    "tau {tau}, hard {hard}: no gradient"
+                );
             }
         }
     }
@@ -60,11 +79,20 @@ fn extremes_stay_finite(device: &Device) {
     for tau in [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3] {
         for hard in [false, true] {
             let (y, grad) = forward_backward(device, &logits, tau, hard);
-            assert!(y.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: output");
-            assert!(grad.iter().all(|v| v.is_finite()), "tau {tau}, hard {hard}: gradient");
+            assert!(
+                y.iter().all(|v| v.is_finite()),
+                "tau {tau}, hard {hard}: output"
+            );
+            assert!(
+                grad.iter().all(|v| v.is_finite()),
+                "tau {tau}, hard {hard}: gradient"
+            );
             for row in y.chunks(K) {
                 let sum: f32 = row.iter().sum();
-                assert!((sum - 1.0).abs() < 1e-5, "tau {tau}, hard {hard}: row sums to {sum}");
+                assert!(
+                    (sum - 1.0).abs() < 1e-5,
+                    "tau {tau}, hard {hard}: row sums to {sum}"
+                );
             }
         }
     }

@@ -70,7 +70,9 @@ pub fn indices<const D: usize>(tensor: Tensor<D, burn::tensor::Int>) -> Vec<i64>
 /// `n` numbers uniform in `[low, high)` from a deterministic host generator (a 64-bit LCG): the
 /// same numbers on every backend and every run.
 pub fn host_uniform(n: usize, seed: u64, low: f32, high: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             state = state

@@ -64,7 +64,10 @@ mod tests {
         device.seed(3);
         let inf = f32::NEG_INFINITY;
         let logits = Tensor::<2>::from_floats([[inf, inf, 5.0, inf]; 64], &device);
-        let indices = gumbel_max(logits, 1).into_data().try_into_vec_as::<i64>().unwrap();
+        let indices = gumbel_max(logits, 1)
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .unwrap();
         assert!(indices.iter().all(|&i| i == 2));
     }
 
@@ -96,6 +99,9 @@ mod tests {
     fn fully_masked_row_panics_in_debug_builds() {
         let device = Device::default();
         let inf = f32::NEG_INFINITY;
-        let _ = gumbel_max(Tensor::<2>::from_floats([[0.0, 1.0], [inf, inf]], &device), 1);
+        let _ = gumbel_max(
+            Tensor::<2>::from_floats([[0.0, 1.0], [inf, inf]], &device),
+            1,
+        );
     }
 }

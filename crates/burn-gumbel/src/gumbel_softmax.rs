@@ -345,7 +345,8 @@ mod tests {
     #[test]
     fn soft_sample_is_softmax_of_perturbed_logits() {
         let device = Device::default();
-        let noise = Tensor::<2>::from_floats([[0.3, 1.0, -0.5, 0.0], [2.0, 0.0, 0.0, -1.0]], &device);
+        let noise =
+            Tensor::<2>::from_floats([[0.3, 1.0, -0.5, 0.0], [2.0, 0.0, 0.0, -1.0]], &device);
         let y = gumbel_softmax_with_noise(logits(&device), noise.clone(), 0.7, false, 1);
         let expected = softmax((logits(&device) + noise) / 0.7, 1);
         y.into_data()
@@ -355,10 +356,12 @@ mod tests {
     #[test]
     fn hard_sample_is_the_one_hot_of_the_perturbed_argmax() {
         let device = Device::default();
-        let noise = Tensor::<2>::from_floats([[0.3, 1.0, -0.5, 0.0], [2.0, 0.0, 0.0, -1.0]], &device);
+        let noise =
+            Tensor::<2>::from_floats([[0.3, 1.0, -0.5, 0.0], [2.0, 0.0, 0.0, -1.0]], &device);
         let y = gumbel_softmax_with_noise(logits(&device), noise, 0.7, true, -1);
         // Row 0: 1.3, -1.0, 0.0, 3.0 -> 3; row 1: 2, 0, 0, -1 -> 0.
-        let expected = Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
+        let expected =
+            Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
         assert_eq!(y.into_data(), expected.into_data());
     }
 
@@ -366,7 +369,8 @@ mod tests {
     fn ties_go_to_the_lowest_index() {
         let device = Device::default();
         let x = Tensor::<2>::from_floats([[1.0, 3.0, 3.0, 3.0], [2.0, 2.0, 0.0, 0.0]], &device);
-        let expected = Tensor::<2>::from_floats([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], &device);
+        let expected =
+            Tensor::<2>::from_floats([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]], &device);
         assert_eq!(one_hot_argmax(x, 1).into_data(), expected.into_data());
     }
 
@@ -414,7 +418,12 @@ mod tests {
     #[should_panic = "gumbel_softmax: logits must not be NaN"]
     fn nan_logits_panic_in_debug_builds() {
         let device = Device::default();
-        let _ = gumbel_softmax(Tensor::<2>::from_floats([[f32::NAN, 0.0]], &device), 1.0, false, 1);
+        let _ = gumbel_softmax(
+            Tensor::<2>::from_floats([[f32::NAN, 0.0]], &device),
+            1.0,
+            false,
+            1,
+        );
     }
 
     #[test]
@@ -423,7 +432,12 @@ mod tests {
     fn fully_masked_row_panics_in_debug_builds() {
         let device = Device::default();
         let inf = f32::NEG_INFINITY;
-        let _ = gumbel_softmax(Tensor::<2>::from_floats([[inf, inf]], &device), 1.0, true, 1);
+        let _ = gumbel_softmax(
+            Tensor::<2>::from_floats([[inf, inf]], &device),
+            1.0,
+            true,
+            1,
+        );
     }
 
     #[test]
@@ -457,7 +471,8 @@ mod tests {
         let argmax_layer = GumbelSoftmaxConfig::new()
             .with_eval_mode(EvalMode::Argmax)
             .init();
-        let expected = Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
+        let expected =
+            Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
         assert_eq!(argmax_layer.forward(x).into_data(), expected.into_data());
     }
 
@@ -468,7 +483,8 @@ mod tests {
             .with_eval_mode(EvalMode::Argmax)
             .init();
         let x = logits(&device);
-        let expected = Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
+        let expected =
+            Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
         assert_eq!(layer.freeze().forward(x).into_data(), expected.into_data());
     }
 

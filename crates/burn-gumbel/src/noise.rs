@@ -62,8 +62,14 @@ mod tests {
     #[test]
     fn endpoints_of_the_closed_interval_give_finite_noise() {
         let device = Device::default();
-        let u = Tensor::<1>::from_floats([0.0, f32::MIN_POSITIVE, 0.5, 1.0 - f32::EPSILON / 2.0, 1.0], &device);
-        let g = from_uniform(u).into_data().try_into_vec_as::<f32>().unwrap();
+        let u = Tensor::<1>::from_floats(
+            [0.0, f32::MIN_POSITIVE, 0.5, 1.0 - f32::EPSILON / 2.0, 1.0],
+            &device,
+        );
+        let g = from_uniform(u)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
         // -ln(-ln u) at 2^-126 (and 0, clamped to it) and at 0.5, computed in f64.
         for (g, e) in g[..3].iter().zip([-4.469_769, -4.469_769, 0.366_513]) {
             assert!((g - e).abs() < 1e-3, "{g} vs {e}");

@@ -176,7 +176,10 @@ mod tests {
 
     #[test]
     fn round_trips_through_json() {
-        for schedule in [TemperatureSchedule::paper(), TemperatureSchedule::constant(0.7)] {
+        for schedule in [
+            TemperatureSchedule::paper(),
+            TemperatureSchedule::constant(0.7),
+        ] {
             let json = serde_json::to_string(&schedule).unwrap();
             let back: TemperatureSchedule = serde_json::from_str(&json).unwrap();
             assert_eq!(back, schedule);

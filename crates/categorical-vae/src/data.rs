@@ -153,7 +153,12 @@ impl std::fmt::Display for Binarize {
 ///
 /// `Threshold` keeps `pixel > 127`; `Dynamic` draws each pixel as Bernoulli(pixel / 255) from
 /// `rng` (the caller's seeded generator, so runs and resumes are reproducible).
-pub fn binarize(images: &Images, indices: &[usize], mode: Binarize, rng: &mut impl Rng) -> Vec<f32> {
+pub fn binarize(
+    images: &Images,
+    indices: &[usize],
+    mode: Binarize,
+    rng: &mut impl Rng,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(indices.len() * PIXELS);
     for &i in indices {
         let pixels = &images.pixels[i * PIXELS..(i + 1) * PIXELS];
@@ -197,11 +202,17 @@ fn read_split(dir: &Path, images: &str, labels: &str) -> Result<Images, Error> {
     if n_labels != n {
         return Err(Error::data(
             &label_path,
-            format!("{n_labels} labels for {n} images in {}", image_path.display()),
+            format!(
+                "{n_labels} labels for {n} images in {}",
+                image_path.display()
+            ),
         ));
     }
     if let Some(bad) = labels.iter().find(|&&l| l > 9) {
-        return Err(Error::data(&label_path, format!("label {bad} is not a digit")));
+        return Err(Error::data(
+            &label_path,
+            format!("label {bad} is not a digit"),
+        ));
     }
     Ok(Images { pixels, labels })
 }
@@ -233,14 +244,23 @@ fn read_idx<const D: usize>(
 
 /// Parses an IDX byte buffer: big-endian magic `0x0000_08_0D` (unsigned bytes, D dimensions),
 /// D big-endian u32 sizes, then the payload.
-pub(crate) fn parse_idx<const D: usize>(bytes: &[u8], magic: u32) -> Result<([usize; D], &[u8]), String> {
+pub(crate) fn parse_idx<const D: usize>(
+    bytes: &[u8],
+    magic: u32,
+) -> Result<([usize; D], &[u8]), String> {
     let header = 4 + 4 * D;
     if bytes.len() < header {
-        return Err(format!("truncated: {} bytes, shorter than the {header}-byte header", bytes.len()));
+        return Err(format!(
+            "truncated: {} bytes, shorter than the {header}-byte header",
+            bytes.len()
+        ));
     }
     let word = |i: usize| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
     if word(0) != magic {
-        return Err(format!("wrong magic number 0x{:08x}, expected 0x{magic:08x}", word(0)));
+        return Err(format!(
+            "wrong magic number 0x{:08x}, expected 0x{magic:08x}",
+            word(0)
+        ));
     }
     let mut dims = [0usize; D];
     for (d, dim) in dims.iter_mut().enumerate() {
@@ -263,7 +283,8 @@ pub(crate) fn parse_embedded(bytes: &[u8]) -> Result<Mnist, String> {
     if bytes.len() < 24 || &bytes[..8] != EMBEDDED_MAGIC {
         return Err("not a burn-gumbel MNIST subset (bad magic)".into());
     }
-    let word = |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().unwrap()) as usize;
+    let word =
+        |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().unwrap()) as usize;
     let (n_train, n_test, rows, cols) = (word(0), word(1), word(2), word(3));
     if rows != SIDE || cols != SIDE {
         return Err(format!("expected 28 x 28 images, got {rows} x {cols}"));
@@ -277,7 +298,11 @@ pub(crate) fn parse_embedded(bytes: &[u8]) -> Result<Mnist, String> {
     let bits = &bytes[24 + n..];
     let mut pixels = Vec::with_capacity(n * PIXELS);
     for byte in bits {
-        pixels.extend((0..8).rev().map(|b| if byte >> b & 1 == 1 { 255u8 } else { 0 }));
+        pixels.extend(
+            (0..8)
+                .rev()
+                .map(|b| if byte >> b & 1 == 1 { 255u8 } else { 0 }),
+        );
     }
     let split = |range: std::ops::Range<usize>| Images {
         pixels: pixels[range.start * PIXELS..range.end * PIXELS].to_vec(),
@@ -286,7 +311,9 @@ pub(crate) fn parse_embedded(bytes: &[u8]) -> Result<Mnist, String> {
     Ok(Mnist {
         train: split(0..n_train),
         test: split(n_train..n),
-        source: format!("embedded MNIST subset ({n_train} train, {n_test} test, binarized at > 127)"),
+        source: format!(
+            "embedded MNIST subset ({n_train} train, {n_test} test, binarized at > 127)"
+        ),
     })
 }
 
@@ -302,7 +329,11 @@ pub fn write_embedded(mnist: &Mnist, n_train: usize, n_test: usize) -> Vec<u8> {
     out.extend(&train.labels);
     out.extend(&test.labels);
     for chunk in train.pixels.chunks(8).chain(test.pixels.chunks(8)) {
-        out.push(chunk.iter().fold(0u8, |acc, &p| acc << 1 | u8::from(p > 127)));
+        out.push(
+            chunk
+                .iter()
+                .fold(0u8, |acc, &p| acc << 1 | u8::from(p > 127)),
+        );
     }
     out
 }
@@ -332,21 +363,33 @@ mod tests {
         }
         let on = mnist.train.pixels.iter().filter(|&&p| p == 255).count() as f64;
         let fraction = on / mnist.train.pixels.len() as f64;
-        assert!((0.10..0.25).contains(&fraction), "fraction of pixels on: {fraction}");
+        assert!(
+            (0.10..0.25).contains(&fraction),
+            "fraction of pixels on: {fraction}"
+        );
     }
 
     #[test]
     fn embedded_format_round_trips() {
         let grey: Vec<u8> = (0..3 * PIXELS).map(|i| (i * 37 % 256) as u8).collect();
         let mnist = Mnist {
-            train: Images { pixels: grey[..2 * PIXELS].to_vec(), labels: vec![3, 7] },
-            test: Images { pixels: grey[2 * PIXELS..].to_vec(), labels: vec![9] },
+            train: Images {
+                pixels: grey[..2 * PIXELS].to_vec(),
+                labels: vec![3, 7],
+            },
+            test: Images {
+                pixels: grey[2 * PIXELS..].to_vec(),
+                labels: vec![9],
+            },
             source: String::new(),
         };
         let back = parse_embedded(&write_embedded(&mnist, 2, 1)).unwrap();
         assert_eq!(back.train.labels, vec![3, 7]);
         assert_eq!(back.test.labels, vec![9]);
-        let thresholded: Vec<u8> = grey.iter().map(|&p| if p > 127 { 255 } else { 0 }).collect();
+        let thresholded: Vec<u8> = grey
+            .iter()
+            .map(|&p| if p > 127 { 255 } else { 0 })
+            .collect();
         assert_eq!(back.train.pixels, thresholded[..2 * PIXELS]);
         assert_eq!(back.test.pixels, thresholded[2 * PIXELS..]);
     }
@@ -354,12 +397,23 @@ mod tests {
     #[test]
     fn idx_parsing_checks_magic_and_length() {
         let ok = idx_bytes(0x0801, &[3], &[1, 2, 3]);
-        assert_eq!(parse_idx::<1>(&ok, 0x0801).unwrap(), ([3], &[1u8, 2, 3][..]));
+        assert_eq!(
+            parse_idx::<1>(&ok, 0x0801).unwrap(),
+            ([3], &[1u8, 2, 3][..])
+        );
         let err = parse_idx::<1>(&ok, 0x0803).unwrap_err();
         assert_eq!(err, "wrong magic number 0x00000801, expected 0x00000803");
         let truncated = idx_bytes(0x0801, &[4], &[1, 2, 3]);
-        assert!(parse_idx::<1>(&truncated, 0x0801).unwrap_err().starts_with("truncated"));
-        assert!(parse_idx::<1>(&[0, 0], 0x0801).unwrap_err().starts_with("truncated: 2 bytes"));
+        assert!(
+            parse_idx::<1>(&truncated, 0x0801)
+                .unwrap_err()
+                .starts_with("truncated")
+        );
+        assert!(
+            parse_idx::<1>(&[0, 0], 0x0801)
+                .unwrap_err()
+                .starts_with("truncated: 2 bytes")
+        );
     }
 
     #[test]
@@ -367,13 +421,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bg-idx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let error = Mnist::from_idx_dir(&dir).unwrap_err().to_string();
-        assert!(error.contains("train-images-idx3-ubyte: missing"), "{error}");
+        assert!(
+            error.contains("train-images-idx3-ubyte: missing"),
+            "{error}"
+        );
 
-        std::fs::write(dir.join(TRAIN_IMAGES), idx_bytes(0x0803, &[2, 28, 28], &[0; 100])).unwrap();
+        std::fs::write(
+            dir.join(TRAIN_IMAGES),
+            idx_bytes(0x0803, &[2, 28, 28], &[0; 100]),
+        )
+        .unwrap();
         let error = Mnist::from_idx_dir(&dir).unwrap_err().to_string();
-        assert!(error.contains("train-images-idx3-ubyte: truncated"), "{error}");
+        assert!(
+            error.contains("train-images-idx3-ubyte: truncated"),
+            "{error}"
+        );
 
-        std::fs::write(dir.join(TRAIN_IMAGES), idx_bytes(0x0801, &[2, 28, 28], &[0; 1568])).unwrap();
+        std::fs::write(
+            dir.join(TRAIN_IMAGES),
+            idx_bytes(0x0801, &[2, 28, 28], &[0; 1568]),
+        )
+        .unwrap();
         let error = Mnist::from_idx_dir(&dir).unwrap_err().to_string();
         assert!(error.contains("wrong magic"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
@@ -394,7 +462,10 @@ mod tests {
         let pixels: Vec<u8> = (0..2 * PIXELS).map(|i| (i % 256) as u8).collect();
         write_gz(TRAIN_IMAGES, idx_bytes(0x0803, &[2, 28, 28], &pixels));
         write_gz(TRAIN_LABELS, idx_bytes(0x0801, &[2], &[4, 2]));
-        write_gz(TEST_IMAGES, idx_bytes(0x0803, &[1, 28, 28], &pixels[..PIXELS]));
+        write_gz(
+            TEST_IMAGES,
+            idx_bytes(0x0803, &[1, 28, 28], &pixels[..PIXELS]),
+        );
         write_gz(TEST_LABELS, idx_bytes(0x0801, &[1], &[5]));
         let mnist = Mnist::from_idx_dir(&dir).unwrap();
         assert_eq!(mnist.train.pixels, pixels);
@@ -409,7 +480,10 @@ mod tests {
         // One image whose pixels are all 64: each is on with probability 64/255 = 0.251. Over
         // 200 draws of 784 pixels the standard error is sqrt(0.251·0.749/156,800) = 0.0011; five
         // standard errors: 0.0055.
-        let images = Images { pixels: vec![64; PIXELS], labels: vec![0] };
+        let images = Images {
+            pixels: vec![64; PIXELS],
+            labels: vec![0],
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let indices = vec![0usize; 200];
         let bits = binarize(&images, &indices, Binarize::Dynamic, &mut rng);

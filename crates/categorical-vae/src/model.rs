@@ -44,7 +44,10 @@ impl VaeConfig {
         ];
         for (flag, value, min) in sizes {
             if value < min {
-                return Err(Error::invalid(flag, format!("must be >= {min}, got {value}")));
+                return Err(Error::invalid(
+                    flag,
+                    format!("must be >= {min}, got {value}"),
+                ));
             }
         }
         Ok(())
@@ -191,7 +194,9 @@ pub fn negative_elbo(x: Tensor<2>, output: &VaeOutput) -> Elbo {
     let reconstruction = (softplus(l.clone(), 1.0) - l * x).sum_dim(1).mean(); // [1]
     let log_q = log_softmax(output.logits.clone(), 2); // [batch, n_latent, n_categories]
     let q = log_q.clone().exp();
-    let kl = (q * log_q.add_scalar((k as f64).ln())).sum_dims(&[1, 2]).mean(); // [1]
+    let kl = (q * log_q.add_scalar((k as f64).ln()))
+        .sum_dims(&[1, 2])
+        .mean(); // [1]
     Elbo {
         loss: reconstruction.clone() + kl.clone(),
         reconstruction,
@@ -206,7 +211,10 @@ mod tests {
     #[test]
     fn shapes_follow_the_configuration() {
         let device = Device::default();
-        let model = VaeConfig::new().with_n_latent(3).with_n_categories(4).init(&device);
+        let model = VaeConfig::new()
+            .with_n_latent(3)
+            .with_n_categories(4)
+            .init(&device);
         let x = Tensor::<2>::zeros([5, PIXELS], &device);
         let out = model.forward(x, 1.0);
         assert_eq!(out.logits.dims(), [5, 3, 4]);
@@ -239,7 +247,10 @@ mod tests {
     fn invalid_sizes_name_the_flag() {
         let error = VaeConfig::new().with_n_latent(0).validate().unwrap_err();
         assert_eq!(error.to_string(), "--n-latent: must be >= 1, got 0");
-        let error = VaeConfig::new().with_n_categories(1).validate().unwrap_err();
+        let error = VaeConfig::new()
+            .with_n_categories(1)
+            .validate()
+            .unwrap_err();
         assert_eq!(error.to_string(), "--n-categories: must be >= 2, got 1");
     }
 }

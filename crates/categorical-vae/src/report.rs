@@ -22,12 +22,20 @@ fn tile(images: &[f32], columns: usize) -> GrayImage {
     let n = images.len() / PIXELS;
     let rows = n.div_ceil(columns);
     let cell = SIDE + GAP;
-    let mut grid = GrayImage::from_pixel((columns * cell + GAP) as u32, (rows * cell + GAP) as u32, Luma([128]));
+    let mut grid = GrayImage::from_pixel(
+        (columns * cell + GAP) as u32,
+        (rows * cell + GAP) as u32,
+        Luma([128]),
+    );
     for (i, digit) in images.chunks(PIXELS).enumerate() {
         let (x0, y0) = (GAP + (i % columns) * cell, GAP + (i / columns) * cell);
         for (p, &v) in digit.iter().enumerate() {
             let level = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8; // black ink on white
-            grid.put_pixel((x0 + p % SIDE) as u32, (y0 + p / SIDE) as u32, Luma([level]));
+            grid.put_pixel(
+                (x0 + p % SIDE) as u32,
+                (y0 + p / SIDE) as u32,
+                Luma([level]),
+            );
         }
     }
     grid
@@ -61,7 +69,10 @@ pub fn reconstructions(
     let means = sigmoid(model.forward_sampled(x, tau, true).pixel_logits);
     let means = means.into_data().try_into_vec_as::<f32>().unwrap();
     let mut interleaved = Vec::with_capacity(2 * originals.len());
-    for (row_in, row_out) in originals.chunks(columns * PIXELS).zip(means.chunks(columns * PIXELS)) {
+    for (row_in, row_out) in originals
+        .chunks(columns * PIXELS)
+        .zip(means.chunks(columns * PIXELS))
+    {
         interleaved.extend_from_slice(row_in);
         interleaved.extend_from_slice(row_out);
     }
@@ -84,7 +95,9 @@ pub fn prior_samples(
     let n = rows * 10;
     let (latent, k) = (model.n_latent(), model.n_categories());
     let mut rng = StdRng::seed_from_u64(seed);
-    let classes: Vec<i64> = (0..n * latent).map(|_| rng.random_range(0..k as i64)).collect();
+    let classes: Vec<i64> = (0..n * latent)
+        .map(|_| rng.random_range(0..k as i64))
+        .collect();
     let classes = Tensor::<3, Int>::from_data(TensorData::new(classes, [n, latent, 1]), device); // [n, n_latent, 1]
     let ones = Tensor::<3>::ones([n, latent, 1], device);
     let codes = Tensor::<3>::zeros([n, latent, k], device).scatter(
@@ -93,7 +106,10 @@ pub fn prior_samples(
         ones,
         burn::tensor::IndexingUpdateOp::Assign,
     ); // [n, n_latent, n_categories], one-hot rows
-    let means = sigmoid(model.decode(codes)).into_data().try_into_vec_as::<f32>().unwrap();
+    let means = sigmoid(model.decode(codes))
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap();
     save_png(&tile(&means, 10), path)
 }
 
@@ -105,17 +121,25 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
         root.fill(&WHITE)?;
-        let series: [(&str, Vec<(f64, f64)>, RGBColor); 3] = [
-            ("train (soft)", history.iter().map(|m| (m.epoch as f64, m.train_nelbo)).collect(), BLUE),
-            ("test, soft", history.iter().map(|m| (m.epoch as f64, m.test.nelbo_soft)).collect(), GREEN),
-            ("test, hard", history.iter().map(|m| (m.epoch as f64, m.test.nelbo_hard)).collect(), RED),
+        let curve = |value: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
+            history.iter().map(|m| (m.epoch as f64, value(m))).collect()
+        };
+        let series = [
+            ("train (soft)", curve(|m| m.train_nelbo), BLUE),
+            ("test, soft", curve(|m| m.test.nelbo_soft), GREEN),
+            ("test, hard", curve(|m| m.test.nelbo_hard), RED),
         ];
         let values = series.iter().flat_map(|(_, s, _)| s.iter().map(|p| p.1));
-        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
         let margin = ((hi - lo) * 0.05).max(1.0);
         let last = history.last().map_or(1.0, |m| m.epoch as f64).max(2.0);
         let mut chart = ChartBuilder::on(&root)
-            .caption("Categorical VAE on binarized MNIST: negative ELBO", ("sans-serif", 22))
+            .caption(
+                "Categorical VAE on binarized MNIST: negative ELBO",
+                ("sans-serif", 22),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -129,7 +153,9 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

@@ -68,7 +68,10 @@ impl TrainingConfig {
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             let lr = self.learning_rate;
-            return Err(Error::invalid("--lr", format!("must be finite and > 0, got {lr}")));
+            return Err(Error::invalid(
+                "--lr",
+                format!("must be finite and > 0, got {lr}"),
+            ));
         }
         self.schedule
             .validate()
@@ -211,7 +214,10 @@ pub fn train(
         let mut tau = config.schedule.tau(state.step);
         for (i, indices) in order.chunks(config.batch_size).enumerate() {
             tau = config.schedule.tau(state.step);
-            let x = batch_tensor(binarize(&data.train, indices, config.binarize, &mut rng), &train_device);
+            let x = batch_tensor(
+                binarize(&data.train, indices, config.binarize, &mut rng),
+                &train_device,
+            );
             let output = model.forward(x.clone(), tau);
             let loss = negative_elbo(x, &output).loss;
             let grads = loss.backward();
@@ -306,9 +312,11 @@ pub fn evaluate(
 pub fn load_config(out_dir: &Path) -> Result<TrainingConfig, Error> {
     let path = out_dir.join("config.json");
     let text = fs::read_to_string(&path).map_err(|e| Error::data(&path, e.to_string()))?;
-    let config: TrainingConfig =
-        serde_json::from_str(&text).map_err(|e| Error::data(&path, format!("not a training configuration: {e}")))?;
-    config.validate().map_err(|e| Error::data(&path, e.to_string()))?;
+    let config: TrainingConfig = serde_json::from_str(&text)
+        .map_err(|e| Error::data(&path, format!("not a training configuration: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| Error::data(&path, e.to_string()))?;
     Ok(config)
 }
 
@@ -316,7 +324,11 @@ pub fn load_config(out_dir: &Path) -> Result<TrainingConfig, Error> {
 ///
 /// # Errors
 /// A missing or damaged checkpoint, or one whose tensors do not fit the configuration.
-pub fn load_model(config: &TrainingConfig, out_dir: &Path, device: &Device) -> Result<CategoricalVae, Error> {
+pub fn load_model(
+    config: &TrainingConfig,
+    out_dir: &Path,
+    device: &Device,
+) -> Result<CategoricalVae, Error> {
     let path = out_dir.join("checkpoint").join("model.bpk");
     if !path.is_file() {
         return Err(Error::data(&path, "missing: no checkpoint in this folder"));
@@ -334,7 +346,10 @@ fn load_checkpoint(
     device: &Device,
 ) -> Result<(CategoricalVae, ModuleOptimizer, TrainingState), Error> {
     let saved = load_config(out_dir)?;
-    if saved.model != config.model || saved.batch_size != config.batch_size || saved.seed != config.seed {
+    if saved.model != config.model
+        || saved.batch_size != config.batch_size
+        || saved.seed != config.seed
+    {
         let config_path = out_dir.join("config.json");
         return Err(Error::data(
             &config_path,
@@ -384,7 +399,9 @@ fn save_checkpoint(
         .save_file(&model_path)
         .map_err(|e| Error::data(&model_path, e.to_string()))?;
     let optim_path = tmp.join("optimizer.bpk");
-    optim.save(&optim_path).map_err(|e| Error::data(&optim_path, e.to_string()))?;
+    optim
+        .save(&optim_path)
+        .map_err(|e| Error::data(&optim_path, e.to_string()))?;
     let state_json = serde_json::to_string_pretty(state).expect("the state serializes");
     write_file(&tmp.join("state.json"), state_json.as_bytes())?;
     let _ = fs::remove_dir_all(&old);
@@ -434,7 +451,12 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     fs::write(path, bytes).map_err(|e| Error::data(path, format!("cannot write: {e}")))
 }
 
-fn progress_bar(show: bool, steps: u64, epoch: usize, epochs: usize) -> Option<indicatif::ProgressBar> {
+fn progress_bar(
+    show: bool,
+    steps: u64,
+    epoch: usize,
+    epochs: usize,
+) -> Option<indicatif::ProgressBar> {
     if !show {
         return None;
     }
@@ -454,9 +476,15 @@ mod tests {
     #[test]
     fn nonsensical_values_name_their_flag() {
         let config = TrainingConfig::new(VaeConfig::new()).with_batch_size(0);
-        assert_eq!(config.validate().unwrap_err().to_string(), "--batch-size: must be >= 1, got 0");
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--batch-size: must be >= 1, got 0"
+        );
         let config = TrainingConfig::new(VaeConfig::new()).with_learning_rate(-1.0);
-        assert_eq!(config.validate().unwrap_err().to_string(), "--lr: must be finite and > 0, got -1");
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--lr: must be finite and > 0, got -1"
+        );
         let config = TrainingConfig::new(VaeConfig::new())
             .with_schedule(TemperatureSchedule::Constant { tau: 0.0 });
         assert_eq!(
