@@ -1,14 +1,17 @@
-//! Minimal reproduction of a reduction bug seen on Mesa's software Vulkan driver (lavapipe):
-//! `sum_dim(0)` of a `[rows, 1]` tensor of ones should be `rows`.
+//! Reproduction of a reduction bug seen with wgpu on Mesa's software Vulkan driver (lavapipe):
+//! a reduction along a strided axis longer than 65,532 elements only sees its first 65,532.
 //!
 //! ```text
 //! cargo run --release --example sum_dim_repro --features wgpu
 //! ```
 //!
-//! Prints one line per size and whether the sum and the chunked workaround are right; exits
-//! with 1 when a direct sum is wrong. See docs/known-issues.md.
+//! Prints one line per case with the expected and the computed value; exits with 1 when a case is
+//! wrong. See docs/known-issues.md.
 
-use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Int, Tensor};
+
+const N: usize = 100_000;
 
 fn main() {
     let (name, device) = match burn_gumbel_examples::select_device() {
@@ -18,25 +21,76 @@ fn main() {
             std::process::exit(2);
         }
     };
-    println!("device: {name} ({device:?})");
+    println!("device: {name} ({device:?}), N = {N}");
+    let ones = |shape: [usize; 2]| Tensor::<2>::ones(shape, &device);
+    let first = |t: Tensor<2>| t.into_data().try_into_vec_as::<f32>().unwrap()[0];
+    let ramp = Tensor::<1, Int>::arange(0..N as i64, &device)
+        .float()
+        .reshape([N, 1]);
+    let cases: Vec<(&str, f32, f32)> = vec![
+        (
+            "[N, 1].sum_dim(0)",
+            N as f32,
+            first(ones([N, 1]).sum_dim(0)),
+        ),
+        (
+            "[N, 3].sum_dim(0)",
+            N as f32,
+            first(ones([N, 3]).sum_dim(0)),
+        ),
+        (
+            "[N, 3].swap_dims(0, 1).sum_dim(1)",
+            N as f32,
+            first(ones([N, 3]).swap_dims(0, 1).sum_dim(1)),
+        ),
+        (
+            "[N, 1] of 0..N: max_dim(0)",
+            (N - 1) as f32,
+            first(ramp.clone().max_dim(0)),
+        ),
+        (
+            "[N, 1] of 0..N: argmax(0)",
+            (N - 1) as f32,
+            ramp.argmax(0).into_scalar::<i64>() as f32,
+        ),
+        (
+            "softmax over dim 0 of [N, 1] zeros, first value × N",
+            1.0,
+            first(softmax(Tensor::<2>::zeros([N, 1], &device), 0)) * N as f32,
+        ),
+        // Along the contiguous last axis the same reductions are right.
+        (
+            "[1, N].sum_dim(1)",
+            N as f32,
+            first(ones([1, N]).sum_dim(1)),
+        ),
+        (
+            "[3, N].sum_dim(1)",
+            N as f32,
+            first(ones([3, N]).sum_dim(1)),
+        ),
+        (
+            "softmax over dim 1 of [2, N] zeros, first value × N",
+            1.0,
+            first(softmax(Tensor::<2>::zeros([2, N], &device), 1)) * N as f32,
+        ),
+        // The workaround: reduce 1,000 rows at a time, then the partial sums.
+        (
+            "[N, 1] as [N / 1000, 1000, 1], sum_dim(1) then sum_dim(0)",
+            N as f32,
+            ones([N, 1])
+                .reshape([N / 1000, 1000, 1]) // [chunks, 1000, 1]
+                .sum_dim(1)
+                .sum_dim(0)
+                .into_scalar::<f32>(),
+        ),
+    ];
     let mut wrong = false;
-    for rows in [65_532usize, 65_533, 65_536, 100_000, 1_000_000] {
-        let ones = Tensor::<2>::ones([rows, 1], &device);
-        let direct = ones.clone().sum_dim(0).into_scalar::<f32>();
-        // Workaround: reduce 1,000 rows at a time, then the partial sums.
-        let padded = rows.div_ceil(1000) * 1000;
-        let chunked = Tensor::cat(vec![ones, Tensor::zeros([padded - rows, 1], &device)], 0)
-            .reshape([padded / 1000, 1000, 1]) // [chunks, 1000, 1]
-            .sum_dim(1)
-            .sum_dim(0)
-            .into_scalar::<f32>();
-        let ok = |v: f32| if v == rows as f32 { "ok" } else { "WRONG" };
-        println!(
-            "rows {rows:>9}: sum_dim(0) = {direct:>11} ({}), chunked = {chunked:>11} ({})",
-            ok(direct),
-            ok(chunked)
-        );
-        wrong |= direct != rows as f32;
+    for (case, expected, got) in cases {
+        let ok = (got - expected).abs() <= 1e-3 * expected.abs().max(1.0);
+        wrong |= !ok;
+        let verdict = if ok { "ok" } else { "WRONG" };
+        println!("{verdict:>5}  {case}: expected {expected}, got {got}");
     }
     std::process::exit(i32::from(wrong));
 }
