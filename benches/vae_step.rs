@@ -1,0 +1,46 @@
+//! One training step of the categorical VAE (batch 100, the paper's model, Adam), per backend.
+//!
+//! ```text
+//! cargo bench --bench vae_step                  # flex
+//! cargo bench --bench vae_step --all-features   # flex, ndarray, wgpu
+//! ```
+//!
+//! Names read `{backend}/vae/train_step/100`; the device is synchronized inside the timed region.
+
+use std::time::Duration;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Distribution, Tensor};
+use categorical_vae::model::{VaeConfig, negative_elbo};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn benches(c: &mut Criterion) {
+    for backend in burn_gumbel_examples::enabled_backends().into_iter().rev() {
+        let device = burn_gumbel_examples::backend_device(backend).expect("enabled");
+        let device = device.autodiff();
+        device.seed(0);
+        let mut model = Some(VaeConfig::new().init(&device));
+        let mut optim = AdamConfig::new().init();
+        let x = Tensor::<2>::random([100, 784], Distribution::Bernoulli(0.2), &device);
+        c.bench_function(&format!("{backend}/vae/train_step/100"), |b| {
+            b.iter(|| {
+                let current = model.take().expect("the model is put back after each step");
+                let output = current.forward(x.clone(), 1.0);
+                let loss = negative_elbo(x.clone(), &output).loss;
+                let grads = GradientsParams::from_grads(loss.backward(), &current);
+                model = Some(optim.step(1e-3, current, grads));
+                device.sync().expect("the device runs the step");
+            })
+        });
+    }
+}
+
+criterion_group! {
+    name = vae;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = benches
+}
+criterion_main!(vae);
