@@ -14,6 +14,21 @@ use crate::error::Error;
 use crate::model::CategoricalVae;
 use crate::training::EpochMetrics;
 
+/// DejaVu Sans (see `assets/DejaVuSans-LICENSE`), compiled in so that the plot's labels need no
+/// system font.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers [`FONT`] as plotters' "sans-serif", once.
+fn register_font() -> Result<(), String> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+                .map_err(|_| "the embedded font is invalid".to_string())
+        })
+        .clone()
+}
+
 /// Gap between digits in the grids, in pixels.
 const GAP: usize = 2;
 
@@ -116,9 +131,10 @@ pub fn prior_samples(
 /// Writes a PNG plot of the negative ELBO per epoch: training (soft), test soft and test hard.
 ///
 /// # Errors
-/// An unwritable `path`, or no font to draw the labels with.
+/// An unwritable `path`.
 pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
+        register_font()?;
         let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
         root.fill(&WHITE)?;
         let curve = |value: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
@@ -182,5 +198,35 @@ mod tests {
         assert_eq!(grid.get_pixel(2, 2).0, [255]); // first digit, blank
         assert_eq!(grid.get_pixel(32, 2).0, [0]); // second digit, ink
         assert_eq!(grid.get_pixel(0, 0).0, [128]); // the gap
+    }
+
+    #[test]
+    fn elbo_plot_is_a_png_with_labels() {
+        use crate::training::Evaluation;
+        let test = Evaluation {
+            nelbo_soft: 150.0,
+            nelbo_hard: 160.0,
+            reconstruction_soft: 140.0,
+            reconstruction_hard: 150.0,
+            kl: 10.0,
+        };
+        let history: Vec<EpochMetrics> = (1..=3)
+            .map(|epoch| EpochMetrics {
+                epoch,
+                step: 100 * epoch as u64,
+                tau: 1.0,
+                train_nelbo: 200.0 / epoch as f64,
+                test,
+                seconds: 1.0,
+                steps_per_second: 100.0,
+            })
+            .collect();
+        let path = std::env::temp_dir().join(format!("bg-elbo-{}.png", std::process::id()));
+        elbo_curves(&history, &path).unwrap();
+        let image = image::open(&path).unwrap().to_luma8();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(image.dimensions(), (800, 500));
+        // Text and curves put dark pixels on the white background.
+        assert!(image.pixels().filter(|p| p.0[0] < 100).count() > 1000);
     }
 }
