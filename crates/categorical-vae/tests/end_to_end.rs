@@ -176,6 +176,21 @@ fn a_resumed_run_continues_exactly() {
             .contains("trained with another configuration"),
         "{error}"
     );
+    let dynamic = config
+        .clone()
+        .with_binarize(categorical_vae::data::Binarize::Dynamic);
+    let error = train(
+        &dynamic,
+        &data,
+        &device,
+        &options(&scratch("dynamic"), false),
+        |_| {},
+    );
+    let error = error.unwrap_err().to_string();
+    assert!(
+        error.starts_with("--binarize: dynamic binarization needs grey levels"),
+        "{error}"
+    );
     let missing = scratch("missing");
     let error = train(&config, &data, &device, &options(&missing, true), |_| {}).unwrap_err();
     assert!(error.to_string().contains("config.json"), "{error}");
