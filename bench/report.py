@@ -74,6 +74,10 @@ def main():
             t = theirs.get("vae/train_step/100")
             out.append(f"| VAE training step, batch 100 | {fmt(vae)} ({1 / vae:.1f} steps/s) | "
                        f"{fmt(t)} ({1 / t:.1f} steps/s) | {ratio(vae, t)} | – |")
+    analysis = os.path.join(os.path.dirname(__file__), "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            out.append(f.read())
     sys.stdout.write("\n".join(out) + "\n")
 
 

@@ -104,6 +104,7 @@ fn benches(c: &mut Criterion) {
 criterion_group! {
     name = gumbel;
     config = Criterion::default()
+        .without_plots()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));

@@ -38,6 +38,7 @@ fn benches(c: &mut Criterion) {
 criterion_group! {
     name = vae;
     config = Criterion::default()
+        .without_plots()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
