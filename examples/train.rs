@@ -38,7 +38,7 @@ struct Cli {
     #[arg(long)]
     resume: bool,
     /// Passes over the training set (with --resume: the total, including those done).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 50)]
     epochs: usize,
     /// Images per step.
     #[arg(long, default_value_t = 100)]
