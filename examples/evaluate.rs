@@ -61,16 +61,15 @@ fn run(cli: Cli) -> Result<(), Error> {
         "| soft | {:.2} | {:.2} | {:.2} |",
         e.nelbo_soft, e.reconstruction_soft, e.kl
     );
-    report::reconstructions(
+    report::write_pictures(
         &model,
         &data.test,
-        64,
+        &state.history,
         tau,
+        cli.seed,
         &device,
-        &cli.out.join("reconstructions.png"),
+        &cli.out,
     )?;
-    report::prior_samples(&model, 10, cli.seed, &device, &cli.out.join("samples.png"))?;
-    report::elbo_curves(&state.history, &cli.out.join("elbo.png"))?;
     println!(
         "wrote reconstructions.png, samples.png, elbo.png in {}",
         cli.out.display()
@@ -79,15 +78,5 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => return burn_gumbel_examples::cli_error(error),
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    burn_gumbel_examples::run_cli(run)
 }

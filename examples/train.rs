@@ -162,22 +162,16 @@ fn run(cli: Cli) -> Result<(), Error> {
         .last()
         .expect("a run has at least one epoch");
     let device = device.without_autodiff();
-    report::reconstructions(
+    let history = &trained.state.history;
+    report::write_pictures(
         &trained.model,
         &data.test,
-        64,
+        history,
         last.tau,
-        &device,
-        &cli.out.join("reconstructions.png"),
-    )?;
-    report::prior_samples(
-        &trained.model,
-        10,
         cli.seed,
         &device,
-        &cli.out.join("samples.png"),
+        &cli.out,
     )?;
-    report::elbo_curves(&trained.state.history, &cli.out.join("elbo.png"))?;
     println!(
         "test negative ELBO after {} epochs: {:.2} nats (hard samples), {:.2} (soft)",
         last.epoch, last.test.nelbo_hard, last.test.nelbo_soft
@@ -190,15 +184,5 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => return burn_gumbel_examples::cli_error(error),
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    burn_gumbel_examples::run_cli(run)
 }

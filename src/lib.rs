@@ -56,9 +56,36 @@ pub fn select_device() -> Result<(String, Device), String> {
     Ok((name, device))
 }
 
+/// The `main` of a command-line program: parses `C` with clap, runs `run`, and turns an error
+/// into one line on stderr (`error: …`) with exit code 1; a bad flag gives one line and exit
+/// code 2, `--help` and `--version` print and succeed.
+pub fn run_cli<C: clap::Parser, E: std::fmt::Display>(
+    run: impl FnOnce(C) -> Result<(), E>,
+) -> std::process::ExitCode {
+    let cli = match C::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return cli_error(error),
+    };
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`select_device`] for programs without flags: on error, prints it and exits with code 2.
+pub fn select_device_or_exit() -> (String, Device) {
+    select_device().unwrap_or_else(|error| {
+        eprintln!("error: {error}");
+        std::process::exit(2);
+    })
+}
+
 /// Reports a command-line error from clap: help and version go to stdout with success; a bad
 /// flag is one line on stderr and exit code 2.
-pub fn cli_error(error: clap::Error) -> std::process::ExitCode {
+fn cli_error(error: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp

@@ -184,6 +184,33 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
     draw().map_err(|e| Error::data(path, format!("cannot draw the plot: {e}")))
 }
 
+/// Writes the three pictures of a run into `out_dir`: `reconstructions.png` (64 test digits, hard
+/// samples at `tau`), `samples.png` (100 digits from the prior, codes drawn from `seed`) and
+/// `elbo.png` (the curves of `history`).
+///
+/// # Errors
+/// An unwritable file, named.
+pub fn write_pictures(
+    model: &CategoricalVae,
+    test: &Images,
+    history: &[EpochMetrics],
+    tau: f64,
+    seed: u64,
+    device: &Device,
+    out_dir: &Path,
+) -> Result<(), Error> {
+    reconstructions(
+        model,
+        test,
+        64,
+        tau,
+        device,
+        &out_dir.join("reconstructions.png"),
+    )?;
+    prior_samples(model, 10, seed, device, &out_dir.join("samples.png"))?;
+    elbo_curves(history, &out_dir.join("elbo.png"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
