@@ -24,6 +24,9 @@ const EXP_MAX: f32 = 87.336_55;
 /// # Shapes
 /// - output: `shape`
 ///
+/// # Panics
+/// Never for a valid shape: there is no parameter to check.
+///
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
