@@ -30,6 +30,7 @@ use crate::{check, gumbel_noise};
 /// use burn_gumbel::gumbel_max;
 ///
 /// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
 /// let logits = Tensor::<2>::from_floats([[0.0, 1.0, f32::NEG_INFINITY]], &device);
 /// let index = gumbel_max(logits, -1);
 /// assert_eq!(index.dims(), [1, 1]);

@@ -51,6 +51,7 @@ use crate::{check, gumbel_noise};
 /// use burn_gumbel::gumbel_softmax;
 ///
 /// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
 /// let logits = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], &device);
 ///
 /// let soft = gumbel_softmax(logits.clone(), 0.5, false, -1);
@@ -103,6 +104,7 @@ pub fn gumbel_softmax<const D: usize>(
 /// use burn_gumbel::gumbel_softmax_with_noise;
 ///
 /// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
 /// let logits = Tensor::<1>::from_floats([0.0, 0.0], &device);
 /// let noise = Tensor::<1>::from_floats([1.0, 0.0], &device);
 /// // softmax([1, 0] / 1): [e / (e + 1), 1 / (e + 1)]
@@ -249,6 +251,7 @@ impl GumbelSoftmaxConfig {
 /// use burn_gumbel::GumbelSoftmaxConfig;
 ///
 /// let device = Device::default().autodiff();
+/// # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
 /// let layer = GumbelSoftmaxConfig::new().with_tau(0.5).with_hard(true).init();
 /// let logits = Tensor::<3>::zeros([8, 20, 10], &device).require_grad(); // [batch, latent, class]
 /// let z = layer.forward(logits.clone());

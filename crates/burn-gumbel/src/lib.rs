@@ -27,6 +27,7 @@
 //! use burn_gumbel::{GumbelSoftmaxConfig, TemperatureSchedule};
 //!
 //! let device = Device::default().autodiff();
+//! # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
 //! let layer = GumbelSoftmaxConfig::new().with_hard(true).init();
 //! let schedule = TemperatureSchedule::paper();
 //!

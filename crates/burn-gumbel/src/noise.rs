@@ -33,6 +33,7 @@ const EXP_MAX: f32 = 87.336_55;
 /// use burn_gumbel::gumbel_noise;
 ///
 /// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
 /// device.seed(0);
 /// let g: Tensor<2> = gumbel_noise([4, 3], &device);
 /// assert_eq!(g.dims(), [4, 3]);
