@@ -70,6 +70,16 @@ pub fn gumbel_softmax<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax";
     let dim = check_args(OP, &logits, tau, dim);
+    sample_with_fresh_noise(logits, tau, hard, dim)
+}
+
+/// [`sample`] with noise drawn from the logits' device.
+fn sample_with_fresh_noise<const D: usize>(
+    logits: Tensor<D>,
+    tau: f64,
+    hard: bool,
+    dim: usize,
+) -> Tensor<D> {
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     sample(logits, noise, tau, hard, dim)
 }
@@ -302,16 +312,14 @@ impl GumbelSoftmax {
     /// As [`gumbel_softmax`], including a `tau` that is not finite and `> 0`.
     pub fn forward_with_tau<const D: usize>(&self, logits: Tensor<D>, tau: f64) -> Tensor<D> {
         const OP: &str = "GumbelSoftmax::forward";
-        let training = self.training.is_enabled() && logits.device().is_autodiff();
-        if training || self.eval_mode == EvalMode::Sample {
-            let dim = check_args(OP, &logits, tau, self.dim);
-            let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-            return sample(logits, noise, tau, self.hard, dim);
-        }
         let dim = check_args(OP, &logits, tau, self.dim);
-        match self.eval_mode {
-            EvalMode::Softmax => softmax(logits.div_scalar(tau), dim),
-            _ => one_hot_argmax(logits, dim),
+        let training = self.training.is_enabled() && logits.device().is_autodiff();
+        match (training, self.eval_mode) {
+            (true, _) | (false, EvalMode::Sample) => {
+                sample_with_fresh_noise(logits, tau, self.hard, dim)
+            }
+            (false, EvalMode::Softmax) => softmax(logits.div_scalar(tau), dim),
+            (false, EvalMode::Argmax) => one_hot_argmax(logits, dim),
         }
     }
 }
@@ -352,6 +360,8 @@ mod tests {
             Tensor::<2>::from_floats([[0.3, 1.0, -0.5, 0.0], [2.0, 0.0, 0.0, -1.0]], &device);
         let y = gumbel_softmax_with_noise(logits(&device), noise.clone(), 0.7, false, 1);
         let expected = softmax((logits(&device) + noise) / 0.7, 1);
+        // The same ops on the same backend, in the same order: equal up to rounding (≤ 1e-6 for
+        // values ≤ 1).
         y.into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-6));
     }
