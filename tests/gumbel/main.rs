@@ -13,4 +13,5 @@ mod gumbel_max;
 mod layer;
 mod noise;
 mod numerics;
+mod relaxed_bernoulli;
 mod samples;

@@ -175,7 +175,7 @@ pub(crate) fn one_hot_argmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor
 ///
 /// `soft - soft.detach()` is exactly 0 for finite `soft`, so the sum is `hard` to the bit, while
 /// its derivative in `soft` is the identity. Without a graph to record, `hard` is returned as is.
-fn straight_through<const D: usize>(hard: Tensor<D>, soft: Tensor<D>) -> Tensor<D> {
+pub(crate) fn straight_through<const D: usize>(hard: Tensor<D>, soft: Tensor<D>) -> Tensor<D> {
     if !soft.is_tracked() {
         return hard;
     }

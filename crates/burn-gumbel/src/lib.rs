@@ -11,6 +11,7 @@
 //! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
 //! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
 //! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
+//! | [`relaxed_bernoulli`] | `sigmoid((logits + L) / tau)`, `L` logistic; or with `hard` its 0/1, straight-through |
 //! | [`TemperatureSchedule`] | `tau = max(tau_min, tau0 · exp(-rate · t))` |
 //!
 //! References: Jang, Gu, Poole, *Categorical Reparameterization with Gumbel-Softmax*, ICLR 2017,
@@ -43,6 +44,7 @@ mod check;
 mod gumbel_max;
 mod gumbel_softmax;
 mod noise;
+mod relaxed_bernoulli;
 mod schedule;
 
 pub use gumbel_max::gumbel_max;
@@ -50,6 +52,7 @@ pub use gumbel_softmax::{
     EvalMode, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax, gumbel_softmax_with_noise,
 };
 pub use noise::gumbel_noise;
+pub use relaxed_bernoulli::{logistic_noise, relaxed_bernoulli, relaxed_bernoulli_with_noise};
 pub use schedule::TemperatureSchedule;
 
 /// The README's Rust snippets, compiled and run as doctests.
