@@ -38,3 +38,34 @@ fn gumbel_max_frequencies_match_softmax(device: &Device) {
     // Chi-square with 2 degrees of freedom: P(χ² > 20) = e^-10 = 4.5e-5.
     assert!(chi2 < 20.0, "chi-square {chi2} over 2 degrees of freedom");
 }
+
+device_tests!(gumbel_top_k_pairs_match_sampling_without_replacement);
+
+fn gumbel_top_k_pairs_match_sampling_without_replacement(device: &Device) {
+    // Ordered pairs (i, j) drawn without replacement from p = (0.1, 0.2, 0.3, 0.4):
+    // P(i, j) = p_i · p_j / (1 − p_i), 12 pairs.
+    let probs = [0.1f64, 0.2, 0.3, 0.4];
+    let n = 120_000;
+    device.seed(23);
+    let row = probs.map(|p| (p as f32).ln());
+    let logits = Tensor::<2>::from_floats([row], device).expand([n, 4]);
+    let drawn = indices(burn_gumbel::gumbel_top_k(logits, 2, -1));
+    let mut counts = [[0usize; 4]; 4];
+    for pair in drawn.chunks(2) {
+        counts[pair[0] as usize][pair[1] as usize] += 1;
+    }
+    for i in 0..4 {
+        assert_eq!(counts[i][i], 0, "category {i} drawn twice");
+        for j in (0..4).filter(|&j| j != i) {
+            let p = probs[i] * probs[j] / (1.0 - probs[i]);
+            let freq = counts[i][j] as f64 / n as f64;
+            // Binomial standard error sqrt(p(1 − p)/N) ≤ 0.0012 for N = 120,000; five standard
+            // errors per pair (a chance of 6e-7 each under the true law, 12 pairs).
+            let se = (p * (1.0 - p) / n as f64).sqrt();
+            assert!(
+                (freq - p).abs() < 5.0 * se,
+                "pair ({i}, {j}): {freq} vs {p}"
+            );
+        }
+    }
+}

@@ -46,10 +46,76 @@ pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tenso
     (logits + noise).argmax(dim)
 }
 
+/// Draws `k` categories without replacement with the Gumbel-top-k trick.
+///
+/// The indices of the `k` largest `logits + g` along `dim`, largest first, with `g` i.i.d.
+/// Gumbel(0, 1) (Kool, van Hoof, Welling 2019, [arXiv:1903.06059](https://arxiv.org/abs/1903.06059)).
+/// The sequence is distributed as sampling from `p = softmax(logits)` without replacement:
+/// `P(i₁, …, i_k) = Π_j p_{i_j} / (1 − Σ_{l<j} p_{i_l})`. With `k = 1` it is [`gumbel_max`].
+///
+/// # Arguments
+/// - `logits`: unnormalized log-probabilities; `-inf` masks a category.
+/// - `k`: how many categories to draw, from 1 to the number of categories.
+/// - `dim`: the category dimension; negative values count from the end.
+///
+/// # Shapes
+/// - logits: `[..., n_categories, ...]`
+/// - output: the same rank, size `k` along `dim`
+///
+/// # Panics
+/// - If `dim` is outside `[-D, D)`, or `k` is 0 or more than the number of categories.
+/// - In debug builds, if a logit is NaN or a row is masked entirely. When `k` exceeds the number of
+///   unmasked categories of a row, its last indices are masked ones, in no particular order.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_top_k;
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<2>::from_floats([[0.0, 1.0, 2.0, 3.0]], &device);
+/// let order = gumbel_top_k(logits, 4, -1).into_data().try_into_vec_as::<i64>().unwrap();
+/// let mut sorted = order.clone();
+/// sorted.sort();
+/// assert_eq!(sorted, vec![0, 1, 2, 3]); // a permutation: no category twice
+/// ```
+pub fn gumbel_top_k<const D: usize>(
+    logits: Tensor<D>,
+    k: usize,
+    dim: impl AsIndex,
+) -> Tensor<D, Int> {
+    const OP: &str = "gumbel_top_k";
+    let dim = check::dim(OP, dim, D);
+    let n = logits.shape()[dim];
+    if k == 0 || k > n {
+        panic!("{OP}: k must be in [1, {n}] for {n} categories along dim {dim}, got k = {k}");
+    }
+    check::debug_logits(OP, &logits, dim);
+    let logits = logits.detach();
+    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let (_, indices) = (logits + noise).topk_with_indices(k, dim);
+    indices
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::tensor::Device;
+
+    #[test]
+    #[should_panic = "gumbel_top_k: k must be in [1, 3] for 3 categories along dim 1, got k = 4"]
+    fn top_k_beyond_the_categories_panics() {
+        let device = Device::default();
+        let _ = gumbel_top_k(Tensor::<2>::zeros([2, 3], &device), 4, 1);
+    }
+
+    #[test]
+    fn top_k_has_size_k_along_dim() {
+        let device = Device::default();
+        let logits = Tensor::<3>::zeros([2, 5, 3], &device);
+        assert_eq!(gumbel_top_k(logits, 2, 1).dims(), [2, 2, 3]);
+    }
 
     #[test]
     fn index_has_size_one_along_dim() {

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`gumbel_noise`] | `g = -ln(-ln u)`, `u ~ Uniform(0, 1)` (open interval): Gumbel(0, 1) |
 //! | [`gumbel_max`] | `argmax(logits + g)`: an exact sample of `softmax(logits)` |
+//! | [`gumbel_top_k`] | the `k` largest `logits + g`, in order: sampling without replacement |
 //! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
 //! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
 //! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
@@ -47,7 +48,7 @@ mod noise;
 mod relaxed_bernoulli;
 mod schedule;
 
-pub use gumbel_max::gumbel_max;
+pub use gumbel_max::{gumbel_max, gumbel_top_k};
 pub use gumbel_softmax::{
     EvalMode, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax, gumbel_softmax_with_noise,
 };
