@@ -27,6 +27,18 @@ fn forward_backward(device: &Device, logits: &[f32], tau: f64, hard: bool) -> (V
     )
 }
 
+/// Panics unless every output and every gradient is finite.
+fn assert_finite(y: &[f32], grad: &[f32], tau: f64, hard: bool) {
+    assert!(
+        y.iter().all(|v| v.is_finite()),
+        "tau {tau}, hard {hard}: output"
+    );
+    assert!(
+        grad.iter().all(|v| v.is_finite()),
+        "tau {tau}, hard {hard}: gradient"
+    );
+}
+
 fn masked_categories_get_zero_and_finite_gradients(device: &Device) {
     device.seed(62);
     // Categories 1 and 4 are masked in every row; the others are spread over [-5, 5].
@@ -48,14 +60,7 @@ fn masked_categories_get_zero_and_finite_gradients(device: &Device) {
                     );
                 }
             }
-            assert!(
-                y.iter().all(|v| v.is_finite()),
-                "tau {tau}, hard {hard}: output"
-            );
-            assert!(
-                grad.iter().all(|v| v.is_finite()),
-                "tau {tau}, hard {hard}: gradient"
-            );
+            assert_finite(&y, &grad, tau, hard);
             // The unmasked categories do get gradient: not everything is silently zero. (At
             // tau = 1e-3 the soft sample saturates to an exact one-hot in f32, whose Jacobian
             // y(1 - y) is exactly 0: no gradient is then the right answer.)
@@ -80,14 +85,7 @@ fn extremes_stay_finite(device: &Device) {
     for tau in [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1e3] {
         for hard in [false, true] {
             let (y, grad) = forward_backward(device, &logits, tau, hard);
-            assert!(
-                y.iter().all(|v| v.is_finite()),
-                "tau {tau}, hard {hard}: output"
-            );
-            assert!(
-                grad.iter().all(|v| v.is_finite()),
-                "tau {tau}, hard {hard}: gradient"
-            );
+            assert_finite(&y, &grad, tau, hard);
             for row in y.chunks(K) {
                 let sum: f32 = row.iter().sum();
                 assert!(
