@@ -17,7 +17,7 @@ use std::time::Instant;
 use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use burn_gumbel::TemperatureSchedule;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -152,6 +152,9 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How many training steps between two reads of the summed loss.
+const READ_EVERY: usize = 20;
+
 /// Seed of the evaluation noise: fixed, so that evaluations compare across epochs and reloads.
 const EVAL_SEED: u64 = 0x5EED;
 
@@ -210,10 +213,13 @@ pub fn train(
 
         let bar = progress_bar(options.progress, steps_per_epoch, epoch + 1, config.epochs);
         let started = Instant::now();
-        let mut loss_sum = 0.0;
-        let mut tau = config.schedule.tau(state.step);
+        // The loss is summed on the device and read back every READ_EVERY steps (for the progress
+        // bar and the divergence check) rather than at every step, which would stop a GPU from
+        // running ahead of the host.
+        let mut loss_sum = Tensor::<1>::zeros([1], &train_device);
+        let mut loss_total = 0.0;
         for (i, indices) in order.chunks(config.batch_size).enumerate() {
-            tau = config.schedule.tau(state.step);
+            let tau = config.schedule.tau(state.step);
             let x = batch_tensor(
                 binarize(&data.train, indices, config.binarize, &mut rng),
                 &train_device,
@@ -224,31 +230,40 @@ pub fn train(
             let grads = GradientsParams::from_grads(grads, &model);
             model = optim.step(config.learning_rate, model, grads);
             state.step += 1;
-            let loss = f64::from(loss.into_scalar::<f32>());
-            if !loss.is_finite() {
+            loss_sum = loss_sum + loss.detach();
+            if (i + 1) % READ_EVERY != 0 && (i + 1) as u64 != steps_per_epoch {
+                continue;
+            }
+            loss_total = f64::from(loss_sum.clone().into_scalar::<f32>());
+            if !loss_total.is_finite() {
                 return Err(Error::invalid(
                     "training",
-                    format!("the loss became {loss} at step {}; lower --lr", state.step),
+                    format!(
+                        "the loss became {loss_total} by step {}; lower --lr",
+                        state.step
+                    ),
                 ));
             }
-            loss_sum += loss;
             if let Some(bar) = &bar {
                 let rate = (i + 1) as f64 / started.elapsed().as_secs_f64();
-                bar.set_message(format!("loss {loss:.1}  tau {tau:.3}  {rate:.1} steps/s"));
-                bar.inc(1);
+                let mean = loss_total / (i + 1) as f64;
+                bar.set_message(format!("loss {mean:.1}  tau {tau:.3}  {rate:.1} steps/s"));
+                bar.set_position((i + 1) as u64);
             }
         }
         let seconds = started.elapsed().as_secs_f64();
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
+        // The temperature of the epoch's last step.
+        let tau = config.schedule.tau(state.step.saturating_sub(1));
 
         let test = evaluate(&model.valid(), &data.test, config, tau, &device);
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             step: state.step,
             tau,
-            train_nelbo: loss_sum / steps_per_epoch as f64,
+            train_nelbo: loss_total / steps_per_epoch as f64,
             test,
             seconds,
             steps_per_second: steps_per_epoch as f64 / seconds,
