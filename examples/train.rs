@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use burn_gumbel::TemperatureSchedule;
+use burn_gumbel::{Estimator, TemperatureSchedule};
 use categorical_vae::data::{Binarize, Mnist};
 use categorical_vae::model::VaeConfig;
 use categorical_vae::training::{EpochMetrics, RunOptions, TrainingConfig, train};
@@ -55,6 +55,10 @@ struct Cli {
     /// Straight-through Gumbel-Softmax (one-hot samples forward, soft gradient backward).
     #[arg(long)]
     hard: bool,
+    /// Gradient estimator of the one-hot samples (with --hard): st (straight-through),
+    /// gumbel-rao:K (K conditional samples) or reinmax (needs tau >= 1, e.g. --tau-min 1).
+    #[arg(long, default_value = "st")]
+    estimator: Estimator,
     /// Initial temperature of the annealing.
     #[arg(long, default_value_t = 1.0)]
     tau0: f64,
@@ -86,7 +90,8 @@ impl Cli {
         let model = VaeConfig::new()
             .with_n_latent(self.n_latent)
             .with_n_categories(self.n_categories)
-            .with_hard(self.hard);
+            .with_hard(self.hard)
+            .with_estimator(self.estimator);
         let schedule = match self.tau {
             Some(tau) => TemperatureSchedule::Constant { tau },
             None => TemperatureSchedule::Exponential {

@@ -18,7 +18,7 @@ fn logits(device: &Device) -> Tensor<3> {
 
 fn layer_samples_as_the_function_does(device: &Device) {
     let device = device.clone().autodiff();
-    let layer = GumbelSoftmaxConfig::new().with_hard(true).init();
+    let layer = GumbelSoftmaxConfig::new().with_hard(true).init(&device);
     let tau = TemperatureSchedule::paper().tau(30_000);
     device.seed(82);
     let from_layer = values(layer.forward_with_tau(logits(&device), tau));
@@ -30,7 +30,7 @@ fn layer_samples_as_the_function_does(device: &Device) {
 fn layer_keeps_sampling_outside_training_by_default(device: &Device) {
     // A device without autodiff: the layer is not training, and EvalMode::Sample draws anyway.
     let device = device.clone().without_autodiff();
-    let layer = GumbelSoftmaxConfig::new().init();
+    let layer = GumbelSoftmaxConfig::new().init(&device);
     assert_eq!(layer.eval_mode, EvalMode::Sample);
     device.seed(83);
     let first = values(layer.forward(logits(&device)));
@@ -39,7 +39,7 @@ fn layer_keeps_sampling_outside_training_by_default(device: &Device) {
     // Frozen on an autodiff device, EvalMode::Argmax gives the noise-free mode every time.
     let frozen = GumbelSoftmaxConfig::new()
         .with_eval_mode(EvalMode::Argmax)
-        .init()
+        .init(&device)
         .freeze();
     let a = values(frozen.forward(logits(&device.clone().autodiff())));
     let b = values(frozen.forward(logits(&device.clone().autodiff())));

@@ -8,6 +8,7 @@
 mod support;
 
 mod cross_backend;
+mod estimators;
 mod gradients;
 mod gumbel_max;
 mod layer;

@@ -14,6 +14,14 @@ pub(crate) fn tau(op: &str, tau: f64) {
     }
 }
 
+/// Panics unless `tau` is finite and `≥ 1`, the range in which ReinMax is defined.
+#[track_caller]
+pub(crate) fn reinmax_tau(op: &str, tau: f64) {
+    if !(tau.is_finite() && tau >= 1.0) {
+        panic!("{op}: ReinMax needs a temperature tau that is finite and >= 1, got tau = {tau}");
+    }
+}
+
 /// Resolves a possibly negative `dim` against `rank`, panicking when it is out of `[-rank, rank)`.
 #[track_caller]
 pub(crate) fn dim(op: &str, dim: impl AsIndex, rank: usize) -> usize {

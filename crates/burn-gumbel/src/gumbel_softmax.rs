@@ -3,9 +3,11 @@
 use burn::config::Config;
 use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param};
 use burn::tensor::activation::softmax;
-use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
+use burn::tensor::{AsIndex, Device, IndexingUpdateOp, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::estimator::{Estimator, hard_sample};
+use crate::temperature::Tau;
 use crate::{check, gumbel_noise};
 
 /// Draws a Gumbel-Softmax sample, soft or hard (straight-through).
@@ -70,18 +72,25 @@ pub fn gumbel_softmax<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax";
     let dim = check_args(OP, &logits, tau, dim);
-    sample_with_fresh_noise(logits, tau, hard, dim)
+    sample_with_fresh_noise(
+        logits,
+        &Tau::Fixed(tau),
+        hard,
+        Estimator::StraightThrough,
+        dim,
+    )
 }
 
 /// [`sample`] with noise drawn from the logits' device.
 fn sample_with_fresh_noise<const D: usize>(
     logits: Tensor<D>,
-    tau: f64,
+    tau: &Tau,
     hard: bool,
+    estimator: Estimator,
     dim: usize,
 ) -> Tensor<D> {
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    sample(logits, noise, tau, hard, dim)
+    sample(logits, noise, tau, hard, estimator, dim)
 }
 
 /// [`gumbel_softmax`] with caller-given noise.
@@ -132,12 +141,18 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
     const OP: &str = "gumbel_softmax_with_noise";
     let dim = check_args(OP, &logits, tau, dim);
     check::same_shape(OP, &logits.shape(), &noise.shape());
-    sample(logits, noise, tau, hard, dim)
+    let estimator = Estimator::StraightThrough;
+    sample(logits, noise, &Tau::Fixed(tau), hard, estimator, dim)
 }
 
 /// Checks the arguments shared by the samplers and returns the resolved `dim`.
 #[track_caller]
-fn check_args<const D: usize>(op: &str, logits: &Tensor<D>, tau: f64, dim: impl AsIndex) -> usize {
+pub(crate) fn check_args<const D: usize>(
+    op: &str,
+    logits: &Tensor<D>,
+    tau: f64,
+    dim: impl AsIndex,
+) -> usize {
     check::tau(op, tau);
     let dim = check::dim(op, dim, D);
     check::categories(op, &logits.shape(), dim);
@@ -145,20 +160,19 @@ fn check_args<const D: usize>(op: &str, logits: &Tensor<D>, tau: f64, dim: impl 
     dim
 }
 
-/// The sampler itself, on checked arguments.
+/// The sampler itself, on checked arguments: soft, or hard with the gradient of `estimator`.
 fn sample<const D: usize>(
     logits: Tensor<D>,
     noise: Tensor<D>,
-    tau: f64,
+    tau: &Tau,
     hard: bool,
+    estimator: Estimator,
     dim: usize,
 ) -> Tensor<D> {
-    let perturbed = logits + noise.detach();
-    let soft = softmax(perturbed.clone().div_scalar(tau), dim);
-    if !hard {
-        return soft;
+    if hard {
+        return hard_sample(logits, noise, tau, estimator, dim);
     }
-    straight_through(one_hot_argmax(perturbed.detach(), dim), soft)
+    softmax(tau.divide(logits + noise.detach()), dim)
 }
 
 /// The one-hot of `argmax(x)` along `dim`, ties to the lowest index, computed on the device.
@@ -223,19 +237,54 @@ pub struct GumbelSoftmaxConfig {
     /// What the layer returns outside training. Default: [`EvalMode::Sample`].
     #[config(default = "EvalMode::Sample")]
     pub eval_mode: EvalMode,
+    /// The gradient estimator of hard samples (needs `hard`). Default:
+    /// [`Estimator::StraightThrough`].
+    #[config(default = "Estimator::StraightThrough")]
+    pub estimator: Estimator,
+    /// Learn the temperature: keep `ln tau` as a parameter, initialized to `ln(self.tau)` and
+    /// trained with the rest of the model (`tau = exp(ln tau)` stays positive). Not with
+    /// [`Estimator::ReinMax`], whose gradient does not reach the temperature. Default: false.
+    #[config(default = false)]
+    pub learnable_tau: bool,
 }
 
 impl GumbelSoftmaxConfig {
-    /// Initializes a [`GumbelSoftmax`] layer.
+    /// Initializes a [`GumbelSoftmax`] layer; a learnable temperature is created on `device`.
     ///
     /// # Panics
-    /// If `tau` is not finite and `> 0`.
-    pub fn init(&self) -> GumbelSoftmax {
-        check::tau("GumbelSoftmaxConfig::init", self.tau);
+    /// - If `tau` is not finite and `> 0`.
+    /// - If the estimator is not straight-through and `hard` is false (only hard samples have an
+    ///   estimator), or Gumbel-Rao has 0 samples.
+    /// - With [`Estimator::ReinMax`], if `tau < 1` or the temperature is learnable.
+    pub fn init(&self, device: &Device) -> GumbelSoftmax {
+        const OP: &str = "GumbelSoftmaxConfig::init";
+        check::tau(OP, self.tau);
+        self.estimator.check(OP);
+        if self.estimator != Estimator::StraightThrough && !self.hard {
+            panic!(
+                "{OP}: the estimator {} is for hard (one-hot) samples: set hard = true, got \
+                 hard = false",
+                self.estimator
+            );
+        }
+        if self.estimator == Estimator::ReinMax {
+            check::reinmax_tau(OP, self.tau);
+            if self.learnable_tau {
+                panic!(
+                    "{OP}: ReinMax's gradient does not reach the temperature: learnable_tau must \
+                     be false with the estimator reinmax, got learnable_tau = true"
+                );
+            }
+        }
+        let log_tau = self
+            .learnable_tau
+            .then(|| Param::from_tensor(Tensor::<1>::from_floats([self.tau.ln() as f32], device)));
         GumbelSoftmax {
             tau: self.tau,
+            log_tau,
             hard: self.hard,
             dim: self.dim,
+            estimator: self.estimator,
             eval_mode: self.eval_mode,
             training: Param::from_bool(true),
         }
@@ -250,6 +299,10 @@ impl GumbelSoftmaxConfig {
 /// with [`forward_with_tau`](GumbelSoftmax::forward_with_tau), e.g. from a
 /// [`TemperatureSchedule`](crate::TemperatureSchedule).
 ///
+/// Hard samples pass gradients back with the configured [`Estimator`]: straight-through,
+/// Gumbel-Rao or ReinMax. With `learnable_tau` the temperature is a parameter `ln tau` of the
+/// layer, trained with the model; [`learned_tau`](GumbelSoftmax::learned_tau) reads it.
+///
 /// Jang, Gu, Poole, *Categorical Reparameterization with Gumbel-Softmax*, ICLR 2017,
 /// [arXiv:1611.01144](https://arxiv.org/abs/1611.01144).
 ///
@@ -262,7 +315,7 @@ impl GumbelSoftmaxConfig {
 ///
 /// let device = Device::default().autodiff();
 /// # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
-/// let layer = GumbelSoftmaxConfig::new().with_tau(0.5).with_hard(true).init();
+/// let layer = GumbelSoftmaxConfig::new().with_tau(0.5).with_hard(true).init(&device);
 /// let logits = Tensor::<3>::zeros([8, 20, 10], &device).require_grad(); // [batch, latent, class]
 /// let z = layer.forward(logits.clone());
 /// assert_eq!(z.dims(), [8, 20, 10]);
@@ -272,12 +325,18 @@ impl GumbelSoftmaxConfig {
 #[derive(Module, Debug)]
 #[module(custom_display)]
 pub struct GumbelSoftmax {
-    /// The temperature used by [`forward`](GumbelSoftmax::forward).
+    /// The temperature used by [`forward`](GumbelSoftmax::forward) when it is not learned (and
+    /// the initial value of a learned one).
     pub tau: f64,
-    /// Whether samples are one-hot (straight-through).
+    /// The learned `ln tau`, `[1]`, when the configuration asked for `learnable_tau`.
+    pub log_tau: Option<Param<Tensor<1>>>,
+    /// Whether samples are one-hot (with the gradient of `estimator`).
     pub hard: bool,
     /// The category dimension; negative values count from the end.
     pub dim: isize,
+    /// The gradient estimator of hard samples.
+    #[module(skip)]
+    pub estimator: Estimator,
     /// What the layer returns outside training.
     #[module(skip)]
     pub eval_mode: EvalMode,
@@ -287,7 +346,7 @@ pub struct GumbelSoftmax {
 }
 
 impl GumbelSoftmax {
-    /// Applies the layer with its own temperature.
+    /// Applies the layer with its own temperature: the learned one if there is one, else `tau`.
     ///
     /// See [`GumbelSoftmax`] and [`gumbel_softmax`].
     ///
@@ -299,26 +358,51 @@ impl GumbelSoftmax {
     /// As [`gumbel_softmax`]: a `dim` out of range, an empty category dimension, and in debug
     /// builds NaN logits or a fully masked row.
     pub fn forward<const D: usize>(&self, logits: Tensor<D>) -> Tensor<D> {
-        self.forward_with_tau(logits, self.tau)
+        const OP: &str = "GumbelSoftmax::forward";
+        let tau = match &self.log_tau {
+            Some(log_tau) => Tau::Learned(Box::new(log_tau.val().exp())),
+            None => Tau::Fixed(self.tau),
+        };
+        check::tau(OP, self.tau);
+        self.apply(OP, logits, &tau)
     }
 
-    /// Applies the layer with the temperature `tau` for this call only, for annealing.
+    /// Applies the layer with the temperature `tau` for this call only, for annealing. A learned
+    /// temperature is not used (nor trained) by this call.
     ///
     /// # Shapes
     /// - logits: `[..., n_categories, ...]` (categories along `dim`)
     /// - output: the shape of `logits`
     ///
     /// # Panics
-    /// As [`gumbel_softmax`], including a `tau` that is not finite and `> 0`.
+    /// As [`gumbel_softmax`], including a `tau` that is not finite and `> 0`; with
+    /// [`Estimator::ReinMax`], a `tau` below 1.
     pub fn forward_with_tau<const D: usize>(&self, logits: Tensor<D>, tau: f64) -> Tensor<D> {
         const OP: &str = "GumbelSoftmax::forward";
-        let dim = check_args(OP, &logits, tau, self.dim);
+        check::tau(OP, tau);
+        if self.hard && self.estimator == Estimator::ReinMax {
+            check::reinmax_tau(OP, tau);
+        }
+        self.apply(OP, logits, &Tau::Fixed(tau))
+    }
+
+    /// The learned temperature `exp(ln tau)`, `[1]`, or `None` when it is fixed.
+    pub fn learned_tau(&self) -> Option<Tensor<1>> {
+        self.log_tau.as_ref().map(|log_tau| log_tau.val().exp())
+    }
+
+    /// The layer at a checked temperature.
+    #[track_caller]
+    fn apply<const D: usize>(&self, op: &str, logits: Tensor<D>, tau: &Tau) -> Tensor<D> {
+        let dim = check::dim(op, self.dim, D);
+        check::categories(op, &logits.shape(), dim);
+        check::debug_logits(op, &logits, dim);
         let training = self.training.is_enabled() && logits.device().is_autodiff();
         match (training, self.eval_mode) {
             (true, _) | (false, EvalMode::Sample) => {
-                sample_with_fresh_noise(logits, tau, self.hard, dim)
+                sample_with_fresh_noise(logits, tau, self.hard, self.estimator, dim)
             }
-            (false, EvalMode::Softmax) => softmax(logits.div_scalar(tau), dim),
+            (false, EvalMode::Softmax) => softmax(tau.divide(logits), dim),
             (false, EvalMode::Argmax) => one_hot_argmax(logits, dim),
         }
     }
@@ -334,7 +418,9 @@ impl ModuleDisplay for GumbelSoftmax {
     fn custom_content(&self, content: Content) -> Option<Content> {
         let content = content
             .add("tau", &self.tau)
+            .add("learnable_tau", &self.log_tau.is_some())
             .add("hard", &self.hard)
+            .add("estimator", &self.estimator.to_string())
             .add("dim", &self.dim)
             .add("eval_mode", &self.eval_mode.to_string());
         match self.training.is_enabled() {
@@ -456,13 +542,15 @@ mod tests {
     #[test]
     #[should_panic = "GumbelSoftmaxConfig::init: the temperature tau must be finite and > 0, got tau = -0.5"]
     fn config_with_negative_tau_panics() {
-        let _ = GumbelSoftmaxConfig::new().with_tau(-0.5).init();
+        let _ = GumbelSoftmaxConfig::new()
+            .with_tau(-0.5)
+            .init(&Device::default());
     }
 
     #[test]
     #[should_panic = "GumbelSoftmax::forward: the temperature tau must be finite and > 0, got tau = 0"]
     fn forward_with_zero_tau_panics() {
-        let layer = GumbelSoftmaxConfig::new().init();
+        let layer = GumbelSoftmaxConfig::new().init(&Device::default());
         let _ = layer.forward_with_tau(logits(&Device::default()), 0.0);
     }
 
@@ -474,7 +562,7 @@ mod tests {
         let softmax_layer = GumbelSoftmaxConfig::new()
             .with_tau(2.0)
             .with_eval_mode(EvalMode::Softmax)
-            .init();
+            .init(&Device::default());
         let expected = softmax(x.clone() / 2.0, 1);
         softmax_layer
             .forward(x.clone())
@@ -483,7 +571,7 @@ mod tests {
 
         let argmax_layer = GumbelSoftmaxConfig::new()
             .with_eval_mode(EvalMode::Argmax)
-            .init();
+            .init(&Device::default());
         let expected =
             Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
         assert_eq!(argmax_layer.forward(x).into_data(), expected.into_data());
@@ -494,7 +582,7 @@ mod tests {
         let device = Device::default().autodiff();
         let layer = GumbelSoftmaxConfig::new()
             .with_eval_mode(EvalMode::Argmax)
-            .init();
+            .init(&Device::default());
         let x = logits(&device);
         let expected =
             Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
@@ -518,10 +606,13 @@ mod tests {
 
     #[test]
     fn display() {
-        let layer = GumbelSoftmaxConfig::new().with_hard(true).init();
+        let layer = GumbelSoftmaxConfig::new()
+            .with_hard(true)
+            .init(&Device::default());
         assert_eq!(
             format!("{layer}"),
-            "GumbelSoftmax {tau: 1, hard: true, dim: -1, eval_mode: sample}"
+            "GumbelSoftmax {tau: 1, learnable_tau: false, hard: true, estimator: st, dim: -1, eval_mode: \
+             sample}"
         );
     }
 }

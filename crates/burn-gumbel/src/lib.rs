@@ -12,6 +12,9 @@
 //! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
 //! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
 //! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
+//! | [`gumbel_rao`] | one-hot sample; gradient: straight-through averaged over `K` noise draws given the sample |
+//! | [`reinmax`] | one-hot sample of `softmax(logits)`; gradient `2·J(π₁)g − ½·J(p)g` (second order) |
+//! | [`Estimator`] | the layer's choice of gradient for hard samples: straight-through, Gumbel-Rao, ReinMax |
 //! | [`relaxed_bernoulli`] | `sigmoid((logits + L) / tau)`, `L` logistic; or with `hard` its 0/1, straight-through |
 //! | [`TemperatureSchedule`] | `tau = max(tau_min, tau0 · exp(-rate · t))` |
 //!
@@ -30,7 +33,7 @@
 //!
 //! let device = Device::default().autodiff();
 //! # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
-//! let layer = GumbelSoftmaxConfig::new().with_hard(true).init();
+//! let layer = GumbelSoftmaxConfig::new().with_hard(true).init(&device);
 //! let schedule = TemperatureSchedule::paper();
 //!
 //! let logits = Tensor::<3>::zeros([2, 20, 10], &device).require_grad(); // [batch, latent, class]
@@ -42,12 +45,15 @@
 #![warn(missing_docs)]
 
 mod check;
+mod estimator;
 mod gumbel_max;
 mod gumbel_softmax;
 mod noise;
 mod relaxed_bernoulli;
 mod schedule;
+mod temperature;
 
+pub use estimator::{Estimator, gumbel_rao, reinmax, reinmax_with_noise};
 pub use gumbel_max::{gumbel_max, gumbel_top_k};
 pub use gumbel_softmax::{
     EvalMode, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax, gumbel_softmax_with_noise,

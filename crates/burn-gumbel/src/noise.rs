@@ -43,11 +43,25 @@ pub fn gumbel_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) ->
     from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
 }
 
+/// Draws i.i.d. standard exponential noise, Exp(1): `e = -ln u`, clamped to `[2^-24, 87.34]` as
+/// [`gumbel_noise`] does (the law of `u` kept in `[2^-126, 1 - 2^-24]`), so `e > 0` and `ln e` is
+/// finite.
+pub(crate) fn exponential_noise<const D: usize>(
+    shape: impl Into<Shape>,
+    device: &Device,
+) -> Tensor<D> {
+    exponential_from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
+}
+
+/// `-ln u` for `u` in `[0, 1]`, as if `u` were clamped to `[2^-126, 1 - 2^-24]`.
+fn exponential_from_uniform<const D: usize>(u: Tensor<D>) -> Tensor<D> {
+    u.log().neg().clamp(EXP_MIN, EXP_MAX)
+}
+
 /// `-ln(-ln u)` for `u` in `[0, 1]`, as if `u` were clamped to `[2^-126, 1 - 2^-24]`.
 fn from_uniform<const D: usize>(u: Tensor<D>) -> Tensor<D> {
     // e = -ln u ~ Exp(1), clamped so that u stays in the open interval (see EXP_MIN, EXP_MAX).
-    let e = u.log().neg().clamp(EXP_MIN, EXP_MAX);
-    e.log().neg()
+    exponential_from_uniform(u).log().neg()
 }
 
 #[cfg(test)]

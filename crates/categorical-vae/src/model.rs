@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{log_softmax, relu, softplus};
 use burn::tensor::{Device, Tensor};
-use burn_gumbel::{GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax};
+use burn_gumbel::{Estimator, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax};
 
 use crate::data::PIXELS;
 use crate::error::Error;
@@ -28,6 +28,9 @@ pub struct VaeConfig {
     /// Straight-through (one-hot) samples instead of soft ones. Default: false.
     #[config(default = false)]
     pub hard: bool,
+    /// The gradient estimator of the one-hot samples (with `hard`). Default: straight-through.
+    #[config(default = "Estimator::StraightThrough")]
+    pub estimator: Estimator,
 }
 
 impl VaeConfig {
@@ -50,6 +53,12 @@ impl VaeConfig {
                 ));
             }
         }
+        if self.estimator != Estimator::StraightThrough && !self.hard {
+            return Err(Error::invalid(
+                "--estimator",
+                format!("{} needs one-hot samples: add --hard", self.estimator),
+            ));
+        }
         Ok(())
     }
 
@@ -69,7 +78,10 @@ impl VaeConfig {
             decoder1: LinearConfig::new(code, self.hidden2).init(device),
             decoder2: LinearConfig::new(self.hidden2, self.hidden1).init(device),
             decoder_logits: LinearConfig::new(self.hidden1, PIXELS).init(device),
-            gumbel: GumbelSoftmaxConfig::new().with_hard(self.hard).init(),
+            gumbel: GumbelSoftmaxConfig::new()
+                .with_hard(self.hard)
+                .with_estimator(self.estimator)
+                .init(device),
             n_latent: self.n_latent,
             n_categories: self.n_categories,
         }

@@ -18,7 +18,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
-use burn_gumbel::TemperatureSchedule;
+use burn_gumbel::{Estimator, TemperatureSchedule};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -75,7 +75,23 @@ impl TrainingConfig {
         }
         self.schedule
             .validate()
-            .map_err(|message| Error::invalid("temperature schedule", message))
+            .map_err(|message| Error::invalid("temperature schedule", message))?;
+        if self.model.hard && self.model.estimator == Estimator::ReinMax {
+            let lowest = match self.schedule {
+                TemperatureSchedule::Constant { tau } => tau,
+                TemperatureSchedule::Exponential { tau_min, .. } => tau_min,
+            };
+            if lowest < 1.0 {
+                return Err(Error::invalid(
+                    "--estimator",
+                    format!(
+                        "reinmax needs tau >= 1 at every step (use --tau-min 1 or --tau 1), \
+                         got a lowest tau of {lowest}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
