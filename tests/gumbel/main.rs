@@ -15,4 +15,5 @@ mod layer;
 mod noise;
 mod numerics;
 mod relaxed_bernoulli;
+mod relaxed_one_hot;
 mod samples;

@@ -15,6 +15,7 @@
 //! | [`gumbel_rao`] | one-hot sample; gradient: straight-through averaged over `K` noise draws given the sample |
 //! | [`reinmax`] | one-hot sample of `softmax(logits)`; gradient `2·J(π₁)g − ½·J(p)g` (second order) |
 //! | [`Estimator`] | the layer's choice of gradient for hard samples: straight-through, Gumbel-Rao, ReinMax |
+//! | [`RelaxedOneHotCategorical`] | the Concrete distribution: `rsample`, `log_prob` on the simplex and in log space |
 //! | [`relaxed_bernoulli`] | `sigmoid((logits + L) / tau)`, `L` logistic; or with `hard` its 0/1, straight-through |
 //! | [`TemperatureSchedule`] | `tau = max(tau_min, tau0 · exp(-rate · t))` |
 //!
@@ -50,6 +51,7 @@ mod gumbel_max;
 mod gumbel_softmax;
 mod noise;
 mod relaxed_bernoulli;
+mod relaxed_one_hot;
 mod schedule;
 mod temperature;
 
@@ -60,6 +62,7 @@ pub use gumbel_softmax::{
 };
 pub use noise::gumbel_noise;
 pub use relaxed_bernoulli::{logistic_noise, relaxed_bernoulli, relaxed_bernoulli_with_noise};
+pub use relaxed_one_hot::RelaxedOneHotCategorical;
 pub use schedule::TemperatureSchedule;
 
 /// The README's Rust snippets, compiled and run as doctests.
