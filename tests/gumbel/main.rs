@@ -15,5 +15,6 @@ mod layer;
 mod noise;
 mod numerics;
 mod relaxed_bernoulli;
+mod relaxed_k_hot;
 mod relaxed_one_hot;
 mod samples;

@@ -39,6 +39,14 @@ pub(crate) fn dim(op: &str, dim: impl AsIndex, rank: usize) -> usize {
     }
 }
 
+/// Panics unless `1 ≤ k ≤ n`, the number of categories along `dim`.
+#[track_caller]
+pub(crate) fn k(op: &str, k: usize, n: usize, dim: usize) {
+    if k == 0 || k > n {
+        panic!("{op}: k must be in [1, {n}] for {n} categories along dim {dim}, got k = {k}");
+    }
+}
+
 /// Panics unless `noise` has the shape of `logits`.
 #[track_caller]
 pub(crate) fn same_shape(op: &str, logits: &Shape, noise: &Shape) {

@@ -87,10 +87,7 @@ pub fn gumbel_top_k<const D: usize>(
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_top_k";
     let dim = check::dim(OP, dim, D);
-    let n = logits.shape()[dim];
-    if k == 0 || k > n {
-        panic!("{OP}: k must be in [1, {n}] for {n} categories along dim {dim}, got k = {k}");
-    }
+    check::k(OP, k, logits.shape()[dim], dim);
     check::debug_logits(OP, &logits, dim);
     let logits = logits.detach();
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());

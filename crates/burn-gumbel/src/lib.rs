@@ -9,6 +9,7 @@
 //! | [`gumbel_noise`] | `g = -ln(-ln u)`, `u ~ Uniform(0, 1)` (open interval): Gumbel(0, 1) |
 //! | [`gumbel_max`] | `argmax(logits + g)`: an exact sample of `softmax(logits)` |
 //! | [`gumbel_top_k`] | the `k` largest `logits + g`, in order: sampling without replacement |
+//! | [`relaxed_k_hot`] | `k` rounds of masked softmax: a differentiable subset of size `k`; or its exact k-hot, straight-through |
 //! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
 //! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
 //! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
@@ -51,6 +52,7 @@ mod gumbel_max;
 mod gumbel_softmax;
 mod noise;
 mod relaxed_bernoulli;
+mod relaxed_k_hot;
 mod relaxed_one_hot;
 mod schedule;
 mod temperature;
@@ -62,6 +64,7 @@ pub use gumbel_softmax::{
 };
 pub use noise::gumbel_noise;
 pub use relaxed_bernoulli::{logistic_noise, relaxed_bernoulli, relaxed_bernoulli_with_noise};
+pub use relaxed_k_hot::{relaxed_k_hot, relaxed_k_hot_with_noise};
 pub use relaxed_one_hot::RelaxedOneHotCategorical;
 pub use schedule::TemperatureSchedule;
 

@@ -1,0 +1,158 @@
+//! The relaxed k-hot: sums, the hard subset, the temperature limit, straight-through gradients and
+//! the law of the subset.
+
+use burn::tensor::{Device, Tensor};
+use burn_gumbel::{relaxed_k_hot, relaxed_k_hot_with_noise};
+
+use crate::support::{host_gumbel, host_uniform, tensor2, values};
+
+device_tests!(
+    soft_sums_to_k_and_hard_is_the_top_k,
+    low_temperature_approaches_the_hard_sample,
+    straight_through_gradient_is_the_soft_gradient,
+    inclusion_frequencies_are_those_of_sampling_without_replacement,
+    masked_categories_are_never_chosen,
+);
+
+const ROWS: usize = 64;
+const N: usize = 6;
+const K: usize = 3;
+
+fn logits_and_noise(device: &Device) -> (Tensor<2>, Tensor<2>, Vec<f32>) {
+    let logits = host_uniform(ROWS * N, 701, -2.0, 2.0);
+    let noise = host_gumbel(ROWS * N, 702);
+    let perturbed: Vec<f32> = logits.iter().zip(&noise).map(|(l, g)| l + g).collect();
+    (
+        tensor2(logits, ROWS, N, device),
+        tensor2(noise, ROWS, N, device),
+        perturbed,
+    )
+}
+
+/// The k-hot of the `k` largest values of each row, on the host.
+fn host_k_hot(perturbed: &[f32], k: usize) -> Vec<f32> {
+    let mut out = vec![0.0; perturbed.len()];
+    for (row, chunk) in perturbed.chunks(N).enumerate() {
+        let mut order: Vec<usize> = (0..N).collect();
+        order.sort_by(|&a, &b| chunk[b].total_cmp(&chunk[a]));
+        for &j in &order[..k] {
+            out[row * N + j] = 1.0;
+        }
+    }
+    out
+}
+
+fn soft_sums_to_k_and_hard_is_the_top_k(device: &Device) {
+    let (logits, noise, perturbed) = logits_and_noise(device);
+    let soft = values(relaxed_k_hot_with_noise(
+        logits.clone(),
+        noise.clone(),
+        K,
+        0.5,
+        false,
+        -1,
+    ));
+    for row in soft.chunks(N) {
+        let sum: f32 = row.iter().sum();
+        // K softmaxes, each summing to 1 within a few f32 ulps.
+        assert!((sum - K as f32).abs() < 1e-4, "row sums to {sum}");
+        // Nonnegative; an entry may exceed 1 at this temperature (see the function's docs).
+        assert!(row.iter().all(|&v| v >= 0.0), "{row:?}");
+    }
+    let hard = values(relaxed_k_hot_with_noise(logits, noise, K, 0.5, true, -1));
+    assert_eq!(hard, host_k_hot(&perturbed, K));
+}
+
+fn low_temperature_approaches_the_hard_sample(device: &Device) {
+    let (logits, noise, perturbed) = logits_and_noise(device);
+    let hard = host_k_hot(&perturbed, K);
+    let mut previous = f32::INFINITY;
+    for tau in [1.0, 0.1, 0.01] {
+        let soft = values(relaxed_k_hot_with_noise(
+            logits.clone(),
+            noise.clone(),
+            K,
+            tau,
+            false,
+            -1,
+        ));
+        let distance = soft
+            .iter()
+            .zip(&hard)
+            .map(|(s, h)| (s - h).abs())
+            .sum::<f32>()
+            / soft.len() as f32;
+        assert!(
+            distance < previous,
+            "tau {tau}: {distance} not below {previous}"
+        );
+        previous = distance;
+    }
+    // At tau = 0.01 only rows with a gap below ~0.05 between the k-th and (k+1)-th perturbed
+    // logits are still visibly soft: the mean distance is small.
+    assert!(previous < 0.01, "mean distance at tau = 0.01: {previous}");
+}
+
+fn straight_through_gradient_is_the_soft_gradient(device: &Device) {
+    let device = device.clone().autodiff();
+    let (logits, noise, _) = logits_and_noise(&device);
+    let weights = tensor2(host_uniform(ROWS * N, 703, -1.0, 1.0), ROWS, N, &device);
+    let grad = |hard: bool| {
+        let logits = logits.clone().require_grad();
+        let y = relaxed_k_hot_with_noise(logits.clone(), noise.clone(), K, 0.5, hard, -1);
+        let grads = (y * weights.clone()).sum().backward();
+        values(logits.grad(&grads).unwrap())
+    };
+    let (soft, hard) = (grad(false), grad(true));
+    assert!(soft.iter().all(|v| v.is_finite()) && soft.iter().any(|&v| v != 0.0));
+    assert_eq!(hard, soft);
+}
+
+fn inclusion_frequencies_are_those_of_sampling_without_replacement(device: &Device) {
+    let n = 100_000;
+    let logits = [0.5f32, -0.5, 1.0, 0.0];
+    let e: Vec<f64> = logits.iter().map(|&l| (l as f64).exp()).collect();
+    let total: f64 = e.iter().sum();
+    let p: Vec<f64> = e.iter().map(|v| v / total).collect();
+    // P(i in a 2-subset drawn without replacement) = p_i + Σ_{j≠i} p_j·p_i / (1 − p_j).
+    let exact: Vec<f64> = (0..4)
+        .map(|i| {
+            p[i] + (0..4)
+                .filter(|&j| j != i)
+                .map(|j| p[j] * p[i] / (1.0 - p[j]))
+                .sum::<f64>()
+        })
+        .collect();
+    device.seed(704);
+    let rows = tensor2(logits.to_vec(), 1, 4, device).repeat_dim(0, n);
+    let hard = values(relaxed_k_hot(rows, 2, 1.0, true, -1));
+    for (i, &q) in exact.iter().enumerate() {
+        let freq = (0..n).filter(|&r| hard[4 * r + i] == 1.0).count() as f64 / n as f64;
+        let se = (q * (1.0 - q) / n as f64).sqrt();
+        // Binomial frequency within 5 standard errors (two-sided p ≈ 6e-7 per category).
+        assert!((freq - q).abs() < 5.0 * se, "category {i}: {freq} vs {q}");
+    }
+}
+
+fn masked_categories_are_never_chosen(device: &Device) {
+    let device = device.clone().autodiff();
+    let inf = f32::NEG_INFINITY;
+    let row = vec![0.0, inf, 1.0, -0.5, inf, 0.3];
+    device.seed(705);
+    for hard in [false, true] {
+        let logits = tensor2(row.clone(), 1, N, &device)
+            .repeat_dim(0, 200)
+            .require_grad();
+        let y = relaxed_k_hot(logits.clone(), K, 0.3, hard, -1);
+        let weights = tensor2(host_uniform(200 * N, 706, -1.0, 1.0), 200, N, &device);
+        let grads = (y.clone() * weights).sum().backward();
+        let (y, grad) = (values(y), values(logits.grad(&grads).unwrap()));
+        for (j, (&v, &g)) in y.iter().zip(&grad).enumerate() {
+            assert!(g.is_finite(), "gradient {j} is {g}");
+            if row[j % N] == inf {
+                assert_eq!(v, 0.0, "masked category {} chosen (hard = {hard})", j % N);
+                assert_eq!(g, 0.0, "masked category {} has gradient {g}", j % N);
+            }
+        }
+    }
+}
