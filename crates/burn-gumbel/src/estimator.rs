@@ -49,7 +49,7 @@ pub enum Estimator {
         /// Number of conditional noise draws averaged in the backward pass, `≥ 1`.
         samples: usize,
     },
-    /// ReinMax (Liu, Zhang, Zhou, Chen, Han, NeurIPS 2023,
+    /// ReinMax (Liu, Dong, Liu, Yu, Gao, NeurIPS 2023,
     /// [arXiv:2304.08612](https://arxiv.org/abs/2304.08612)): a second-order (Heun) correction of
     /// straight-through; samples from `softmax(logits)` and needs `tau ≥ 1`. See [`reinmax`].
     ReinMax,
@@ -166,7 +166,7 @@ pub fn gumbel_rao<const D: usize>(
 
 /// Draws a one-hot categorical sample whose gradient is the ReinMax estimator.
 ///
-/// Liu, Zhang, Zhou, Chen, Han, *Bridging Discrete and Backpropagation: Straight-Through and
+/// Liu, Dong, Liu, Yu, Gao, *Bridging Discrete and Backpropagation: Straight-Through and
 /// Beyond*, NeurIPS 2023, [arXiv:2304.08612](https://arxiv.org/abs/2304.08612).
 ///
 /// Forward: `D`, a one-hot sample of `softmax(θ)` (by Gumbel-max: `tau` does not change the law).
