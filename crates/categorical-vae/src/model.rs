@@ -234,6 +234,15 @@ mod tests {
     }
 
     #[test]
+    fn an_estimator_without_hard_samples_is_an_error() {
+        let config = VaeConfig::new().with_estimator(Estimator::GumbelRao { samples: 4 });
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--estimator: gumbel-rao:4 needs one-hot samples: add --hard"
+        );
+    }
+
+    #[test]
     fn elbo_terms_match_their_closed_forms() {
         let device = Device::default();
         // Pixel logits 0: each pixel costs ln 2 whatever x is. Encoder logits 0: q is uniform and

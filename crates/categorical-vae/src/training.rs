@@ -343,12 +343,25 @@ pub fn evaluate(
 pub fn load_config(out_dir: &Path) -> Result<TrainingConfig, Error> {
     let path = out_dir.join("config.json");
     let text = fs::read_to_string(&path).map_err(|e| Error::data(&path, e.to_string()))?;
-    let config: TrainingConfig = serde_json::from_str(&text)
+    let config = parse_config(&text)
         .map_err(|e| Error::data(&path, format!("not a training configuration: {e}")))?;
     config
         .validate()
         .map_err(|e| Error::data(&path, e.to_string()))?;
     Ok(config)
+}
+
+/// Parses a `config.json`. Runs made before the VAE had `--estimator` have no `estimator` field:
+/// they used straight-through, which is filled in (Burn's `Config` does not apply field defaults
+/// when deserializing).
+fn parse_config(text: &str) -> Result<TrainingConfig, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_str(text)?;
+    if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+        model
+            .entry("estimator")
+            .or_insert_with(|| serde_json::json!(Estimator::StraightThrough));
+    }
+    serde_json::from_value(value)
 }
 
 /// Loads the model saved in `out_dir/checkpoint` for `config`, on `device`.
@@ -503,6 +516,35 @@ fn progress_bar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_without_an_estimator_reads_as_straight_through() {
+        let config = TrainingConfig::new(VaeConfig::new().with_hard(true));
+        let mut value = serde_json::to_value(&config).unwrap();
+        value["model"].as_object_mut().unwrap().remove("estimator");
+        let old = parse_config(&value.to_string()).unwrap();
+        assert_eq!(old.model.estimator, Estimator::StraightThrough);
+        assert!(old.model.hard);
+        let reinmax = TrainingConfig::new(VaeConfig::new().with_estimator(Estimator::ReinMax));
+        let back = parse_config(&config_json(&reinmax)).unwrap();
+        assert_eq!(back.model.estimator, Estimator::ReinMax);
+    }
+
+    #[test]
+    fn reinmax_below_tau_one_names_the_flag() {
+        let config = TrainingConfig::new(
+            VaeConfig::new()
+                .with_hard(true)
+                .with_estimator(Estimator::ReinMax),
+        );
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--estimator: reinmax needs tau >= 1 at every step (use --tau-min 1 or --tau 1), got \
+             a lowest tau of 0.5"
+        );
+        let config = config.with_schedule(TemperatureSchedule::constant(1.0));
+        assert!(config.validate().is_ok());
+    }
 
     #[test]
     fn nonsensical_values_name_their_flag() {
