@@ -9,6 +9,7 @@ mod support;
 
 mod cross_backend;
 mod estimators;
+mod fused;
 mod gradients;
 mod gumbel_max;
 mod layer;

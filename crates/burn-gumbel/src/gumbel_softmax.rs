@@ -89,6 +89,13 @@ fn sample_with_fresh_noise<const D: usize>(
     estimator: Estimator,
     dim: usize,
 ) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if let Tau::Fixed(tau) = tau
+        && estimator == Estimator::StraightThrough
+        && crate::fused::applies(&logits, dim)
+    {
+        return crate::fused::gumbel_softmax(logits, *tau, hard);
+    }
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     sample(logits, noise, tau, hard, estimator, dim)
 }

@@ -48,6 +48,8 @@
 
 mod check;
 mod estimator;
+#[cfg(feature = "flex")]
+mod fused;
 mod gumbel_max;
 mod gumbel_softmax;
 mod noise;

@@ -1,0 +1,410 @@
+//! A fused Gumbel-Softmax for Burn's flex CPU backend, with its backward pass.
+//!
+//! The tensor-op version ([`crate::gumbel_softmax_with_noise`] with [`crate::gumbel_noise`]) makes
+//! about ten passes over memory, draws its uniforms from a ChaCha generator and takes two scalar
+//! logarithms per element. This kernel does one row at a time, in cache: a counter-based generator
+//! (SplitMix64 of the element's index under a key drawn from the device's generator, so
+//! `Device::seed` still makes results reproducible), branch-free logarithm and exponential that the
+//! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
+//! in one pass. Rows are spread over rayon's threads.
+//!
+//! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
+//! (plain or autodiff) for f32 logits with the categories last, a fixed temperature and the
+//! straight-through estimator; everything else takes the tensor-op path, which the tests compare
+//! it against.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::{DType, Distribution, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// The fused sampler as a Burn backend extension: implemented for flex and for autodiff over flex.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedGumbelSoftmax: Backend {
+    /// `softmax((logits + g) / tau)` over the last dimension (or its one-hot with `hard`), `g`
+    /// Gumbel noise from the counter-based generator under `key`.
+    fn fused_gumbel_softmax(
+        logits: FloatTensor<Self>,
+        tau: f32,
+        hard: bool,
+        key: u64,
+    ) -> FloatTensor<Self>;
+}
+
+impl FusedGumbelSoftmax for Flex {
+    fn fused_gumbel_softmax(logits: FlexTensor, tau: f32, hard: bool, key: u64) -> FlexTensor {
+        let output = if hard { Output::Hard } else { Output::Soft };
+        forward(&logits, tau, key, output).0
+    }
+}
+
+/// The backward pass of the fused sampler: `∂L/∂logits = y ⊙ (g − yᵀg) / tau` per row, `y` the
+/// soft sample (also for hard samples: straight-through).
+#[derive(Debug)]
+struct FusedBackward;
+
+impl Backward<Flex, 1> for FusedBackward {
+    type State = (FlexTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (soft, tau) = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            backward(&soft, &grad, tau)
+        });
+    }
+}
+
+impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
+    fn fused_gumbel_softmax(
+        logits: FloatTensor<Self>,
+        tau: f32,
+        hard: bool,
+        key: u64,
+    ) -> FloatTensor<Self> {
+        let (primitive, node) = logits.into_parts();
+        match FusedBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let output = if hard {
+                    Output::HardWithSoft
+                } else {
+                    Output::Soft
+                };
+                let (out, soft) = forward(&primitive, tau, key, output);
+                let soft = soft.unwrap_or_else(|| out.clone());
+                prep.finish((soft, tau), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                let output = if hard { Output::Hard } else { Output::Soft };
+                prep.finish(forward(&primitive, tau, key, output).0)
+            }
+        }
+    }
+}
+
+/// Whether the fused path serves a call: a flex device (plain or autodiff), f32 logits, the
+/// categories on the last dimension.
+pub(crate) fn applies<const D: usize>(logits: &Tensor<D>, dim: usize) -> bool {
+    let device = logits.device();
+    dim == D - 1
+        && logits.dtype() == DType::F32
+        && matches!(
+            device.without_autodiff().as_dispatch(),
+            burn::backend::DispatchDevice::Flex(_)
+        )
+}
+
+/// The fused sample: soft, or one-hot with the soft sample's gradient. The key comes from the
+/// device's generator, so seeding the device fixes the result.
+pub(crate) fn gumbel_softmax<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
+    let device = logits.device();
+    let bits = Tensor::<1>::random([2], Distribution::Default, &device)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 uniforms");
+    // 24 random bits from each uniform.
+    let key = ((bits[0] * 16_777_216.0) as u64) << 24 | (bits[1] * 16_777_216.0) as u64;
+    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
+        logits.into_dispatch(),
+        tau as f32,
+        hard,
+        key,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// What [`forward`] produces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The soft sample.
+    Soft,
+    /// The one-hot sample only.
+    Hard,
+    /// The one-hot sample, and the soft sample for the backward pass.
+    HardWithSoft,
+}
+
+/// Elements per rayon task: small rows are grouped so that each task has work enough.
+const TASK_ELEMENTS: usize = 16_384;
+
+/// The forward kernel on a flex tensor: `(output, soft sample if asked for)`.
+fn forward(
+    logits: &FlexTensor,
+    tau: f32,
+    key: u64,
+    output: Output,
+) -> (FlexTensor, Option<FlexTensor>) {
+    let shape = logits.layout().shape().clone();
+    let n = shape[shape.num_dims() - 1];
+    let contiguous;
+    let theta: &[f32] = match logits.as_slice::<f32>() {
+        Some(slice) => slice,
+        None => {
+            contiguous = logits.to_contiguous();
+            contiguous.as_slice::<f32>().expect("contiguous f32")
+        }
+    };
+    let total = theta.len();
+    let mut soft = vec![0.0f32; total];
+    let mut hard = match output {
+        Output::Soft => Vec::new(),
+        Output::Hard | Output::HardWithSoft => vec![0.0f32; total],
+    };
+    if n > 0 && total > 0 {
+        let rows_per_task = (TASK_ELEMENTS / n).max(1);
+        let chunk = rows_per_task * n;
+        let normalize = output != Output::Hard;
+        let inv_tau = 1.0 / tau;
+        let tasks = soft
+            .par_chunks_mut(chunk)
+            .zip(theta.par_chunks(chunk))
+            .enumerate();
+        let argmaxes: Vec<Vec<usize>> = tasks
+            .map(|(task, (out, theta))| {
+                let first = (task * chunk) as u64;
+                out.chunks_mut(n)
+                    .zip(theta.chunks(n))
+                    .enumerate()
+                    .map(|(row, (out, theta))| {
+                        let start = first + (row * n) as u64;
+                        row_forward(theta, out, inv_tau, key, start, normalize)
+                    })
+                    .collect()
+            })
+            .collect();
+        if output != Output::Soft {
+            for (row, j) in argmaxes.into_iter().flatten().enumerate() {
+                hard[row * n + j] = 1.0;
+            }
+        }
+    }
+    let tensor = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, shape.clone()));
+    match output {
+        Output::Soft => (tensor(soft), None),
+        Output::Hard => (tensor(hard), None),
+        Output::HardWithSoft => (tensor(hard), Some(tensor(soft))),
+    }
+}
+
+/// One row: writes `(θ + g) / tau` into `out`, and with `normalize` its softmax; returns the
+/// index of the row maximum (the lowest on ties).
+fn row_forward(
+    theta: &[f32],
+    out: &mut [f32],
+    inv_tau: f32,
+    key: u64,
+    start: u64,
+    normalize: bool,
+) -> usize {
+    for (j, u) in out.iter_mut().enumerate() {
+        *u = uniform(key, start + j as u64);
+    }
+    // g = −ln(−ln u); branch-free, so that the compiler vectorizes the loop.
+    for (x, &t) in out.iter_mut().zip(theta) {
+        *x = (t - fast_ln(-fast_ln(*x))) * inv_tau;
+    }
+    let max = lane_max(out);
+    let argmax = out.iter().position(|&x| x == max).unwrap_or(0);
+    if normalize {
+        let mut sum = 0.0f32;
+        for x in out.iter_mut() {
+            *x = fast_exp(*x - max);
+        }
+        for &x in out.iter() {
+            sum += x;
+        }
+        let inv = 1.0 / sum;
+        for x in out.iter_mut() {
+            *x *= inv;
+        }
+    }
+    argmax
+}
+
+/// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row.
+fn backward(soft: &FlexTensor, grad: &FlexTensor, tau: f32) -> FlexTensor {
+    let shape = soft.layout().shape().clone();
+    let n = shape[shape.num_dims() - 1];
+    let y = soft
+        .as_slice::<f32>()
+        .expect("the saved soft sample is contiguous");
+    let contiguous;
+    let g: &[f32] = match grad.as_slice::<f32>() {
+        Some(slice) => slice,
+        None => {
+            contiguous = grad.to_contiguous();
+            contiguous.as_slice::<f32>().expect("contiguous f32")
+        }
+    };
+    let mut out = vec![0.0f32; y.len()];
+    if n > 0 && !y.is_empty() {
+        let chunk = (TASK_ELEMENTS / n).max(1) * n;
+        let inv_tau = 1.0 / tau;
+        out.par_chunks_mut(chunk)
+            .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
+            .for_each(|(out, (y, g))| {
+                for ((out, y), g) in out.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
+                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                    for ((o, &yj), &gj) in out.iter_mut().zip(y).zip(g) {
+                        *o = yj * (gj - dot) * inv_tau;
+                    }
+                }
+            });
+    }
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// The maximum of a slice, in 8 independent lanes so that it vectorizes.
+fn lane_max(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for l in lanes {
+        max = if l > max { l } else { max };
+    }
+    max
+}
+
+/// A uniform in the open interval `(0, 1)` for element `index` under `key`: SplitMix64 of the
+/// counter, top 24 bits, centred in its cell, so `u ∈ [2^-25, 1 − 2^-25]`.
+#[inline(always)]
+fn uniform(key: u64, index: u64) -> f32 {
+    let mut z = key.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    ((z >> 40) as f32 + 0.5) * (1.0 / 16_777_216.0)
+}
+
+/// `ln x` for normal `x > 0`, branch-free (Cephes' `logf` polynomial, within 2 ulp).
+#[inline(always)]
+fn fast_ln(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
+    let mantissa = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+    let big = mantissa > core::f32::consts::SQRT_2;
+    let m = if big { mantissa * 0.5 } else { mantissa };
+    let e = (exponent + big as i32) as f32;
+    let f = m - 1.0;
+    let z = f * f;
+    let mut p = 7.037_683_6e-2f32;
+    p = p * f - 1.151_461_1e-1;
+    p = p * f + 1.167_699_9e-1;
+    p = p * f - 1.242_014_1e-1;
+    p = p * f + 1.424_932_3e-1;
+    p = p * f - 1.666_805_8e-1;
+    p = p * f + 2.000_071_5e-1;
+    p = p * f - 2.499_999_4e-1;
+    p = p * f + 3.333_333e-1;
+    let y = p * f * z - 2.121_944_4e-4 * e - 0.5 * z;
+    f + y + 0.693_359_4 * e
+}
+
+/// `exp x` for `x ≤ 0`, branch-free (Cephes' `expf` polynomial, within 2 ulp); exactly 0 below
+/// −87 (and for −∞), where `exp` is under 2^-125.
+#[inline(always)]
+fn fast_exp(x: f32) -> f32 {
+    let xc = if x > -87.0 { x } else { -87.0 };
+    let t = xc * core::f32::consts::LOG2_E;
+    let n = (t - 0.5) as i32; // round to nearest for t ≤ 0
+    let nf = n as f32;
+    let r = xc - nf * 0.693_359_4 + nf * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5e-1;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n + 127) as u32) << 23);
+    if x > -87.0 { y * scale } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ulps(a: f32, b: f32) -> i64 {
+        (a.to_bits() as i64 - b.to_bits() as i64).abs()
+    }
+
+    #[test]
+    fn fast_ln_is_within_two_ulp_of_the_correctly_rounded_log() {
+        // Every 997th positive normal f32, across the whole range.
+        let mut worst = 0;
+        let mut bits = f32::MIN_POSITIVE.to_bits();
+        while bits < f32::MAX.to_bits() {
+            let x = f32::from_bits(bits);
+            let exact = (x as f64).ln() as f32;
+            let error = if exact.abs() < 1e-6 {
+                ((fast_ln(x) - exact).abs() / f32::EPSILON * 1e6) as i64 // near 1: absolute
+            } else {
+                ulps(fast_ln(x), exact)
+            };
+            worst = worst.max(error);
+            bits += 997;
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+    }
+
+    #[test]
+    fn fast_exp_is_within_two_ulp_on_its_domain() {
+        let mut worst = 0;
+        for i in 0..2_000_000 {
+            let x = -87.0 * i as f32 / 2_000_000.0;
+            worst = worst.max(ulps(fast_exp(x), (x as f64).exp() as f32));
+        }
+        assert!(worst <= 2, "worst error {worst} ulp");
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert_eq!(fast_exp(-88.0), 0.0);
+        assert_eq!(fast_exp(f32::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn uniforms_are_in_the_open_interval_and_uniform() {
+        // 1M draws: mean 1/2 and variance 1/12 within 5 standard errors; no 0, no 1.
+        let n = 1_000_000u64;
+        let (mut sum, mut sum2) = (0.0f64, 0.0f64);
+        for i in 0..n {
+            let u = uniform(0xDEAD_BEEF, i) as f64;
+            assert!(u > 0.0 && u < 1.0);
+            sum += u;
+            sum2 += u * u;
+        }
+        let mean = sum / n as f64;
+        let var = sum2 / n as f64 - mean * mean;
+        // SE of the mean: sqrt(1/12 / n) ≈ 2.9e-4; of the variance: sqrt(1/180 / n) ≈ 7.5e-5.
+        assert!((mean - 0.5).abs() < 5.0 * 2.9e-4, "mean {mean}");
+        assert!((var - 1.0 / 12.0).abs() < 5.0 * 7.5e-5, "variance {var}");
+        // Neighbouring counters are not correlated: lag-1 correlation within 5 SE (1e-3).
+        let mut cov = 0.0f64;
+        for i in 0..n {
+            cov += (uniform(7, i) as f64 - 0.5) * (uniform(7, i + 1) as f64 - 0.5);
+        }
+        let corr = cov / n as f64 * 12.0;
+        assert!(corr.abs() < 5.0e-3, "lag-1 correlation {corr}");
+    }
+
+    #[test]
+    fn lane_max_is_the_maximum() {
+        let x: Vec<f32> = (0..37).map(|i| ((i * 17) % 37) as f32 - 3.0).collect();
+        assert_eq!(lane_max(&x), 33.0);
+        assert_eq!(lane_max(&[f32::NEG_INFINITY, -1.0]), -1.0);
+    }
+}

@@ -1,0 +1,62 @@
+//! On flex, `gumbel_softmax` with fresh noise runs the fused kernel; the tensor-op path
+//! (`gumbel_softmax_with_noise` with `gumbel_noise`) is the reference it must agree with in law,
+//! forward and backward. On the other backends both calls take the tensor-op path.
+
+use burn::tensor::{Device, Tensor};
+use burn_gumbel::{gumbel_noise, gumbel_softmax, gumbel_softmax_with_noise};
+
+use crate::support::{tensor2, values};
+
+device_tests!(fresh_noise_path_agrees_with_the_reference_in_law);
+
+const LOGITS: [f32; 5] = [0.5, -1.0, 1.5, 0.0, -0.3];
+
+/// Per-category mean and standard error of `[rows, 5]` values.
+fn mean_se(v: &[f32]) -> Vec<(f64, f64)> {
+    let rows = v.len() / 5;
+    (0..5)
+        .map(|k| {
+            let x: Vec<f64> = (0..rows).map(|r| v[5 * r + k] as f64).collect();
+            let m = x.iter().sum::<f64>() / rows as f64;
+            let var = x.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (rows - 1) as f64;
+            (m, (var / rows as f64).sqrt())
+        })
+        .collect()
+}
+
+fn fresh_noise_path_agrees_with_the_reference_in_law(device: &Device) {
+    let device = device.clone().autodiff();
+    let n = 100_000;
+    device.seed(801);
+    let weights = tensor2(vec![1.0, -2.0, 0.5, 3.0, 0.0], 1, 5, &device);
+    // Soft and hard samples and the gradients of Σ w·y, by both paths.
+    for (tau, hard) in [(0.5, false), (1.0, true)] {
+        let run = |fresh: bool| {
+            let logits = tensor2(LOGITS.to_vec(), 1, 5, &device)
+                .repeat_dim(0, n)
+                .detach()
+                .require_grad();
+            let y: Tensor<2> = match fresh {
+                true => gumbel_softmax(logits.clone(), tau, hard, -1),
+                false => {
+                    let noise = gumbel_noise(logits.shape(), &device);
+                    gumbel_softmax_with_noise(logits.clone(), noise, tau, hard, -1)
+                }
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            (values(y), values(logits.grad(&grads).unwrap()))
+        };
+        let (y_fresh, g_fresh) = run(true);
+        let (y_ref, g_ref) = run(false);
+        for (name, a, b) in [("sample", &y_fresh, &y_ref), ("gradient", &g_fresh, &g_ref)] {
+            for (k, ((ma, sa), (mb, sb))) in mean_se(a).into_iter().zip(mean_se(b)).enumerate() {
+                // Two independent means of 100,000 draws: within 5 combined standard errors.
+                let tolerance = 5.0 * (sa * sa + sb * sb).sqrt();
+                assert!(
+                    (ma - mb).abs() < tolerance,
+                    "tau {tau}, hard {hard}, {name} {k}: {ma} vs {mb} (tolerance {tolerance})"
+                );
+            }
+        }
+    }
+}
