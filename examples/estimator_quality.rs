@@ -315,7 +315,7 @@ fn against_the_papers(all: &[(usize, Vec<Row>)]) -> String {
          - Cost: here the estimator is the whole computation, so Gumbel-Rao's K extra softmaxes \
          make a draw about K times dearer, and at equal compute averaging straight-through draws \
          gives a lower variance (last column). In a model the network dominates the cost: in \
-         the categorical VAE (README) gumbel-rao:10 costs about a third more per step.\n",
+         the categorical VAE (README) gumbel-rao:10 takes about 1.4 times as long per step.\n",
         verdict(low_tau_gains_more),
         verdict(reinmax_less_biased),
     )
