@@ -578,6 +578,8 @@ mod tests {
         let zt = to_vec(zt.transpose());
         let gt = to_vec(logits.grad(&grads).unwrap().transpose());
         assert_eq!(z, zt);
+        // The same arithmetic on the same values, only laid out differently: equal up to the
+        // order of the row sums (a few ulps of gradients of order 1).
         for (a, b) in grad.iter().zip(&gt) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }

@@ -144,14 +144,8 @@ fn forward(
 ) -> (FlexTensor, Option<FlexTensor>) {
     let shape = logits.layout().shape().clone();
     let n = shape[shape.num_dims() - 1];
-    let contiguous;
-    let theta: &[f32] = match logits.as_slice::<f32>() {
-        Some(slice) => slice,
-        None => {
-            contiguous = logits.to_contiguous();
-            contiguous.as_slice::<f32>().expect("contiguous f32")
-        }
-    };
+    let contiguous = contiguous_f32(logits);
+    let theta = contiguous.as_slice::<f32>().expect("contiguous f32");
     let total = theta.len();
     let mut soft = vec![0.0f32; total];
     let mut hard = match output {
@@ -236,14 +230,8 @@ fn backward(soft: &FlexTensor, grad: &FlexTensor, tau: f32) -> FlexTensor {
     let y = soft
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
-    let contiguous;
-    let g: &[f32] = match grad.as_slice::<f32>() {
-        Some(slice) => slice,
-        None => {
-            contiguous = grad.to_contiguous();
-            contiguous.as_slice::<f32>().expect("contiguous f32")
-        }
-    };
+    let grad = contiguous_f32(grad);
+    let g = grad.as_slice::<f32>().expect("contiguous f32");
     let mut out = vec![0.0f32; y.len()];
     if n > 0 && !y.is_empty() {
         let chunk = (TASK_ELEMENTS / n).max(1) * n;
@@ -260,6 +248,15 @@ fn backward(soft: &FlexTensor, grad: &FlexTensor, tau: f32) -> FlexTensor {
             });
     }
     FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// `tensor` itself (a cheap reference-counted clone) when its f32 storage is one contiguous run,
+/// else a contiguous copy.
+fn contiguous_f32(tensor: &FlexTensor) -> FlexTensor {
+    match tensor.as_slice::<f32>() {
+        Some(_) => tensor.clone(),
+        None => tensor.to_contiguous(),
+    }
 }
 
 /// The maximum of a slice, in 8 independent lanes so that it vectorizes.
