@@ -1,6 +1,12 @@
 """Writes docs/benchmarks.md from criterion's results (target/criterion) and PyTorch's
-(target/pytorch-bench.json): medians side by side, ratios, the machine, the versions, the date."""
+(target/pytorch-bench.json): medians side by side, ratios, the machine, the versions, the date.
+Each bench/results/gpu-*.json (written by bench/gpu.sh on a machine with a GPU) adds a section.
+
+    python3 bench/report.py > docs/benchmarks.md
+    python3 bench/report.py gpu-json CRITERION_DIR PYTORCH_JSON NVIDIA_SMI_CSV > gpu.json
+"""
 import datetime
+import glob
 import json
 import os
 import platform
@@ -34,7 +40,68 @@ def ratio(a, b):
     return f"{a / b:.2f}" if a is not None and b else "–"
 
 
+def elements(shape):
+    n = 1
+    for d in shape.split("x"):
+        n *= int(d)
+    return n
+
+
+def gpu_json(criterion_dir, pytorch_json, smi_csv):
+    """One file holding a GPU run: the card, burn-gumbel's medians and PyTorch's."""
+    with open(pytorch_json) as f:
+        torch = json.load(f)
+    with open(smi_csv) as f:
+        name, driver, memory = [x.strip() for x in f.readline().split(",")]
+    return {"date": datetime.date.today().isoformat(), "card": name, "driver": driver,
+            "memory": memory, "burn": criterion_medians(criterion_dir), "pytorch": torch}
+
+
+def gpu_section(path):
+    """The Markdown section of one GPU run: wgpu against PyTorch CUDA, and bandwidth."""
+    with open(path) as f:
+        run = json.load(f)
+    ours = {k[len("wgpu/"):]: v for k, v in run["burn"].items() if k.startswith("wgpu/")}
+    theirs = {row["name"]: row["median_s"] for row in run["pytorch"]["rows"]}
+    out = [f"\n## wgpu on {run['card']}\n",
+           f"Produced by `bench/gpu.sh` on {run['date']}: {run['card']} ({run['memory']}, driver "
+           f"{run['driver']}), Burn's wgpu backend on Vulkan against PyTorch "
+           f"{run['pytorch']['torch']} on CUDA, both synchronizing the device inside the timed "
+           "region. `GB/s` counts the fewest bytes a forward pass must move (read the logits, "
+           "write the sample: 8 bytes per element) over its time; the copy rows count a read and "
+           "a write, so their `GB/s` is the card's practical memory bandwidth.\n",
+           "| benchmark | burn-gumbel | PyTorch CUDA | ratio | / copy | GB/s (burn-gumbel) "
+           "| GB/s (PyTorch) |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+
+    def gbs(name, seconds):
+        if seconds is None or "/forward_backward/" in name:
+            return "–"
+        return f"{8 * elements(name.rsplit('/', 1)[1]) / seconds / 1e9:.0f}"
+
+    names = sorted(ours, key=lambda n: (n.startswith("vae/"), n.startswith("copy/"),
+                                        n.split("/")[0], n.split("/")[-2], elements(n.rsplit("/", 1)[1])
+                                        if not n.startswith("vae/") else 0))
+    for name in names:
+        if name.startswith("vae/"):
+            continue
+        shape = name.rsplit("/", 1)[1]
+        copy_s = ours.get(f"copy/{shape}")
+        label = f"{name} (memory floor)" if name.startswith("copy/") else name
+        out.append(f"| {label} | {fmt(ours[name])} | {fmt(theirs.get(name))} | "
+                   f"{ratio(ours[name], theirs.get(name))} | {ratio(ours[name], copy_s)} | "
+                   f"{gbs(name, ours[name])} | {gbs(name, theirs.get(name))} |")
+    vae, t = ours.get("vae/train_step/100"), theirs.get("vae/train_step/100")
+    if vae is not None:
+        out.append(f"| VAE training step, batch 100 | {fmt(vae)} ({1 / vae:.1f} steps/s) | "
+                   f"{fmt(t)} ({1 / t:.1f} steps/s) | {ratio(vae, t)} | – | – | – |")
+    return out
+
+
 def main():
+    if sys.argv[1:2] == ["gpu-json"]:
+        json.dump(gpu_json(*sys.argv[2:5]), sys.stdout, indent=1)
+        return
     ours = criterion_medians()
     with open("target/pytorch-bench.json") as f:
         torch = json.load(f)
@@ -74,7 +141,10 @@ def main():
             t = theirs.get("vae/train_step/100")
             out.append(f"| VAE training step, batch 100 | {fmt(vae)} ({1 / vae:.1f} steps/s) | "
                        f"{fmt(t)} ({1 / t:.1f} steps/s) | {ratio(vae, t)} | – |")
-    analysis = os.path.join(os.path.dirname(__file__), "analysis.md")
+    here = os.path.dirname(__file__)
+    for path in sorted(glob.glob(os.path.join(here, "results", "gpu-*.json"))):
+        out.extend(gpu_section(path))
+    analysis = os.path.join(here, "analysis.md")
     if os.path.exists(analysis):
         with open(analysis) as f:
             out.append(f.read())
