@@ -6,7 +6,9 @@
 //! (SplitMix64 of the element's index under a key drawn from the device's generator, so
 //! `Device::seed` still makes results reproducible), branch-free logarithm and exponential that the
 //! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
-//! in one pass. Rows are spread over rayon's threads.
+//! in one pass. Rows are spread over rayon's threads. On x86-64 the forward kernel is compiled
+//! three times (baseline, AVX2, AVX-512) and the widest one the processor runs is chosen at run
+//! time; all three give the same bits.
 //!
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
 //! (plain or autodiff) for f32 logits with the categories last, a fixed temperature and the
@@ -157,6 +159,7 @@ fn forward(
         let chunk = rows_per_task * n;
         let normalize = output != Output::Hard;
         let inv_tau = 1.0 / tau;
+        let isa = Isa::detect();
         let tasks = soft
             .par_chunks_mut(chunk)
             .zip(theta.par_chunks(chunk))
@@ -164,14 +167,7 @@ fn forward(
         let argmaxes: Vec<Vec<usize>> = tasks
             .map(|(task, (out, theta))| {
                 let first = (task * chunk) as u64;
-                out.chunks_mut(n)
-                    .zip(theta.chunks(n))
-                    .enumerate()
-                    .map(|(row, (out, theta))| {
-                        let start = first + (row * n) as u64;
-                        row_forward(theta, out, inv_tau, key, start, normalize)
-                    })
-                    .collect()
+                chunk_forward(isa, theta, out, n, inv_tau, key, first, normalize)
             })
             .collect();
         if output != Output::Soft {
@@ -188,39 +184,170 @@ fn forward(
     }
 }
 
-/// One row: writes `(θ + g) / tau` into `out`, and with `normalize` its softmax; returns the
-/// index of the row maximum (the lowest on ties).
-fn row_forward(
+/// The instruction sets [`chunk_forward`] is compiled for, the best one chosen at run time.
+///
+/// The code is the same for each (IEEE arithmetic without contraction into fused multiply-adds),
+/// so every variant gives the same bits; wider vectors only make it faster. Builds for the
+/// x86-64 baseline have SSE2 alone: 4 lanes and no vector 64-bit multiply for the hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// What the build targets.
+    Baseline,
+    /// AVX2 and FMA: 8 lanes.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// AVX-512 F, DQ, VL and BW: 16 lanes and a vector 64-bit multiply.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Isa {
+    /// The widest variant this processor runs.
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx512bw") {
+                return Isa::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Baseline
+    }
+}
+
+/// Whole rows of `n` categories, contiguous, whose first element has counter `first`: writes
+/// `(θ + g) / tau` into `out`, and with `normalize` its softmax per row; returns each row's
+/// argmax (the lowest index on ties). `isa` must be one [`Isa::detect`] returned.
+#[allow(clippy::too_many_arguments)] // the kernel's parameters, passed through to each variant
+fn chunk_forward(
+    isa: Isa,
     theta: &[f32],
     out: &mut [f32],
+    n: usize,
     inv_tau: f32,
     key: u64,
-    start: u64,
+    first: u64,
     normalize: bool,
-) -> usize {
-    for (j, u) in out.iter_mut().enumerate() {
-        *u = uniform(key, start + j as u64);
+) -> Vec<usize> {
+    let args = (theta, out, n, inv_tau, key, first, normalize);
+    match isa {
+        Isa::Baseline => chunk_forward_generic(args),
+        // SAFETY: `Isa::detect` chose these only where the processor has their features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { chunk_forward_avx2(args) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { chunk_forward_avx512(args) },
     }
+}
+
+/// The arguments of [`chunk_forward`] after `isa`.
+type ChunkArgs<'a> = (&'a [f32], &'a mut [f32], usize, f32, u64, u64, bool);
+
+/// [`chunk_forward_generic`] compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn chunk_forward_avx2(args: ChunkArgs<'_>) -> Vec<usize> {
+    chunk_forward_generic(args)
+}
+
+/// [`chunk_forward_generic`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+fn chunk_forward_avx512(args: ChunkArgs<'_>) -> Vec<usize> {
+    chunk_forward_generic(args)
+}
+
+/// The kernel, written so that the compiler vectorizes every loop; inlined into each [`Isa`]
+/// variant. The noise is one loop over the whole chunk, so that short rows vectorize too.
+#[inline(always)]
+fn chunk_forward_generic(
+    (theta, out, n, inv_tau, key, first, normalize): ChunkArgs<'_>,
+) -> Vec<usize> {
     // g = −ln(−ln u); branch-free, so that the compiler vectorizes the loop.
-    for (x, &t) in out.iter_mut().zip(theta) {
-        *x = (t - fast_ln(-fast_ln(*x))) * inv_tau;
+    for (j, (x, &t)) in out.iter_mut().zip(theta).enumerate() {
+        let u = uniform(key, first + j as u64);
+        *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
     }
+    if !normalize || n >= SHORT_ROW {
+        return out
+            .chunks_mut(n)
+            .map(|row| row_softmax(row, normalize))
+            .collect();
+    }
+    // Short rows: the exponential too as one loop over the chunk, which vectorizes where a
+    // loop over one row of ten would not.
+    let argmaxes = out
+        .chunks_mut(n)
+        .map(|row| {
+            let max = lane_max(row);
+            let argmax = first_index_of(row, max);
+            row.iter_mut().for_each(|x| *x -= max);
+            argmax
+        })
+        .collect();
+    out.iter_mut().for_each(|x| *x = fast_exp(*x));
+    for row in out.chunks_mut(n) {
+        let inv = 1.0 / row.iter().sum::<f32>();
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+    argmaxes
+}
+
+/// Rows shorter than this take the exponential over the whole chunk.
+const SHORT_ROW: usize = 4 * LANES;
+
+/// One row of `(θ + g) / tau`: its argmax, and with `normalize` its softmax in place.
+#[inline(always)]
+fn row_softmax(out: &mut [f32], normalize: bool) -> usize {
     let max = lane_max(out);
-    let argmax = out.iter().position(|&x| x == max).unwrap_or(0);
+    let argmax = first_index_of(out, max);
     if normalize {
+        // exp and its sum in one pass, the sum in LANES independent accumulators (a single
+        // running sum is one dependent add per element).
+        let mut lanes = [0.0f32; LANES];
+        let mut chunks = out.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            for (x, lane) in chunk.iter_mut().zip(lanes.iter_mut()) {
+                *x = fast_exp(*x - max);
+                *lane += *x;
+            }
+        }
         let mut sum = 0.0f32;
-        for x in out.iter_mut() {
+        for x in chunks.into_remainder() {
             *x = fast_exp(*x - max);
+            sum += *x;
         }
-        for &x in out.iter() {
-            sum += x;
-        }
+        sum += lanes.iter().sum::<f32>();
         let inv = 1.0 / sum;
         for x in out.iter_mut() {
             *x *= inv;
         }
     }
     argmax
+}
+
+/// Independent lanes of the row reductions: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// The index of the first element equal to `value` (0 if none), LANES at a time.
+#[inline(always)]
+fn first_index_of(x: &[f32], value: f32) -> usize {
+    let mut chunks = x.chunks_exact(LANES);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |hit, &v| hit | (v == value)) {
+            return base + chunk.iter().position(|&v| v == value).unwrap_or(0);
+        }
+        base += LANES;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&v| v == value)
+        .map_or(0, |i| base + i)
 }
 
 /// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row.
@@ -259,10 +386,11 @@ fn contiguous_f32(tensor: &FlexTensor) -> FlexTensor {
     }
 }
 
-/// The maximum of a slice, in 8 independent lanes so that it vectorizes.
+/// The maximum of a slice, in LANES independent lanes so that it vectorizes.
+#[inline(always)]
 fn lane_max(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let mut chunks = x.chunks_exact(8);
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
     for c in &mut chunks {
         for (l, &v) in lanes.iter_mut().zip(c) {
             *l = if v > *l { v } else { *l };
@@ -286,7 +414,8 @@ fn uniform(key: u64, index: u64) -> f32 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
-    ((z >> 40) as f32 + 0.5) * (1.0 / 16_777_216.0)
+    // Through i32 (exact below 2^24): vector u64 → f32 conversions need AVX-512.
+    ((z >> 40) as i32 as f32 + 0.5) * (1.0 / 16_777_216.0)
 }
 
 /// `ln x` for normal `x > 0`, branch-free (Cephes' `logf` polynomial, within 2 ulp).
@@ -396,6 +525,43 @@ mod tests {
         }
         let corr = cov / n as f64 * 12.0;
         assert!(corr.abs() < 5.0e-3, "lag-1 correlation {corr}");
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // Rows of several lengths (vector remainders), soft and hard, against the generic code.
+        let isa = Isa::detect();
+        for (rows, n) in [(3, 1), (5, 7), (100, 10), (2, 33), (3, 64), (1, 1000)] {
+            let theta: Vec<f32> = (0..rows * n)
+                .map(|i| ((i * 37) % 11) as f32 * 0.7 - 3.0)
+                .collect();
+            for normalize in [false, true] {
+                let (mut a, mut b) = (vec![0.0; rows * n], vec![0.0; rows * n]);
+                let args = (&theta[..], &mut a[..], n, 1.7, 99, 5 * n as u64, normalize);
+                let ja = chunk_forward_generic(args);
+                let jb = chunk_forward(isa, &theta, &mut b, n, 1.7, 99, 5 * n as u64, normalize);
+                assert_eq!(ja, jb, "{isa:?}, n = {n}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&a),
+                    bits(&b),
+                    "{isa:?}, n = {n}, normalize = {normalize}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn first_index_of_finds_the_first_match() {
+        let mut x = vec![0.0f32; 100];
+        x[70] = 2.0;
+        x[90] = 2.0;
+        assert_eq!(first_index_of(&x, 2.0), 70);
+        x[3] = 2.0;
+        assert_eq!(first_index_of(&x, 2.0), 3);
+        assert_eq!(first_index_of(&x[..20], 5.0), 0);
+        let tail: Vec<f32> = (0..37).map(|i| i as f32).collect(); // the match in the remainder
+        assert_eq!(first_index_of(&tail, 35.0), 35);
     }
 
     #[test]
