@@ -120,7 +120,8 @@ def main():
                "`/ copy` is the time over that of copying a tensor of the same size on the same "
                "device (the memory floor). Forward + backward uses the loss `Σ y · w`.\n")
     for backend in backends:
-        out.append(f"\n## {backend}\n")
+        heading = {"wgpu": "wgpu on lavapipe (Mesa's software Vulkan, on this machine's CPU)"}
+        out.append(f"\n## {heading.get(backend, backend)}\n")
         out.append("| benchmark | burn-gumbel | PyTorch CPU | ratio | / copy |")
         out.append("|---|---:|---:|---:|---:|")
         names = sorted(k[len(backend) + 1:] for k in ours if k.startswith(backend + "/"))
