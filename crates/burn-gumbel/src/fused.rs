@@ -167,7 +167,7 @@ fn forward(
         let argmaxes: Vec<Vec<usize>> = tasks
             .map(|(task, (out, theta))| {
                 let first = (task * chunk) as u64;
-                chunk_forward(isa, theta, out, n, inv_tau, key, first, normalize)
+                chunk_forward(isa, (theta, out, n, inv_tau, key, first, normalize))
             })
             .collect();
         if output != Output::Soft {
@@ -218,46 +218,80 @@ impl Isa {
     }
 }
 
-/// Whole rows of `n` categories, contiguous, whose first element has counter `first`: writes
-/// `(θ + g) / tau` into `out`, and with `normalize` its softmax per row; returns each row's
-/// argmax (the lowest index on ties). `isa` must be one [`Isa::detect`] returned.
-#[allow(clippy::too_many_arguments)] // the kernel's parameters, passed through to each variant
-fn chunk_forward(
-    isa: Isa,
-    theta: &[f32],
-    out: &mut [f32],
-    n: usize,
-    inv_tau: f32,
-    key: u64,
-    first: u64,
-    normalize: bool,
-) -> Vec<usize> {
-    let args = (theta, out, n, inv_tau, key, first, normalize);
-    match isa {
-        Isa::Baseline => chunk_forward_generic(args),
-        // SAFETY: `Isa::detect` chose these only where the processor has their features.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { chunk_forward_avx2(args) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { chunk_forward_avx512(args) },
+/// Defines `$name(isa, args)`, which runs `$generic(args)` compiled for the instruction set `isa`
+/// names. `isa` must be one [`Isa::detect`] returned.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident => $generic:ident($args:ty) -> $ret:ty) => {
+        $(#[$doc])*
+        fn $name(isa: Isa, args: $args) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(args: $args) -> $ret {
+                $generic(args)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+            fn avx512(args: $args) -> $ret {
+                $generic(args)
+            }
+            match isa {
+                Isa::Baseline => $generic(args),
+                // SAFETY: `Isa::detect` chose these only where the processor has their features.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { avx2(args) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { avx512(args) },
+            }
+        }
+    };
+}
+
+/// The arguments of [`chunk_forward`]: `(θ, out, n, 1 / tau, key, first, normalize)`.
+type ChunkArgs<'a> = (&'a [f32], &'a mut [f32], usize, f32, u64, u64, bool);
+
+multiversion! {
+    /// Whole rows of `n` categories, contiguous, whose first element has counter `first`: writes
+    /// `(θ + g) / tau` into `out`, and with `normalize` its softmax per row; returns each row's
+    /// argmax (the lowest index on ties).
+    fn chunk_forward => chunk_forward_generic(ChunkArgs<'_>) -> Vec<usize>
+}
+
+/// The arguments of [`chunk_backward`]: `(y, g, out, n, 1 / tau)`.
+type BackwardArgs<'a> = (&'a [f32], &'a [f32], &'a mut [f32], usize, f32);
+
+multiversion! {
+    /// Whole rows of `n` categories: `out = y ⊙ (g − yᵀg) / tau` row by row.
+    fn chunk_backward => chunk_backward_generic(BackwardArgs<'_>) -> ()
+}
+
+/// The backward kernel's loops, inlined into each [`Isa`] variant.
+#[inline(always)]
+fn chunk_backward_generic((y, g, out, n, inv_tau): BackwardArgs<'_>) {
+    for ((out, y), g) in out.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
+        let dot = lane_dot(y, g);
+        for ((o, &yj), &gj) in out.iter_mut().zip(y).zip(g) {
+            *o = yj * (gj - dot) * inv_tau;
+        }
     }
 }
 
-/// The arguments of [`chunk_forward`] after `isa`.
-type ChunkArgs<'a> = (&'a [f32], &'a mut [f32], usize, f32, u64, u64, bool);
-
-/// [`chunk_forward_generic`] compiled for AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn chunk_forward_avx2(args: ChunkArgs<'_>) -> Vec<usize> {
-    chunk_forward_generic(args)
-}
-
-/// [`chunk_forward_generic`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
-fn chunk_forward_avx512(args: ChunkArgs<'_>) -> Vec<usize> {
-    chunk_forward_generic(args)
+/// `Σ a_i b_i` in LANES independent accumulators, so that it vectorizes.
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    tail + lanes.iter().sum::<f32>()
 }
 
 /// The kernel, written so that the compiler vectorizes every loop; inlined into each [`Isa`]
@@ -271,27 +305,36 @@ fn chunk_forward_generic(
         let u = uniform(key, first + j as u64);
         *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
     }
+    // Plain loops from here on: a closure handed to an iterator adapter (`map`, `for_each`) can
+    // end up compiled outside this function, without the target features of its variant.
+    let mut argmaxes = Vec::with_capacity(out.len() / n);
     if !normalize || n >= SHORT_ROW {
-        return out
-            .chunks_mut(n)
-            .map(|row| row_softmax(row, normalize))
-            .collect();
+        for row in out.chunks_mut(n) {
+            argmaxes.push(row_softmax(row, normalize));
+        }
+        return argmaxes;
     }
     // Short rows: the exponential too as one loop over the chunk, which vectorizes where a
     // loop over one row of ten would not.
-    let argmaxes = out
-        .chunks_mut(n)
-        .map(|row| {
-            let max = lane_max(row);
-            let argmax = first_index_of(row, max);
-            row.iter_mut().for_each(|x| *x -= max);
-            argmax
-        })
-        .collect();
-    out.iter_mut().for_each(|x| *x = fast_exp(*x));
     for row in out.chunks_mut(n) {
-        let inv = 1.0 / row.iter().sum::<f32>();
-        row.iter_mut().for_each(|x| *x *= inv);
+        let max = lane_max(row);
+        argmaxes.push(first_index_of(row, max));
+        for x in row.iter_mut() {
+            *x -= max;
+        }
+    }
+    for x in out.iter_mut() {
+        *x = fast_exp(*x);
+    }
+    for row in out.chunks_mut(n) {
+        let mut sum = 0.0f32;
+        for &x in row.iter() {
+            sum += x;
+        }
+        let inv = 1.0 / sum;
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
     }
     argmaxes
 }
@@ -338,7 +381,11 @@ fn first_index_of(x: &[f32], value: f32) -> usize {
     let mut chunks = x.chunks_exact(LANES);
     let mut base = 0;
     for chunk in &mut chunks {
-        if chunk.iter().fold(false, |hit, &v| hit | (v == value)) {
+        let mut hit = false;
+        for &v in chunk {
+            hit |= v == value;
+        }
+        if hit {
             return base + chunk.iter().position(|&v| v == value).unwrap_or(0);
         }
         base += LANES;
@@ -363,16 +410,10 @@ fn backward(soft: &FlexTensor, grad: &FlexTensor, tau: f32) -> FlexTensor {
     if n > 0 && !y.is_empty() {
         let chunk = (TASK_ELEMENTS / n).max(1) * n;
         let inv_tau = 1.0 / tau;
+        let isa = Isa::detect();
         out.par_chunks_mut(chunk)
             .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
-            .for_each(|(out, (y, g))| {
-                for ((out, y), g) in out.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
-                    let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                    for ((o, &yj), &gj) in out.iter_mut().zip(y).zip(g) {
-                        *o = yj * (gj - dot) * inv_tau;
-                    }
-                }
-            });
+            .for_each(|(out, (y, g))| chunk_backward(isa, (y, g, out, n, inv_tau)));
     }
     FlexTensor::from_data(TensorData::new(out, shape))
 }
@@ -529,8 +570,10 @@ mod tests {
 
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        // Rows of several lengths (vector remainders), soft and hard, against the generic code.
+        // Rows of several lengths (vector remainders), soft, hard and backward, against the
+        // generic code.
         let isa = Isa::detect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for (rows, n) in [(3, 1), (5, 7), (100, 10), (2, 33), (3, 64), (1, 1000)] {
             let theta: Vec<f32> = (0..rows * n)
                 .map(|i| ((i * 37) % 11) as f32 * 0.7 - 3.0)
@@ -539,9 +582,9 @@ mod tests {
                 let (mut a, mut b) = (vec![0.0; rows * n], vec![0.0; rows * n]);
                 let args = (&theta[..], &mut a[..], n, 1.7, 99, 5 * n as u64, normalize);
                 let ja = chunk_forward_generic(args);
-                let jb = chunk_forward(isa, &theta, &mut b, n, 1.7, 99, 5 * n as u64, normalize);
+                let args = (&theta[..], &mut b[..], n, 1.7, 99, 5 * n as u64, normalize);
+                let jb = chunk_forward(isa, args);
                 assert_eq!(ja, jb, "{isa:?}, n = {n}");
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(&a),
                     bits(&b),
