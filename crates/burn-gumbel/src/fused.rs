@@ -8,7 +8,7 @@
 //! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
 //! in one pass. Rows are spread over rayon's threads. On x86-64 the forward kernel is compiled
 //! three times (baseline, AVX2, AVX-512) and the widest one the processor runs is chosen at run
-//! time; all three give the same bits.
+//! time; all three give the same bits. The same holds for the backward kernel.
 //!
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
 //! (plain or autodiff) for f32 logits with the categories last, a fixed temperature and the
@@ -184,7 +184,8 @@ fn forward(
     }
 }
 
-/// The instruction sets [`chunk_forward`] is compiled for, the best one chosen at run time.
+/// The instruction sets [`chunk_forward`] and [`chunk_backward`] are compiled for, the best one
+/// chosen at run time.
 ///
 /// The code is the same for each (IEEE arithmetic without contraction into fused multiply-adds),
 /// so every variant gives the same bits; wider vectors only make it faster. Builds for the
