@@ -302,8 +302,10 @@ fn chunk_forward_generic(
     (theta, out, n, inv_tau, key, first, normalize): ChunkArgs<'_>,
 ) -> Vec<usize> {
     // g = −ln(−ln u); branch-free, so that the compiler vectorizes the loop.
-    for (j, (x, &t)) in out.iter_mut().zip(theta).enumerate() {
-        let u = uniform(key, first + j as u64);
+    let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
+    for (x, &t) in out.iter_mut().zip(theta) {
+        let u = uniform_of_state(state);
+        state = state.wrapping_add(GAMMA);
         *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
     }
     // Plain loops from here on: a closure handed to an iterator adapter (`map`, `for_each`) can
@@ -448,11 +450,15 @@ fn lane_max(x: &[f32]) -> f32 {
     max
 }
 
-/// A uniform in the open interval `(0, 1)` for element `index` under `key`: SplitMix64 of the
-/// counter, top 24 bits, centred in its cell, so `u ∈ [2^-25, 1 − 2^-25]`.
+/// SplitMix64's increment: the state of element `index` under `key` is `key + (index + 1) γ`.
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The uniform in the open interval `(0, 1)` of element `index` under `key`, from its state
+/// `key + (index + 1) γ`: SplitMix64's output, top 24 bits, centred in its cell, so
+/// `u ∈ [2^-25, 1 − 2^-25]`. The kernel steps the state by `γ` per element instead of
+/// multiplying (the same value modulo 2^64).
 #[inline(always)]
-fn uniform(key: u64, index: u64) -> f32 {
-    let mut z = key.wrapping_add(index.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+fn uniform_of_state(mut z: u64) -> f32 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
@@ -542,6 +548,27 @@ mod tests {
         assert_eq!(fast_exp(0.0), 1.0);
         assert_eq!(fast_exp(-88.0), 0.0);
         assert_eq!(fast_exp(f32::NEG_INFINITY), 0.0);
+    }
+
+    /// The uniform of element `index` under `key`, from the state's definition.
+    fn uniform(key: u64, index: u64) -> f32 {
+        uniform_of_state(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)))
+    }
+
+    #[test]
+    fn stepping_the_state_gives_the_uniform_of_each_index() {
+        let key: u64 = 0x0123_4567_89AB_CDEF;
+        let first = u64::MAX - 5; // the counter wraps around
+        let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
+        for j in 0..12 {
+            let u = uniform_of_state(state);
+            assert_eq!(
+                u.to_bits(),
+                uniform(key, first.wrapping_add(j)).to_bits(),
+                "j = {j}"
+            );
+            state = state.wrapping_add(GAMMA);
+        }
     }
 
     #[test]
