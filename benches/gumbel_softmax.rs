@@ -24,6 +24,11 @@ use std::hint::black_box;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 
+/// mimalloc, as in `benches/vae_step.rs`, which says why: the benchmarks measure the computation,
+/// not the state of glibc's heap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The shapes of the benchmark table, categories last.
 const SHAPES: [&[usize]; 6] = [
     &[1024, 10],
