@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a GPU benchmark run (bench/gpu.sh) on this machine: builds the wgpu benchmarks in
-# release mode into .gpubin/benches.tar.xz and downloads the Vulkan loader's Debian packages into .gl/, the two
-# folders the run carries to a machine that has a GPU but no registry (both are git-ignored
-# through .git/info/exclude). The build is the one `BENCH_FEATURES=flex,ndarray,wgpu bench/run.sh`
+# release mode into .gpubin/benches.tar.xz and downloads the Vulkan loader's Debian package into
+# .gl/, the two folders the run carries to a machine that has a GPU but no registry (both are
+# git-ignored through .git/info/exclude). The build is the one `BENCH_FEATURES=flex,ndarray,wgpu bench/run.sh`
 # makes; bench/gpu.sh runs only its wgpu benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."

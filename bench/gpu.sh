@@ -2,7 +2,7 @@
 # Runs burn-gumbel's wgpu benchmarks and PyTorch's CUDA ones on a machine with an NVIDIA GPU, and
 # writes $OUT/gpu.json (bench/report.py turns bench/results/gpu-*.json into a section of
 # docs/benchmarks.md). The machine needs no Rust: bench/gpu-prepare.sh builds the benchmarks here
-# into .gpubin/ and fetches the Vulkan loader into .gl/; carry both.
+# into .gpubin/benches.tar.xz and fetches the Vulkan loader into .gl/; carry both.
 #
 #   bench/gpu-prepare.sh                      # here
 #   bash bench/gpu.sh                         # there, with .gpubin and .gl carried, OUT set
@@ -19,7 +19,7 @@ icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export BURN_GUMBEL_BENCH_LARGE=1 BENCH_THREADS=16
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/smi.csv"
 # The card's copy bandwidth through PyTorch: a ceiling to read the GB/s columns against.
-python3 - <<'PY' | tee "$OUT/copy.txt"
+python3 - <<'PY' > "$OUT/copy-gbs.txt"
 import torch
 x = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")  # 1 GiB
 for _ in range(3): y = x.clone()
@@ -28,12 +28,13 @@ start.record()
 for _ in range(20): y = x.clone()
 end.record(); torch.cuda.synchronize()
 s = start.elapsed_time(end) / 1e3 / 20
-print(f"device-to-device copy of 1 GiB: {2 * x.numel() / s / 1e9:.0f} GB/s (read + write)")
+print(f"{2 * x.numel() / s / 1e9:.0f}")  # GB/s, read + write
 PY
 status=0
 .gpubin/gumbel_softmax --bench 'wgpu/' 2>&1 | tee "$OUT/burn-gumbel_softmax.log" | grep -E '^wgpu|time:' || status=1
 .gpubin/vae_step --bench 'wgpu/' 2>&1 | tee "$OUT/burn-vae_step.log" | grep -E '^wgpu|time:' || status=1
 PYTHONUNBUFFERED=1 python3 bench/pytorch/bench.py --device cuda > "$OUT/pytorch-cuda.json" || status=1
+echo "device-to-device copy of 1 GiB: $(cat "$OUT/copy-gbs.txt") GB/s (read + write)"
 python3 bench/report.py gpu-json target/criterion "$OUT/pytorch-cuda.json" "$OUT/smi.csv" \
-  > "$OUT/gpu.json" || status=1
+  "$OUT/copy-gbs.txt" > "$OUT/gpu.json" || status=1
 exit $status

@@ -3,7 +3,7 @@
 Each bench/results/gpu-*.json (written by bench/gpu.sh on a machine with a GPU) adds a section.
 
     python3 bench/report.py > docs/benchmarks.md
-    python3 bench/report.py gpu-json CRITERION_DIR PYTORCH_JSON NVIDIA_SMI_CSV > gpu.json
+    python3 bench/report.py gpu-json CRITERION_DIR PYTORCH_JSON NVIDIA_SMI_CSV COPY_GBS > gpu.json
 """
 import datetime
 import glob
@@ -47,14 +47,18 @@ def elements(shape):
     return n
 
 
-def gpu_json(criterion_dir, pytorch_json, smi_csv):
-    """One file holding a GPU run: the card, burn-gumbel's medians and PyTorch's."""
+def gpu_json(criterion_dir, pytorch_json, smi_csv, copy_gbs):
+    """One file holding a GPU run: the card, its copy bandwidth (GB/s, read + write, 1 GiB through
+    PyTorch), burn-gumbel's medians and PyTorch's."""
     with open(pytorch_json) as f:
         torch = json.load(f)
     with open(smi_csv) as f:
         name, driver, memory = [x.strip() for x in f.readline().split(",")]
+    with open(copy_gbs) as f:
+        bandwidth = float(f.read())
     return {"date": datetime.date.today().isoformat(), "card": name, "driver": driver,
-            "memory": memory, "burn": criterion_medians(criterion_dir), "pytorch": torch}
+            "memory": memory, "copy_gbs": bandwidth, "burn": criterion_medians(criterion_dir),
+            "pytorch": torch}
 
 
 def gpu_section(path):
@@ -69,7 +73,9 @@ def gpu_section(path):
            f"{run['pytorch']['torch']} on CUDA, both synchronizing the device inside the timed "
            "region. `GB/s` counts the fewest bytes a forward pass must move (read the logits, "
            "write the sample: 8 bytes per element) over its time; the copy rows count a read and "
-           "a write, so their `GB/s` is the card's practical memory bandwidth.\n",
+           "a write the same way. The card copies 1 GiB at "
+           f"{run['copy_gbs']:.0f} GB/s (read + write, through PyTorch): the ceiling of those "
+           "columns.\n",
            "| benchmark | burn-gumbel | PyTorch CUDA | ratio | / copy | GB/s (burn-gumbel) "
            "| GB/s (PyTorch) |",
            "|---|---:|---:|---:|---:|---:|---:|"]
@@ -100,7 +106,7 @@ def gpu_section(path):
 
 def main():
     if sys.argv[1:2] == ["gpu-json"]:
-        json.dump(gpu_json(*sys.argv[2:5]), sys.stdout, indent=1)
+        json.dump(gpu_json(*sys.argv[2:6]), sys.stdout, indent=1)
         return
     ours = criterion_medians()
     with open("target/pytorch-bench.json") as f:

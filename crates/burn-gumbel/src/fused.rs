@@ -2,13 +2,13 @@
 //!
 //! The tensor-op version ([`crate::gumbel_softmax_with_noise`] with [`crate::gumbel_noise`]) makes
 //! about ten passes over memory, draws its uniforms from a ChaCha generator and takes two scalar
-//! logarithms per element. This kernel does one row at a time, in cache: a counter-based generator
-//! (SplitMix64 of the element's index under a key drawn from the device's generator, so
+//! logarithms per element. This kernel works on cache-sized chunks of whole rows: a counter-based
+//! generator (SplitMix64 of the element's index under a key drawn from the device's generator, so
 //! `Device::seed` still makes results reproducible), branch-free logarithm and exponential that the
 //! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
-//! in one pass. Rows are spread over rayon's threads. On x86-64 the forward kernel is compiled
-//! three times (baseline, AVX2, AVX-512) and the widest one the processor runs is chosen at run
-//! time; all three give the same bits. The same holds for the backward kernel.
+//! in one pass. Chunks are spread over rayon's threads. On x86-64 the forward and backward kernels
+//! are each compiled three times (baseline, AVX2, AVX-512) and the widest variant the processor
+//! runs is chosen at run time; all three give the same bits.
 //!
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
 //! (plain or autodiff) for f32 logits with the categories last, a fixed temperature and the
@@ -40,8 +40,7 @@ pub trait FusedGumbelSoftmax: Backend {
 
 impl FusedGumbelSoftmax for Flex {
     fn fused_gumbel_softmax(logits: FlexTensor, tau: f32, hard: bool, key: u64) -> FlexTensor {
-        let output = if hard { Output::Hard } else { Output::Soft };
-        forward(&logits, tau, key, output).0
+        forward(&logits, tau, key, Output::untracked(hard)).0
     }
 }
 
@@ -85,8 +84,7 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
                 prep.finish((soft, tau), out)
             }
             OpsKind::UnTracked(prep) => {
-                let output = if hard { Output::Hard } else { Output::Soft };
-                prep.finish(forward(&primitive, tau, key, output).0)
+                prep.finish(forward(&primitive, tau, key, Output::untracked(hard)).0)
             }
         }
     }
@@ -132,6 +130,13 @@ enum Output {
     Hard,
     /// The one-hot sample, and the soft sample for the backward pass.
     HardWithSoft,
+}
+
+impl Output {
+    /// The output of a call whose gradient nobody tracks: the sample alone.
+    fn untracked(hard: bool) -> Self {
+        if hard { Output::Hard } else { Output::Soft }
+    }
 }
 
 /// Elements per rayon task: small rows are grouped so that each task has work enough.
