@@ -47,15 +47,23 @@ pub(crate) fn k(op: &str, k: usize, n: usize, dim: usize) {
     }
 }
 
-/// Panics unless `noise` has the shape of `logits`.
+/// Panics unless the argument called `name` (noise, a sample) has the shape of `logits`.
 #[track_caller]
-pub(crate) fn same_shape(op: &str, logits: &Shape, noise: &Shape) {
-    if logits != noise {
+pub(crate) fn same_shape(op: &str, name: &str, logits: &Shape, other: &Shape) {
+    if logits != other {
         panic!(
-            "{op}: noise must have the shape of the logits, got noise {:?} for logits {:?}",
-            noise.as_slice(),
+            "{op}: {name} must have the shape of the logits, got {name} {:?} for logits {:?}",
+            other.as_slice(),
             logits.as_slice()
         );
+    }
+}
+
+/// Panics unless Gumbel-Rao has at least one conditional sample.
+#[track_caller]
+pub(crate) fn samples(op: &str, samples: usize) {
+    if samples == 0 {
+        panic!("{op}: Gumbel-Rao needs at least one sample, got samples = 0");
     }
 }
 
@@ -68,6 +76,31 @@ pub(crate) fn categories(op: &str, shape: &Shape, dim: usize) {
             shape.as_slice()
         );
     }
+}
+
+/// The checks every sampler makes, in this order, and the resolved `dim`:
+/// - `tau` finite and `> 0`, when the sampler has a temperature;
+/// - `dim` in `[-D, D)`;
+/// - with `k`, `1 ≤ k ≤` the number of categories, else at least one category;
+/// - in debug builds, no NaN logit and no fully masked row.
+#[track_caller]
+pub(crate) fn sampler<const D: usize>(
+    op: &str,
+    logits: &Tensor<D>,
+    tau: Option<f64>,
+    k: Option<usize>,
+    dim: impl AsIndex,
+) -> usize {
+    if let Some(tau) = tau {
+        self::tau(op, tau);
+    }
+    let dim = self::dim(op, dim, D);
+    match k {
+        Some(k) => self::k(op, k, logits.shape()[dim], dim),
+        None => categories(op, &logits.shape(), dim),
+    }
+    debug_logits(op, logits, dim);
+    dim
 }
 
 /// In debug builds, panics on NaN logits and on rows where every category is masked (`-inf`).

@@ -2,7 +2,8 @@
 
 use burn::tensor::{AsIndex, Int, Tensor};
 
-use crate::{check, gumbel_noise};
+use crate::check;
+use crate::noise::gumbel_noise;
 
 /// Draws a categorical sample with the Gumbel-max trick.
 ///
@@ -18,11 +19,13 @@ use crate::{check, gumbel_noise};
 /// - logits: `[..., n_categories, ...]` (categories along `dim`)
 /// - output: the same rank, size 1 along `dim` (Burn's `argmax` convention)
 ///
+/// NaN logits and fully masked rows are caught in debug builds only. In release builds a NaN
+/// logit is always chosen (Burn's `argmax` gives NaN precedence) and a fully masked row yields
+/// index 0.
+///
 /// # Panics
 /// - If `dim` is outside `[-D, D)`, or the category dimension is empty.
-/// - In debug builds, if a logit is NaN or a row is masked entirely. Release builds skip that
-///   check: a NaN logit is then always chosen (Burn's `argmax` gives NaN precedence) and a fully
-///   masked row yields index 0.
+/// - In debug builds, if a logit is NaN or a row is masked entirely.
 ///
 /// # Example
 /// ```
@@ -38,9 +41,7 @@ use crate::{check, gumbel_noise};
 /// ```
 pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tensor<D, Int> {
     const OP: &str = "gumbel_max";
-    let dim = check::dim(OP, dim, D);
-    check::categories(OP, &logits.shape(), dim);
-    check::debug_logits(OP, &logits, dim);
+    let dim = check::sampler(OP, &logits, None, None, dim);
     let logits = logits.detach();
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     (logits + noise).argmax(dim)
@@ -62,10 +63,12 @@ pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tenso
 /// - logits: `[..., n_categories, ...]`
 /// - output: the same rank, size `k` along `dim`
 ///
+/// When `k` exceeds the number of unmasked categories of a row, its last indices are masked ones,
+/// in no particular order.
+///
 /// # Panics
 /// - If `dim` is outside `[-D, D)`, or `k` is 0 or more than the number of categories.
-/// - In debug builds, if a logit is NaN or a row is masked entirely. When `k` exceeds the number of
-///   unmasked categories of a row, its last indices are masked ones, in no particular order.
+/// - In debug builds, if a logit is NaN or a row is masked entirely.
 ///
 /// # Example
 /// ```
@@ -86,9 +89,7 @@ pub fn gumbel_top_k<const D: usize>(
     dim: impl AsIndex,
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_top_k";
-    let dim = check::dim(OP, dim, D);
-    check::k(OP, k, logits.shape()[dim], dim);
-    check::debug_logits(OP, &logits, dim);
+    let dim = check::sampler(OP, &logits, None, Some(k), dim);
     let logits = logits.detach();
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     let (_, indices) = (logits + noise).topk_with_indices(k, dim);

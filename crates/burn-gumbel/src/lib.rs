@@ -25,8 +25,24 @@
 //! Distribution*, ICLR 2017, [arXiv:1611.00712](https://arxiv.org/abs/1611.00712).
 //!
 //! ## Backends
-//! The library never names a backend: it takes tensors on any [`burn::tensor::Device`]. The
-//! cargo features `flex` (default), `ndarray` and `wgpu` only forward to Burn's.
+//! Every sampler is written as Burn tensor ops and takes tensors on any
+//! [`burn::tensor::Device`]; the cargo features `ndarray` and `wgpu` only forward to Burn's. The
+//! one exception is `flex` (the default): with it, [`gumbel_softmax`] and [`GumbelSoftmax`] run
+//! as one fused kernel on flex devices (a Burn backend extension for `Flex` and
+//! `Autodiff<Flex>`, its rows spread over rayon's threads) when the logits are f32 with the
+//! categories last, the temperature is fixed and the estimator is straight-through. Other calls,
+//! and every call on another backend, take the tensor-op path.
+//!
+//! ## Layout
+//! Modules import only the ones below them:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | the layer | `layer` ([`GumbelSoftmaxConfig`], [`GumbelSoftmax`], [`EvalMode`]) |
+//! | samplers | `gumbel_softmax`, `gumbel_max`, `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot` |
+//! | gradient estimators | `estimator` (straight-through, `gumbel_rao`, `reinmax`) |
+//! | kernels and noise | `fused` (flex), `noise` |
+//! | foundations | `check` (argument checks), `ops` (one-hot of argmax, straight-through, row reshapes, temperature), `schedule` |
 //!
 //! ## Example
 //! ```
@@ -52,20 +68,20 @@ mod estimator;
 mod fused;
 mod gumbel_max;
 mod gumbel_softmax;
+mod layer;
 mod noise;
+mod ops;
 mod relaxed_bernoulli;
 mod relaxed_k_hot;
 mod relaxed_one_hot;
 mod schedule;
-mod temperature;
 
 pub use estimator::{Estimator, gumbel_rao, reinmax, reinmax_with_noise};
 pub use gumbel_max::{gumbel_max, gumbel_top_k};
-pub use gumbel_softmax::{
-    EvalMode, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax, gumbel_softmax_with_noise,
-};
-pub use noise::gumbel_noise;
-pub use relaxed_bernoulli::{logistic_noise, relaxed_bernoulli, relaxed_bernoulli_with_noise};
+pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_noise};
+pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};
+pub use noise::{gumbel_noise, logistic_noise};
+pub use relaxed_bernoulli::{relaxed_bernoulli, relaxed_bernoulli_with_noise};
 pub use relaxed_k_hot::{relaxed_k_hot, relaxed_k_hot_with_noise};
 pub use relaxed_one_hot::RelaxedOneHotCategorical;
 pub use schedule::TemperatureSchedule;

@@ -1,4 +1,5 @@
-//! Standard Gumbel noise.
+//! The noise of the samplers: standard Gumbel, exponential and logistic, drawn from the device's
+//! generator (so [`Device::seed`] fixes it) with the uniform kept in the open interval.
 
 use burn::tensor::{Device, Distribution, Shape, Tensor};
 
@@ -24,9 +25,6 @@ const EXP_MAX: f32 = 87.336_55;
 /// # Shapes
 /// - output: `shape`
 ///
-/// # Panics
-/// Never for a valid shape: there is no parameter to check.
-///
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
@@ -41,6 +39,34 @@ const EXP_MAX: f32 = 87.336_55;
 /// ```
 pub fn gumbel_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) -> Tensor<D> {
     from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
+}
+
+/// Largest f32 below 1: `1 - 2^-24`.
+const U_MAX: f32 = 1.0 - f32::EPSILON / 2.0;
+
+/// Draws i.i.d. standard logistic noise, Logistic(0, 1).
+///
+/// `L = ln u − ln(1 − u)` with `u ~ Uniform(0, 1)` kept in the open interval
+/// `[2^-126, 1 - 2^-24]`, so `L` is finite, in `[-87.34, 16.64]`. `L` is the difference of two
+/// independent Gumbel(0, 1) variables; its CDF is `sigmoid(x)`, its mean 0 and its variance `π²/3`.
+///
+/// # Shapes
+/// - output: `shape`
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::logistic_noise;
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let l: Tensor<1> = logistic_noise([1000], &device);
+/// assert!(!l.is_nan().any().into_scalar::<bool>());
+/// ```
+pub fn logistic_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) -> Tensor<D> {
+    let u =
+        Tensor::<D>::random(shape, Distribution::Default, device).clamp(f32::MIN_POSITIVE, U_MAX);
+    u.clone().log() - u.neg().log1p()
 }
 
 /// Draws i.i.d. standard exponential noise, Exp(1): `e = -ln u`, clamped to `[2^-24, 87.34]` as

@@ -1,40 +1,10 @@
 //! The relaxed Bernoulli (binary Concrete) sample, soft or hard (straight-through).
 
-use burn::tensor::{Device, Distribution, Shape, Tensor};
+use burn::tensor::Tensor;
 
 use crate::check;
-use crate::gumbel_softmax::straight_through;
-
-/// Largest f32 below 1: `1 - 2^-24`.
-const U_MAX: f32 = 1.0 - f32::EPSILON / 2.0;
-
-/// Draws i.i.d. standard logistic noise, Logistic(0, 1).
-///
-/// `L = ln u − ln(1 − u)` with `u ~ Uniform(0, 1)` kept in the open interval
-/// `[2^-126, 1 - 2^-24]`, so `L` is finite, in `[-87.34, 16.64]`. `L` is the difference of two
-/// independent Gumbel(0, 1) variables; its CDF is `sigmoid(x)`, its mean 0 and its variance `π²/3`.
-///
-/// # Shapes
-/// - output: `shape`
-///
-/// # Panics
-/// Never for a valid shape: there is no parameter to check.
-///
-/// # Example
-/// ```
-/// use burn::tensor::{Device, Tensor};
-/// use burn_gumbel::logistic_noise;
-///
-/// let device = Device::default();
-/// # #[cfg(feature = "flex")] let device = Device::flex();
-/// let l: Tensor<1> = logistic_noise([1000], &device);
-/// assert!(!l.is_nan().any().into_scalar::<bool>());
-/// ```
-pub fn logistic_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) -> Tensor<D> {
-    let u =
-        Tensor::<D>::random(shape, Distribution::Default, device).clamp(f32::MIN_POSITIVE, U_MAX);
-    u.clone().log() - u.neg().log1p()
-}
+use crate::noise::logistic_noise;
+use crate::ops::straight_through;
 
 /// Draws a relaxed Bernoulli (binary Concrete) sample, soft or hard (straight-through).
 ///
@@ -109,7 +79,7 @@ pub fn relaxed_bernoulli_with_noise<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "relaxed_bernoulli_with_noise";
     check::tau(OP, tau);
-    check::same_shape(OP, &logits.shape(), &noise.shape());
+    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     sample(logits, noise, tau, hard)
 }
 
@@ -126,6 +96,7 @@ fn sample<const D: usize>(logits: Tensor<D>, noise: Tensor<D>, tau: f64, hard: b
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
 
     #[test]
     #[should_panic = "relaxed_bernoulli: the temperature tau must be finite and > 0, got tau = 0"]

@@ -3,8 +3,9 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
-use crate::gumbel_softmax::straight_through;
-use crate::{check, gumbel_noise};
+use crate::check;
+use crate::noise::gumbel_noise;
+use crate::ops::straight_through;
 
 /// Draws a relaxed k-hot sample: a differentiable subset of `k` categories drawn without
 /// replacement, soft or hard (straight-through).
@@ -36,10 +37,11 @@ use crate::{check, gumbel_noise};
 /// - logits: `[..., n_categories, ...]` (categories along `dim`)
 /// - output: the shape of `logits`
 ///
+/// With fewer than `k` unmasked categories in a row, the hard sample includes masked ones.
+///
 /// # Panics
 /// If `tau` is not finite and `> 0`, `dim` is outside `[-D, D)`, or `k` is 0 or more than the
-/// number of categories; in debug builds, on NaN logits or a fully masked row. With fewer than `k`
-/// unmasked categories the hard sample includes masked ones.
+/// number of categories; in debug builds, on NaN logits or a fully masked row.
 ///
 /// # Example
 /// ```
@@ -63,7 +65,7 @@ pub fn relaxed_k_hot<const D: usize>(
     dim: impl AsIndex,
 ) -> Tensor<D> {
     const OP: &str = "relaxed_k_hot";
-    let dim = check_args(OP, &logits, k, tau, dim);
+    let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     sample(logits, noise, k, tau, hard, dim)
 }
@@ -99,24 +101,9 @@ pub fn relaxed_k_hot_with_noise<const D: usize>(
     dim: impl AsIndex,
 ) -> Tensor<D> {
     const OP: &str = "relaxed_k_hot_with_noise";
-    let dim = check_args(OP, &logits, k, tau, dim);
-    check::same_shape(OP, &logits.shape(), &noise.shape());
+    let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
+    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     sample(logits, noise, k, tau, hard, dim)
-}
-
-#[track_caller]
-fn check_args<const D: usize>(
-    op: &str,
-    logits: &Tensor<D>,
-    k: usize,
-    tau: f64,
-    dim: impl AsIndex,
-) -> usize {
-    check::tau(op, tau);
-    let dim = check::dim(op, dim, D);
-    check::k(op, k, logits.shape()[dim], dim);
-    check::debug_logits(op, logits, dim);
-    dim
 }
 
 fn sample<const D: usize>(

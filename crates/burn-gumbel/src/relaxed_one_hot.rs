@@ -2,9 +2,10 @@
 //! log-densities, on the simplex and in log space.
 
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{AsIndex, Shape, Tensor};
+use burn::tensor::{AsIndex, Tensor};
 
-use crate::{check, gumbel_noise};
+use crate::check;
+use crate::noise::gumbel_noise;
 
 /// The relaxed one-hot categorical distribution, also called Concrete or Gumbel-Softmax
 /// distribution, with class probabilities `p = softmax(logits)` and temperature `tau`.
@@ -105,10 +106,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
 
     #[track_caller]
     fn new(op: &str, logits: Tensor<D>, tau: f64, dim: impl AsIndex) -> Self {
-        check::tau(op, tau);
-        let dim = check::dim(op, dim, D);
-        check::categories(op, &logits.shape(), dim);
-        check::debug_logits(op, &logits, dim);
+        let dim = check::sampler(op, &logits, Some(tau), None, dim);
         let tau = Tensor::<D>::full([1; D], tau, &logits.device());
         Self {
             logits: log_softmax(logits, dim),
@@ -125,7 +123,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     ///
     /// # Panics
     /// If `tau` does not broadcast that way; in debug builds, if a temperature is not finite and
-    /// `> 0` (the check reads one boolean back from the device).
+    /// `> 0` (the check reads one boolean back from the device; release builds skip it).
     ///
     /// # Example
     /// ```
@@ -158,15 +156,13 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
             );
         }
         if cfg!(debug_assertions) {
+            // `0 < tau < inf` is false for NaN too: one boolean read back covers the three cases.
             let detached = tau.clone().detach();
-            let bad = detached
+            let valid = detached
                 .clone()
-                .lower_equal_elem(0.0)
-                .any()
-                .into_scalar::<bool>()
-                || detached.clone().is_nan().any().into_scalar::<bool>()
-                || detached.is_inf().any().into_scalar::<bool>();
-            if bad {
+                .greater_elem(0.0)
+                .bool_and(detached.lower_elem(f32::INFINITY));
+            if valid.bool_not().any().into_scalar::<bool>() {
                 panic!(
                     "{OP}: the temperature tau must be finite and > 0, got a value that is not \
                      (checked in debug builds only)"
@@ -234,7 +230,12 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Panics
     /// If `y` does not have the shape of the logits.
     pub fn log_prob(&self, y: Tensor<D>) -> Tensor<D> {
-        self.check_shape("RelaxedOneHotCategorical::log_prob", "y", &y.shape());
+        check::same_shape(
+            "RelaxedOneHotCategorical::log_prob",
+            "y",
+            &self.logits.shape(),
+            &y.shape(),
+        );
         let x = y.log();
         let jacobian = x.clone().sum_dim(self.dim);
         self.log_density_of_log(x) - jacobian
@@ -255,7 +256,12 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Panics
     /// If `x` does not have the shape of the logits.
     pub fn log_prob_of_log(&self, x: Tensor<D>) -> Tensor<D> {
-        self.check_shape("RelaxedOneHotCategorical::log_prob_of_log", "x", &x.shape());
+        check::same_shape(
+            "RelaxedOneHotCategorical::log_prob_of_log",
+            "x",
+            &self.logits.shape(),
+            &x.shape(),
+        );
         self.log_density_of_log(x)
     }
 
@@ -265,18 +271,6 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
         let ln_gamma_k: f64 = (2..k).map(|i| (i as f64).ln()).sum();
         let terms = log_softmax(self.logits.clone() - x * self.tau.clone(), self.dim);
         terms.sum_dim(self.dim) + self.tau.clone().log().mul_scalar((k - 1) as f64) + ln_gamma_k
-    }
-
-    #[track_caller]
-    fn check_shape(&self, op: &str, name: &str, shape: &Shape) {
-        let logits = self.logits.shape();
-        if *shape != logits {
-            panic!(
-                "{op}: {name} must have the shape of the logits, got {name} {:?} for logits {:?}",
-                shape.as_slice(),
-                logits.as_slice()
-            );
-        }
     }
 }
 

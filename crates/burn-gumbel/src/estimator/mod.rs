@@ -1,0 +1,193 @@
+//! Gradient estimators for hard (one-hot) samples: straight-through, Gumbel-Rao and ReinMax.
+//!
+//! Every estimator returns an exact one-hot sample forward; they differ in the gradient they give
+//! the logits backward. Each backward pass is written as a *surrogate*: a tensor `s` whose
+//! derivative is the estimator's, added as `one_hot + (s - s.detach())`, which is the one-hot to
+//! the bit while its derivative is that of `s`. No custom autodiff operation is needed, so the
+//! estimators run on every backend.
+//!
+//! [`Estimator`] names them and [`hard_sample`] dispatches to each; the functions [`gumbel_rao`]
+//! and [`reinmax`] live in the files of their estimator.
+
+use core::fmt;
+use core::str::FromStr;
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+use serde::{Deserialize, Serialize};
+
+use crate::check;
+use crate::ops::{Tau, one_hot_argmax, straight_through};
+
+mod gumbel_rao;
+mod reinmax;
+#[cfg(test)]
+mod testing;
+
+pub use gumbel_rao::gumbel_rao;
+pub use reinmax::{reinmax, reinmax_with_noise};
+
+/// How a hard (one-hot) Gumbel-Softmax sample passes gradients to its logits.
+///
+/// The forward value is always an exact one-hot sample of the categorical law; the estimators
+/// differ in bias, variance and cost of the backward pass (`docs/estimators.md` measures them).
+///
+/// Parses from and prints as `st`, `gumbel-rao:K` and `reinmax`.
+///
+/// # Example
+/// ```
+/// use burn_gumbel::Estimator;
+///
+/// let estimator: Estimator = "gumbel-rao:10".parse().unwrap();
+/// assert_eq!(estimator, Estimator::GumbelRao { samples: 10 });
+/// assert_eq!(estimator.to_string(), "gumbel-rao:10");
+/// assert!("gumbel-rao:0".parse::<Estimator>().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Estimator {
+    /// Straight-through Gumbel-Softmax (Jang, Gu, Poole 2016): the gradient of the soft sample
+    /// `softmax((logits + g) / tau)` drawn with the same noise `g` as the one-hot.
+    #[default]
+    StraightThrough,
+    /// Gumbel-Rao (Paulus, Maddison, Krause 2021, [arXiv:2010.04838](https://arxiv.org/abs/2010.04838)):
+    /// the straight-through gradient averaged over `samples` noise draws conditioned on the
+    /// sampled category, a Rao-Blackwellization with the same mean and a lower variance. See
+    /// [`gumbel_rao`].
+    GumbelRao {
+        /// Number of conditional noise draws averaged in the backward pass, `≥ 1`.
+        samples: usize,
+    },
+    /// ReinMax (Liu, Dong, Liu, Yu, Gao, NeurIPS 2023,
+    /// [arXiv:2304.08612](https://arxiv.org/abs/2304.08612)): a second-order (Heun) correction of
+    /// straight-through; samples from `softmax(logits)` and needs `tau ≥ 1`. See [`reinmax`].
+    ReinMax,
+}
+
+impl Estimator {
+    /// Panics unless the estimator's parameters are valid (`samples ≥ 1` for Gumbel-Rao).
+    #[track_caller]
+    pub(crate) fn check(&self, op: &str) {
+        if let Estimator::GumbelRao { samples } = self {
+            check::samples(op, *samples);
+        }
+    }
+}
+
+impl fmt::Display for Estimator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Estimator::StraightThrough => f.write_str("st"),
+            Estimator::GumbelRao { samples } => write!(f, "gumbel-rao:{samples}"),
+            Estimator::ReinMax => f.write_str("reinmax"),
+        }
+    }
+}
+
+impl FromStr for Estimator {
+    type Err = String;
+
+    /// Parses `st` (or `straight-through`), `gumbel-rao:K` with `K ≥ 1`, or `reinmax`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = "expected st, gumbel-rao:K (K >= 1) or reinmax";
+        match s {
+            "st" | "straight-through" => Ok(Estimator::StraightThrough),
+            "reinmax" => Ok(Estimator::ReinMax),
+            _ => {
+                let samples = s
+                    .strip_prefix("gumbel-rao:")
+                    .ok_or_else(|| format!("unknown estimator {s:?}: {expected}"))?;
+                match samples.parse::<usize>() {
+                    Ok(samples) if samples >= 1 => Ok(Estimator::GumbelRao { samples }),
+                    _ => Err(format!("bad sample count {samples:?} in {s:?}: {expected}")),
+                }
+            }
+        }
+    }
+}
+
+/// A hard sample, `one_hot(argmax(logits + noise))`, with the gradient of `estimator`, on checked
+/// arguments.
+///
+/// ReinMax takes a fixed temperature: [`GumbelSoftmax`](crate::GumbelSoftmax) refuses a learned
+/// one with ReinMax before it gets here.
+pub(crate) fn hard_sample<const D: usize>(
+    logits: Tensor<D>,
+    noise: Tensor<D>,
+    tau: &Tau,
+    estimator: Estimator,
+    dim: usize,
+) -> Tensor<D> {
+    match (estimator, tau) {
+        (Estimator::StraightThrough, _) => {
+            let perturbed = logits + noise.detach();
+            let soft = softmax(tau.divide(perturbed.clone()), dim);
+            straight_through(one_hot_argmax(perturbed.detach(), dim), soft)
+        }
+        (Estimator::GumbelRao { samples }, _) => {
+            gumbel_rao::sample(logits, noise, tau, samples, dim)
+        }
+        (Estimator::ReinMax, Tau::Fixed(tau)) => reinmax::sample(logits, noise, *tau, dim),
+        (Estimator::ReinMax, Tau::Learned(_)) => {
+            unreachable!("GumbelSoftmax refuses ReinMax with a learned temperature")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use burn::tensor::Device;
+
+    #[test]
+    fn masked_categories_get_no_gradient_and_are_never_drawn() {
+        let device = Device::default().autodiff();
+        let inf = f64::NEG_INFINITY;
+        let theta = [[0.5, inf, 2.0, 0.0], [inf, 1.0, inf, 3.0]];
+        device.seed(7);
+        for (name, sample) in [
+            (
+                "gumbel-rao",
+                Box::new(|l| gumbel_rao(l, 0.5, 4, -1)) as Box<dyn Fn(Tensor<2>) -> Tensor<2>>,
+            ),
+            ("reinmax", Box::new(|l| reinmax(l, 1.0, 1))),
+        ] {
+            for _ in 0..20 {
+                let (z, grad) = grad_of(&sample, &theta, &device);
+                for (j, (&zj, &gj)) in z.iter().zip(&grad).enumerate() {
+                    assert!(gj.is_finite(), "{name}: gradient {j} is {gj}");
+                    if theta[j / 4][j % 4] == inf {
+                        assert_eq!(zj, 0.0, "{name}: masked category {j} drawn");
+                        assert_eq!(gj, 0.0, "{name}: masked category {j} has gradient {gj}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn parses_and_prints() {
+        for (text, estimator) in [
+            ("st", Estimator::StraightThrough),
+            ("gumbel-rao:1", Estimator::GumbelRao { samples: 1 }),
+            ("gumbel-rao:100", Estimator::GumbelRao { samples: 100 }),
+            ("reinmax", Estimator::ReinMax),
+        ] {
+            assert_eq!(text.parse::<Estimator>().unwrap(), estimator);
+            assert_eq!(estimator.to_string(), text);
+        }
+        assert_eq!(
+            "straight-through".parse::<Estimator>().unwrap(),
+            Estimator::StraightThrough
+        );
+        assert_eq!(
+            "rao".parse::<Estimator>().unwrap_err(),
+            "unknown estimator \"rao\": expected st, gumbel-rao:K (K >= 1) or reinmax"
+        );
+        assert_eq!(
+            "gumbel-rao:x".parse::<Estimator>().unwrap_err(),
+            "bad sample count \"x\" in \"gumbel-rao:x\": expected st, gumbel-rao:K (K >= 1) or reinmax"
+        );
+        assert!("gumbel-rao:0".parse::<Estimator>().is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The row kernels of the fused sampler: the forward pass (noise, row maximum, softmax, argmax)
+//! and the backward pass (`y ⊙ (g − yᵀg) / tau`) on a chunk of whole rows, written as plain loops
+//! that the compiler vectorizes.
+
+use super::math::{GAMMA, fast_exp, fast_ln, uniform_of_state};
+
+/// Independent lanes of the row reductions: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// Rows shorter than this take the exponential over the whole chunk.
+const SHORT_ROW: usize = 4 * LANES;
+
+/// One chunk of whole rows for [`forward_chunk`].
+pub(super) struct ForwardChunk<'a> {
+    /// The logits `θ`, `rows · n` values.
+    pub theta: &'a [f32],
+    /// Where the sample goes, as long as `theta`.
+    pub out: &'a mut [f32],
+    /// Categories per row.
+    pub n: usize,
+    /// `1 / tau`.
+    pub inv_tau: f32,
+    /// The generator's key.
+    pub key: u64,
+    /// The counter of the chunk's first element (its index in the whole tensor).
+    pub first: u64,
+    /// Normalize the rows (soft sample) or stop at `(θ + g) / tau` (the hard sample needs only
+    /// the argmax).
+    pub normalize: bool,
+}
+
+/// One chunk of whole rows for [`backward_chunk`].
+pub(super) struct BackwardChunk<'a> {
+    /// The soft sample `y`.
+    pub y: &'a [f32],
+    /// The incoming gradient `g`, as long as `y`.
+    pub g: &'a [f32],
+    /// Where the gradient in the logits goes, as long as `y`.
+    pub out: &'a mut [f32],
+    /// Categories per row.
+    pub n: usize,
+    /// `1 / tau`.
+    pub inv_tau: f32,
+}
+
+/// The forward kernel on one chunk: writes `(θ + g) / tau` into `out`, and with `normalize` its
+/// softmax per row; returns each row's argmax (the lowest index on ties).
+///
+/// Written so that the compiler vectorizes every loop, and inlined into each instruction-set
+/// variant (`isa.rs`). The noise is one loop over the whole chunk, so that short rows vectorize
+/// too.
+#[inline(always)]
+pub(super) fn forward_chunk(chunk: ForwardChunk<'_>) -> Vec<usize> {
+    let ForwardChunk {
+        theta,
+        out,
+        n,
+        inv_tau,
+        key,
+        first,
+        normalize,
+    } = chunk;
+    // g = −ln(−ln u); branch-free, so that the compiler vectorizes the loop.
+    let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
+    for (x, &t) in out.iter_mut().zip(theta) {
+        let u = uniform_of_state(state);
+        state = state.wrapping_add(GAMMA);
+        *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
+    }
+    // Plain loops from here on: a closure handed to an iterator adapter (`map`, `for_each`) can
+    // end up compiled outside this function, without the target features of its variant.
+    let mut argmaxes = Vec::with_capacity(out.len() / n);
+    if !normalize || n >= SHORT_ROW {
+        for row in out.chunks_mut(n) {
+            argmaxes.push(row_softmax(row, normalize));
+        }
+        return argmaxes;
+    }
+    // Short rows: the exponential too as one loop over the chunk, which vectorizes where a
+    // loop over one row of ten would not.
+    for row in out.chunks_mut(n) {
+        let max = lane_max(row);
+        argmaxes.push(first_index_of(row, max));
+        for x in row.iter_mut() {
+            *x -= max;
+        }
+    }
+    for x in out.iter_mut() {
+        *x = fast_exp(*x);
+    }
+    for row in out.chunks_mut(n) {
+        let mut sum = 0.0f32;
+        for &x in row.iter() {
+            sum += x;
+        }
+        let inv = 1.0 / sum;
+        for x in row.iter_mut() {
+            *x *= inv;
+        }
+    }
+    argmaxes
+}
+
+/// One row of `(θ + g) / tau`: its argmax, and with `normalize` its softmax in place.
+#[inline(always)]
+fn row_softmax(out: &mut [f32], normalize: bool) -> usize {
+    let max = lane_max(out);
+    let argmax = first_index_of(out, max);
+    if normalize {
+        // exp and its sum in one pass, the sum in LANES independent accumulators (a single
+        // running sum is one dependent add per element).
+        let mut lanes = [0.0f32; LANES];
+        let mut chunks = out.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            for (x, lane) in chunk.iter_mut().zip(lanes.iter_mut()) {
+                *x = fast_exp(*x - max);
+                *lane += *x;
+            }
+        }
+        let mut sum = 0.0f32;
+        for x in chunks.into_remainder() {
+            *x = fast_exp(*x - max);
+            sum += *x;
+        }
+        sum += lanes.iter().sum::<f32>();
+        let inv = 1.0 / sum;
+        for x in out.iter_mut() {
+            *x *= inv;
+        }
+    }
+    argmax
+}
+
+/// The backward kernel on one chunk: `out = y ⊙ (g − yᵀg) / tau` row by row. Inlined into each
+/// instruction-set variant (`isa.rs`).
+#[inline(always)]
+pub(super) fn backward_chunk(chunk: BackwardChunk<'_>) {
+    let BackwardChunk {
+        y,
+        g,
+        out,
+        n,
+        inv_tau,
+    } = chunk;
+    for ((out, y), g) in out.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
+        let dot = lane_dot(y, g);
+        for ((o, &yj), &gj) in out.iter_mut().zip(y).zip(g) {
+            *o = yj * (gj - dot) * inv_tau;
+        }
+    }
+}
+
+/// `Σ a_i b_i` in LANES independent accumulators, so that it vectorizes.
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *lane += x * y;
+        }
+    }
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    tail + lanes.iter().sum::<f32>()
+}
+
+/// The maximum of a slice, in LANES independent lanes so that it vectorizes.
+#[inline(always)]
+fn lane_max(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    let mut max = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for l in lanes {
+        max = if l > max { l } else { max };
+    }
+    max
+}
+
+/// The index of the first element equal to `value` (0 if none), LANES at a time.
+#[inline(always)]
+fn first_index_of(x: &[f32], value: f32) -> usize {
+    let mut chunks = x.chunks_exact(LANES);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut hit = false;
+        for &v in chunk {
+            hit |= v == value;
+        }
+        if hit {
+            return base + chunk.iter().position(|&v| v == value).unwrap_or(0);
+        }
+        base += LANES;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&v| v == value)
+        .map_or(0, |i| base + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_index_of_finds_the_first_match() {
+        let mut x = vec![0.0f32; 100];
+        x[70] = 2.0;
+        x[90] = 2.0;
+        assert_eq!(first_index_of(&x, 2.0), 70);
+        x[3] = 2.0;
+        assert_eq!(first_index_of(&x, 2.0), 3);
+        assert_eq!(first_index_of(&x[..20], 5.0), 0);
+        let tail: Vec<f32> = (0..37).map(|i| i as f32).collect(); // the match in the remainder
+        assert_eq!(first_index_of(&tail, 35.0), 35);
+    }
+
+    #[test]
+    fn lane_max_is_the_maximum() {
+        let x: Vec<f32> = (0..37).map(|i| ((i * 17) % 37) as f32 - 3.0).collect();
+        assert_eq!(lane_max(&x), 33.0);
+        assert_eq!(lane_max(&[f32::NEG_INFINITY, -1.0]), -1.0);
+    }
+}

@@ -1,0 +1,65 @@
+//! A fused Gumbel-Softmax for Burn's flex CPU backend, with its backward pass.
+//!
+//! The tensor-op version ([`crate::gumbel_softmax_with_noise`] with [`crate::gumbel_noise`]) makes
+//! about ten passes over memory, draws its uniforms from a ChaCha generator and takes two scalar
+//! logarithms per element. This kernel works on cache-sized chunks of whole rows: a counter-based
+//! generator (SplitMix64 of the element's index under a key drawn from the device's generator, so
+//! `Device::seed` still makes results reproducible), branch-free logarithm and exponential that the
+//! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
+//! in one pass. Chunks are spread over rayon's threads. On x86-64 the forward and backward kernels
+//! are each compiled three times (baseline, AVX2, AVX-512) and the widest variant the processor
+//! runs is chosen at run time; all three give the same bits.
+//!
+//! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
+//! (plain or autodiff) for f32 logits with the categories last, a fixed temperature and the
+//! straight-through estimator; everything else takes the tensor-op path, which the tests compare
+//! it against.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `extension.rs` | the Burn backend extension and its autodiff backward |
+//! | `driver.rs` | chunks of whole rows over rayon's threads |
+//! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
+//! | `kernels.rs` | the forward and backward row kernels |
+//! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
+
+use burn::tensor::{DType, Distribution, Tensor};
+
+use extension::FusedGumbelSoftmax;
+
+mod driver;
+mod extension;
+mod isa;
+mod kernels;
+mod math;
+
+/// Whether the fused path serves a call: a flex device (plain or autodiff), f32 logits, the
+/// categories on the last dimension.
+pub(crate) fn applies<const D: usize>(logits: &Tensor<D>, dim: usize) -> bool {
+    let device = logits.device();
+    dim == D - 1
+        && logits.dtype() == DType::F32
+        && matches!(
+            device.without_autodiff().as_dispatch(),
+            burn::backend::DispatchDevice::Flex(_)
+        )
+}
+
+/// The fused sample: soft, or one-hot with the soft sample's gradient. The key comes from the
+/// device's generator, so seeding the device fixes the result.
+pub(crate) fn gumbel_softmax<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
+    let device = logits.device();
+    let bits = Tensor::<1>::random([2], Distribution::Default, &device)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 uniforms");
+    // 24 random bits from each uniform.
+    let key = ((bits[0] * 16_777_216.0) as u64) << 24 | (bits[1] * 16_777_216.0) as u64;
+    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
+        logits.into_dispatch(),
+        tau as f32,
+        hard,
+        key,
+    );
+    Tensor::from_dispatch(out)
+}

@@ -1,0 +1,415 @@
+//! The Gumbel-Softmax layer: [`GumbelSoftmaxConfig`], [`GumbelSoftmax`] and its [`EvalMode`].
+
+use burn::config::Config;
+use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::check;
+use crate::estimator::Estimator;
+use crate::gumbel_softmax::sample_with_fresh_noise;
+use crate::ops::{Tau, one_hot_argmax};
+
+/// What [`GumbelSoftmax`] returns outside training.
+///
+/// The layer is in training when its input is on an autodiff device and its training flag is set
+/// (cleared by `Module::freeze`), as for Burn's `Dropout` and `RRelu`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EvalMode {
+    /// Keep sampling exactly as in training (PyTorch's behaviour).
+    #[default]
+    Sample,
+    /// The noise-free relaxation `softmax(logits / tau)`, soft even when the layer is hard.
+    Softmax,
+    /// The one-hot of `argmax(logits)`: the mode, without noise.
+    Argmax,
+}
+
+impl core::fmt::Display for EvalMode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self {
+            EvalMode::Sample => "sample",
+            EvalMode::Softmax => "softmax",
+            EvalMode::Argmax => "argmax",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Configuration to create a [`GumbelSoftmax`] layer with [`init`](GumbelSoftmaxConfig::init).
+#[derive(Config, Debug)]
+pub struct GumbelSoftmaxConfig {
+    /// The temperature `tau`, finite and `> 0`. Default: 1.0.
+    #[config(default = 1.0)]
+    pub tau: f64,
+    /// Return one-hot samples with the soft sample's gradient (straight-through). Default: false.
+    #[config(default = false)]
+    pub hard: bool,
+    /// The category dimension; negative values count from the end. Default: -1 (the last).
+    #[config(default = -1)]
+    pub dim: isize,
+    /// What the layer returns outside training. Default: [`EvalMode::Sample`].
+    #[config(default = "EvalMode::Sample")]
+    pub eval_mode: EvalMode,
+    /// The gradient estimator of hard samples (needs `hard`). Default:
+    /// [`Estimator::StraightThrough`].
+    #[config(default = "Estimator::StraightThrough")]
+    pub estimator: Estimator,
+    /// Learn the temperature: keep `ln tau` as a parameter, initialized to `ln(self.tau)` and
+    /// trained with the rest of the model (`tau = exp(ln tau)` stays positive). Not with
+    /// [`Estimator::ReinMax`], whose gradient does not reach the temperature. Default: false.
+    #[config(default = false)]
+    pub learnable_tau: bool,
+}
+
+impl GumbelSoftmaxConfig {
+    /// Initializes a [`GumbelSoftmax`] layer; a learnable temperature is created on `device`.
+    ///
+    /// # Panics
+    /// - If `tau` is not finite and `> 0`.
+    /// - If the estimator is not straight-through and `hard` is false (only hard samples have an
+    ///   estimator), or Gumbel-Rao has 0 samples.
+    /// - With [`Estimator::ReinMax`], if `tau < 1` or the temperature is learnable.
+    pub fn init(&self, device: &Device) -> GumbelSoftmax {
+        const OP: &str = "GumbelSoftmaxConfig::init";
+        let tau = Some(self.tau);
+        check_settings(OP, tau, self.hard, self.estimator, self.learnable_tau);
+        let log_tau = self
+            .learnable_tau
+            .then(|| Param::from_tensor(Tensor::<1>::from_floats([self.tau.ln() as f32], device)));
+        GumbelSoftmax {
+            tau: self.tau,
+            log_tau,
+            hard: self.hard,
+            dim: self.dim,
+            estimator: self.estimator,
+            eval_mode: self.eval_mode,
+            training: Param::from_bool(true),
+        }
+    }
+}
+
+/// The rules that tie the layer's settings together, checked by
+/// [`init`](GumbelSoftmaxConfig::init) and again by every forward call, since the fields of
+/// [`GumbelSoftmax`] are public. `tau` is the fixed temperature in use, `None` when it is learned.
+#[track_caller]
+fn check_settings(op: &str, tau: Option<f64>, hard: bool, estimator: Estimator, learned: bool) {
+    if let Some(tau) = tau {
+        check::tau(op, tau);
+    }
+    estimator.check(op);
+    if estimator != Estimator::StraightThrough && !hard {
+        panic!(
+            "{op}: the estimator {estimator} is for hard (one-hot) samples: set hard = true, got \
+             hard = false"
+        );
+    }
+    if estimator == Estimator::ReinMax {
+        if let Some(tau) = tau {
+            check::reinmax_tau(op, tau);
+        }
+        if learned {
+            panic!(
+                "{op}: ReinMax's gradient does not reach the temperature: learnable_tau must be \
+                 false with the estimator reinmax, got learnable_tau = true"
+            );
+        }
+    }
+}
+
+/// The Gumbel-Softmax layer: a differentiable sample from the categorical law `softmax(logits)`.
+///
+/// In training it returns [`gumbel_softmax`](crate::gumbel_softmax)`(logits, tau, hard, dim)`:
+/// `softmax((logits + g) / tau)` with Gumbel(0, 1) noise `g`, or with `hard` its straight-through
+/// one-hot. Outside training it follows its [`EvalMode`]. The temperature can be changed per call
+/// with [`forward_with_tau`](GumbelSoftmax::forward_with_tau), e.g. from a
+/// [`TemperatureSchedule`](crate::TemperatureSchedule).
+///
+/// Hard samples pass gradients back with the configured [`Estimator`]: straight-through,
+/// Gumbel-Rao or ReinMax. With `learnable_tau` the temperature is a parameter `ln tau` of the
+/// layer, trained with the model; [`learned_tau`](GumbelSoftmax::learned_tau) reads it.
+///
+/// Jang, Gu, Poole, *Categorical Reparameterization with Gumbel-Softmax*, ICLR 2017,
+/// [arXiv:1611.01144](https://arxiv.org/abs/1611.01144).
+///
+/// Should be created with [`GumbelSoftmaxConfig`].
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::GumbelSoftmaxConfig;
+///
+/// let device = Device::default().autodiff();
+/// # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
+/// let layer = GumbelSoftmaxConfig::new().with_tau(0.5).with_hard(true).init(&device);
+/// let logits = Tensor::<3>::zeros([8, 20, 10], &device).require_grad(); // [batch, latent, class]
+/// let z = layer.forward(logits.clone());
+/// assert_eq!(z.dims(), [8, 20, 10]);
+/// let grads = (z * Tensor::<3>::ones([8, 20, 10], &device)).sum().backward();
+/// assert!(logits.grad(&grads).is_some());
+/// ```
+#[derive(Module, Debug)]
+#[module(custom_display)]
+pub struct GumbelSoftmax {
+    /// The temperature used by [`forward`](GumbelSoftmax::forward) when it is not learned (and
+    /// the initial value of a learned one).
+    pub tau: f64,
+    /// The learned `ln tau`, `[1]`, when the configuration asked for `learnable_tau`.
+    pub log_tau: Option<Param<Tensor<1>>>,
+    /// Whether samples are one-hot (with the gradient of `estimator`).
+    pub hard: bool,
+    /// The category dimension; negative values count from the end.
+    pub dim: isize,
+    /// The gradient estimator of hard samples.
+    #[module(skip)]
+    pub estimator: Estimator,
+    /// What the layer returns outside training.
+    #[module(skip)]
+    pub eval_mode: EvalMode,
+    /// Whether to behave as during training. Cleared by
+    /// [`freeze`](burn::module::Module::freeze).
+    pub training: Param<Flag>,
+}
+
+impl GumbelSoftmax {
+    /// Applies the layer with its own temperature: the learned one if there is one, else `tau`.
+    ///
+    /// See [`GumbelSoftmax`] and [`gumbel_softmax`](crate::gumbel_softmax).
+    ///
+    /// # Shapes
+    /// - logits: `[..., n_categories, ...]` (categories along `dim`)
+    /// - output: the shape of `logits`
+    ///
+    /// # Panics
+    /// - As [`gumbel_softmax`](crate::gumbel_softmax): a `dim` out of range, an empty category
+    ///   dimension, and in debug builds NaN logits or a fully masked row.
+    /// - If the public fields were changed after [`init`](GumbelSoftmaxConfig::init) into a setting
+    ///   that `init` refuses: a fixed `tau` that is not finite and `> 0` (or below 1 with
+    ///   ReinMax), an estimator other than straight-through on soft samples, ReinMax with a
+    ///   learned temperature.
+    pub fn forward<const D: usize>(&self, logits: Tensor<D>) -> Tensor<D> {
+        const OP: &str = "GumbelSoftmax::forward";
+        let (tau, fixed) = match &self.log_tau {
+            Some(log_tau) => (Tau::Learned(Box::new(log_tau.val().exp())), None),
+            None => (Tau::Fixed(self.tau), Some(self.tau)),
+        };
+        let learned = self.log_tau.is_some();
+        check_settings(OP, fixed, self.hard, self.estimator, learned);
+        self.apply(OP, logits, &tau)
+    }
+
+    /// Applies the layer with the temperature `tau` for this call only, for annealing. A learned
+    /// temperature is not used (nor trained) by this call.
+    ///
+    /// # Shapes
+    /// - logits: `[..., n_categories, ...]` (categories along `dim`)
+    /// - output: the shape of `logits`
+    ///
+    /// # Panics
+    /// As [`gumbel_softmax`](crate::gumbel_softmax), including a `tau` that is not finite and
+    /// `> 0`; with [`Estimator::ReinMax`], a `tau` below 1; an estimator other than
+    /// straight-through on soft samples.
+    pub fn forward_with_tau<const D: usize>(&self, logits: Tensor<D>, tau: f64) -> Tensor<D> {
+        const OP: &str = "GumbelSoftmax::forward_with_tau";
+        check_settings(OP, Some(tau), self.hard, self.estimator, false);
+        self.apply(OP, logits, &Tau::Fixed(tau))
+    }
+
+    /// The learned temperature `exp(ln tau)`, `[1]`, or `None` when it is fixed.
+    pub fn learned_tau(&self) -> Option<Tensor<1>> {
+        self.log_tau.as_ref().map(|log_tau| log_tau.val().exp())
+    }
+
+    /// The layer at a checked temperature.
+    #[track_caller]
+    fn apply<const D: usize>(&self, op: &str, logits: Tensor<D>, tau: &Tau) -> Tensor<D> {
+        let dim = check::sampler(op, &logits, None, None, self.dim);
+        let training = self.training.is_enabled() && logits.device().is_autodiff();
+        match (training, self.eval_mode) {
+            (true, _) | (false, EvalMode::Sample) => {
+                sample_with_fresh_noise(logits, tau, self.hard, self.estimator, dim)
+            }
+            (false, EvalMode::Softmax) => softmax(tau.divide(logits), dim),
+            (false, EvalMode::Argmax) => one_hot_argmax(logits, dim),
+        }
+    }
+}
+
+impl ModuleDisplay for GumbelSoftmax {
+    fn custom_settings(&self) -> Option<DisplaySettings> {
+        DisplaySettings::new()
+            .with_new_line_after_attribute(false)
+            .optional()
+    }
+
+    fn custom_content(&self, content: Content) -> Option<Content> {
+        let content = content
+            .add("tau", &self.tau)
+            .add("learnable_tau", &self.log_tau.is_some())
+            .add("hard", &self.hard)
+            .add("estimator", &self.estimator.to_string())
+            .add("dim", &self.dim)
+            .add("eval_mode", &self.eval_mode.to_string());
+        match self.training.is_enabled() {
+            true => content.optional(),
+            false => content.add("training", &self.training).optional(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, Tolerance};
+
+    fn logits(device: &Device) -> Tensor<2> {
+        Tensor::<2>::from_floats([[1.0, -2.0, 0.5, 3.0], [0.0, 0.0, 0.0, 0.0]], device)
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmaxConfig::init: the temperature tau must be finite and > 0, got tau = -0.5"]
+    fn config_with_negative_tau_panics() {
+        let _ = GumbelSoftmaxConfig::new()
+            .with_tau(-0.5)
+            .init(&Device::default());
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmax::forward_with_tau: the temperature tau must be finite and > 0, got tau = 0"]
+    fn forward_with_zero_tau_panics() {
+        let layer = GumbelSoftmaxConfig::new().init(&Device::default());
+        let _ = layer.forward_with_tau(logits(&Device::default()), 0.0);
+    }
+
+    #[test]
+    fn eval_modes_outside_training() {
+        // A device without autodiff: the layer is not training.
+        let device = Device::default();
+        let x = logits(&device);
+        let softmax_layer = GumbelSoftmaxConfig::new()
+            .with_tau(2.0)
+            .with_eval_mode(EvalMode::Softmax)
+            .init(&Device::default());
+        let expected = softmax(x.clone() / 2.0, 1);
+        softmax_layer
+            .forward(x.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-6));
+
+        let argmax_layer = GumbelSoftmaxConfig::new()
+            .with_eval_mode(EvalMode::Argmax)
+            .init(&Device::default());
+        let expected =
+            Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
+        assert_eq!(argmax_layer.forward(x).into_data(), expected.into_data());
+    }
+
+    #[test]
+    fn frozen_layer_on_autodiff_device_uses_eval_mode() {
+        let device = Device::default().autodiff();
+        let layer = GumbelSoftmaxConfig::new()
+            .with_eval_mode(EvalMode::Argmax)
+            .init(&Device::default());
+        let x = logits(&device);
+        let expected =
+            Tensor::<2>::from_floats([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]], &device);
+        assert_eq!(layer.freeze().forward(x).into_data(), expected.into_data());
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let config = GumbelSoftmaxConfig::new()
+            .with_tau(0.3)
+            .with_hard(true)
+            .with_dim(1)
+            .with_eval_mode(EvalMode::Softmax);
+        let json = serde_json::to_string(&config).unwrap();
+        let back: GumbelSoftmaxConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.tau, 0.3);
+        assert!(back.hard);
+        assert_eq!(back.dim, 1);
+        assert_eq!(back.eval_mode, EvalMode::Softmax);
+    }
+
+    #[test]
+    fn display() {
+        let layer = GumbelSoftmaxConfig::new()
+            .with_hard(true)
+            .init(&Device::default());
+        assert_eq!(
+            format!("{layer}"),
+            "GumbelSoftmax {tau: 1, learnable_tau: false, hard: true, estimator: st, dim: -1, eval_mode: \
+             sample}"
+        );
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmaxConfig::init: the estimator reinmax is for hard (one-hot) samples: set hard = true, got hard = false"]
+    fn soft_layer_with_an_estimator_panics() {
+        let _ = GumbelSoftmaxConfig::new()
+            .with_estimator(Estimator::ReinMax)
+            .init(&Device::default());
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmaxConfig::init: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"]
+    fn reinmax_layer_below_one_panics() {
+        let _ = GumbelSoftmaxConfig::new()
+            .with_hard(true)
+            .with_tau(0.5)
+            .with_estimator(Estimator::ReinMax)
+            .init(&Device::default());
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmax::forward_with_tau: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.9"]
+    fn reinmax_layer_annealed_below_one_panics() {
+        let device = Device::default();
+        let layer = GumbelSoftmaxConfig::new()
+            .with_hard(true)
+            .with_estimator(Estimator::ReinMax)
+            .init(&device);
+        let _ = layer.forward_with_tau(logits(&device), 0.9);
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmaxConfig::init: ReinMax's gradient does not reach the temperature"]
+    fn reinmax_with_learnable_tau_panics() {
+        let _ = GumbelSoftmaxConfig::new()
+            .with_hard(true)
+            .with_learnable_tau(true)
+            .with_estimator(Estimator::ReinMax)
+            .init(&Device::default());
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmax::forward: ReinMax's gradient does not reach the temperature"]
+    fn reinmax_set_after_init_on_a_learned_tau_panics() {
+        // The fields are public: a layer built with a learned temperature, then given ReinMax.
+        let device = Device::default();
+        let mut layer = GumbelSoftmaxConfig::new()
+            .with_hard(true)
+            .with_learnable_tau(true)
+            .init(&device);
+        layer.estimator = Estimator::ReinMax;
+        let _ = layer.forward(logits(&device));
+    }
+
+    #[test]
+    fn a_learned_tau_is_used_even_when_the_fixed_one_is_invalid() {
+        // `tau` is only the initial value of a learned temperature: forward does not check it.
+        let device = Device::default();
+        let mut layer = GumbelSoftmaxConfig::new()
+            .with_tau(2.0)
+            .with_learnable_tau(true)
+            .with_eval_mode(EvalMode::Softmax)
+            .init(&device);
+        layer.tau = 0.0;
+        let expected = softmax(logits(&device) / 2.0, 1);
+        layer
+            .forward(logits(&device))
+            .into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-6));
+    }
+}
