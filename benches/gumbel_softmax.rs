@@ -124,9 +124,9 @@ fn bench_shape<const D: usize>(
 }
 
 fn benches(c: &mut Criterion) {
-    let enabled = burn_gumbel_examples::enabled_backends();
+    let enabled = burn_gumbel_support::enabled_backends();
     for backend in enabled.into_iter().rev() {
-        let device = burn_gumbel_examples::backend_device(backend).expect("enabled");
+        let device = burn_gumbel_support::backend_device(backend).expect("enabled");
         for shape in SHAPES {
             match *shape {
                 [rows, k] => bench_shape(c, backend, &device, [rows, k]),

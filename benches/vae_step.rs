@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::{Distribution, Tensor};
-use categorical_vae::model::{VaeConfig, negative_elbo};
+use categorical_vae::defaults;
+use categorical_vae::model::VaeConfig;
+use categorical_vae::training::train_step;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// mimalloc rather than glibc's malloc: with glibc, the VAE step ran at 11 or at 18 ms from one
@@ -24,8 +26,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const WARM_UP_STEPS: usize = 50;
 
 fn benches(c: &mut Criterion) {
-    for backend in burn_gumbel_examples::enabled_backends().into_iter().rev() {
-        let device = burn_gumbel_examples::backend_device(backend).expect("enabled");
+    for backend in burn_gumbel_support::enabled_backends().into_iter().rev() {
+        let device = burn_gumbel_support::backend_device(backend).expect("enabled");
         let device = device.autodiff();
         device.seed(0);
         let mut model = Some(VaeConfig::new().init(&device));
@@ -33,10 +35,9 @@ fn benches(c: &mut Criterion) {
         let x = Tensor::<2>::random([100, 784], Distribution::Bernoulli(0.2), &device);
         let mut step = || {
             let current = model.take().expect("the model is put back after each step");
-            let output = current.forward(x.clone(), 1.0);
-            let loss = negative_elbo(x.clone(), &output).loss;
-            let grads = GradientsParams::from_grads(loss.backward(), &current);
-            model = Some(optim.step(1e-3, current, grads));
+            let lr = defaults::LEARNING_RATE;
+            let (next, _loss) = train_step(current, &mut optim, x.clone(), 1.0, lr);
+            model = Some(next);
             device.sync().expect("the device runs the step");
         };
         let mut warmed_up = false;

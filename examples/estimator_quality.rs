@@ -160,7 +160,7 @@ fn run(cli: Cli) -> Result<(), String> {
             cli.draws, cli.batch
         ));
     }
-    let (backend, device) = burn_gumbel_examples::select_device()?;
+    let (backend, device) = burn_gumbel_support::select_device()?;
     let device = device.autodiff();
     device.seed(cli.seed);
     let mut tables = String::new();
@@ -354,5 +354,5 @@ fn report(backend: &str, cli: &Cli, tables: &str, findings: &[String]) -> String
 }
 
 fn main() -> std::process::ExitCode {
-    burn_gumbel_examples::run_cli(run)
+    burn_gumbel_support::run_cli(run)
 }

@@ -11,8 +11,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use categorical_vae::data::Mnist;
-use categorical_vae::training::{evaluate, load_config, load_model, load_state};
+use categorical_vae::checkpoint::{load_config, load_model, load_state};
+use categorical_vae::data::DataSource;
+use categorical_vae::evaluation::evaluate;
 use categorical_vae::{Error, report};
 use clap::Parser;
 
@@ -23,7 +24,8 @@ struct Cli {
     /// The run's folder (holding config.json and checkpoint/).
     #[arg(long, default_value = "runs/vae")]
     out: PathBuf,
-    /// Folder with the four MNIST IDX files; default: the embedded subset's test images.
+    /// Folder with the four MNIST IDX files; default: the data the run was trained on (recorded in
+    /// its config.json).
     #[arg(long)]
     mnist: Option<PathBuf>,
     /// Seed of the codes drawn from the prior for samples.png.
@@ -32,17 +34,18 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
-    let (backend, device) = burn_gumbel_examples::select_device()
+    let (backend, device) = burn_gumbel_support::select_device()
         .map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
     println!("device: {backend} ({device:?})");
     let config = load_config(&cli.out)?;
     let state = load_state(&cli.out)?;
     let model = load_model(&config, &cli.out, &device)?;
     let data = match &cli.mnist {
-        Some(dir) => Mnist::from_idx_dir(dir)?,
-        None => Mnist::embedded(),
+        Some(dir) => DataSource::Idx(dir.clone()),
+        None => config.data.clone(),
     };
-    let tau = config.schedule.tau(state.step.saturating_sub(1));
+    let data = data.load()?;
+    let tau = state.last_tau(&config.schedule);
     let e = evaluate(&model, &data.test, &config, tau, &device);
     println!(
         "checkpoint: {} epochs, {} steps, tau {tau:.3}; test set: {} ({} images)",
@@ -78,5 +81,5 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    burn_gumbel_examples::run_cli(run)
+    burn_gumbel_support::run_cli(run)
 }

@@ -17,7 +17,7 @@ const N: usize = 100_000;
 const SEED: u64 = 2016;
 
 fn main() {
-    let (name, device) = burn_gumbel_examples::select_device_or_exit();
+    let (name, device) = burn_gumbel_support::select_device_or_exit();
     println!("burn-gumbel tour on {name} ({device:?}), seed {SEED}\n");
     device.seed(SEED);
     let logits = Tensor::<2>::from_floats([PROBS.map(f32::ln)], &device); // [1, 3]

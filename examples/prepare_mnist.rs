@@ -33,11 +33,11 @@ struct Cli {
 fn run(cli: Cli) -> Result<(), Error> {
     let mnist = Mnist::from_idx_dir(&cli.mnist)?;
     let bytes = write_embedded(&mnist, cli.train, cli.test);
-    std::fs::write(&cli.out, &bytes).map_err(|e| Error::data(&cli.out, e.to_string()))?;
+    std::fs::write(&cli.out, &bytes).map_err(|e| Error::file(&cli.out, e.to_string()))?;
     println!("wrote {} ({} bytes)", cli.out.display(), bytes.len());
     Ok(())
 }
 
 fn main() -> ExitCode {
-    burn_gumbel_examples::run_cli(run)
+    burn_gumbel_support::run_cli(run)
 }

@@ -14,7 +14,7 @@ use burn::tensor::{Int, Tensor};
 const N: usize = 100_000;
 
 fn main() {
-    let (name, device) = burn_gumbel_examples::select_device_or_exit();
+    let (name, device) = burn_gumbel_support::select_device_or_exit();
     println!("device: {name} ({device:?}), N = {N}");
     let ones = |shape: [usize; 2]| Tensor::<2>::ones(shape, &device);
     let first = |t: Tensor<2>| t.into_data().try_into_vec_as::<f32>().unwrap()[0];

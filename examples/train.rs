@@ -14,10 +14,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn_gumbel::{Estimator, TemperatureSchedule};
-use categorical_vae::data::{Binarize, Mnist};
+use categorical_vae::config::TrainingConfig;
+use categorical_vae::data::{Binarize, DataSource};
+use categorical_vae::metrics::EpochMetrics;
 use categorical_vae::model::VaeConfig;
-use categorical_vae::training::{EpochMetrics, RunOptions, TrainingConfig, train};
-use categorical_vae::{Error, report};
+use categorical_vae::training::{RunOptions, train};
+use categorical_vae::{Error, defaults, report};
 use clap::Parser;
 
 /// Train the categorical VAE on binarized MNIST.
@@ -38,38 +40,44 @@ struct Cli {
     #[arg(long)]
     resume: bool,
     /// Passes over the training set (with --resume: the total, including those done).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = defaults::EPOCHS)]
     epochs: usize,
     /// Images per step.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = defaults::BATCH_SIZE)]
     batch_size: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = defaults::LEARNING_RATE)]
     lr: f64,
     /// Number of categorical latent variables N.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = defaults::N_LATENT)]
     n_latent: usize,
     /// Classes K per latent variable.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults::N_CATEGORIES)]
     n_categories: usize,
+    /// Width of the first encoder layer (and the last decoder layer).
+    #[arg(long, default_value_t = defaults::HIDDEN1)]
+    hidden1: usize,
+    /// Width of the second encoder layer (and the first decoder layer).
+    #[arg(long, default_value_t = defaults::HIDDEN2)]
+    hidden2: usize,
     /// Straight-through Gumbel-Softmax (one-hot samples forward, soft gradient backward).
     #[arg(long)]
     hard: bool,
     /// Gradient estimator of the one-hot samples (with --hard): st (straight-through),
     /// gumbel-rao:K (K conditional samples) or reinmax (needs tau >= 1, e.g. --tau-min 1).
-    #[arg(long, default_value = "st")]
+    #[arg(long, default_value_t = defaults::ESTIMATOR)]
     estimator: Estimator,
     /// Initial temperature of the annealing.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = defaults::annealing().0)]
     tau0: f64,
     /// Annealing rate per step: tau = max(tau_min, tau0 · exp(-rate · step)).
-    #[arg(long, default_value_t = 3e-5)]
+    #[arg(long, default_value_t = defaults::annealing().1)]
     anneal_rate: f64,
     /// Floor of the annealed temperature.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = defaults::annealing().2)]
     tau_min: f64,
     /// Steps between temperature updates.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = defaults::annealing().3)]
     anneal_interval: u64,
     /// A constant temperature instead of the annealing.
     #[arg(long)]
@@ -78,7 +86,7 @@ struct Cli {
     #[arg(long, default_value = "threshold")]
     binarize: Binarize,
     /// Seed of initialization, data order and noise.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults::SEED)]
     seed: u64,
     /// No progress bar.
     #[arg(long)]
@@ -90,6 +98,8 @@ impl Cli {
         let model = VaeConfig::new()
             .with_n_latent(self.n_latent)
             .with_n_categories(self.n_categories)
+            .with_hidden1(self.hidden1)
+            .with_hidden2(self.hidden2)
             .with_hard(self.hard)
             .with_estimator(self.estimator);
         let schedule = match self.tau {
@@ -107,30 +117,18 @@ impl Cli {
             .with_learning_rate(self.lr)
             .with_schedule(schedule)
             .with_binarize(self.binarize)
+            .with_data(DataSource::choose(self.mnist.as_deref(), self.embedded))
             .with_seed(self.seed)
     }
-}
-
-/// The data the flags ask for.
-fn load_data(cli: &Cli) -> Result<Mnist, Error> {
-    if let Some(dir) = &cli.mnist {
-        return Mnist::from_idx_dir(dir);
-    }
-    if !cli.embedded
-        && let Some(mnist) = Mnist::from_burn_cache()?
-    {
-        return Ok(mnist);
-    }
-    Ok(Mnist::embedded())
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
     let config = cli.config();
     config.validate()?;
-    let (backend, device) = burn_gumbel_examples::select_device()
+    let (backend, device) = burn_gumbel_support::select_device()
         .map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
     println!("device: {backend} ({device:?})");
-    let data = load_data(&cli)?;
+    let data = config.data.load()?;
     println!(
         "data: {} ({} train, {} test images)",
         data.source,
@@ -189,5 +187,5 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    burn_gumbel_examples::run_cli(run)
+    burn_gumbel_support::run_cli(run)
 }

@@ -24,15 +24,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// An error about the file `path`.
-    pub fn data(path: &Path, message: impl Into<String>) -> Self {
+    /// An error about the file `path` (the [`Error::File`] variant).
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
         Self::File {
             path: path.to_path_buf(),
             message: message.into(),
         }
     }
 
-    /// An error about the flag `flag`.
+    /// An error about the flag `flag` (the [`Error::Invalid`] variant).
     pub fn invalid(flag: &str, message: impl Into<String>) -> Self {
         Self::Invalid {
             flag: flag.to_string(),

@@ -5,14 +5,26 @@
 //! with [`burn_gumbel`]: 20 categorical latent variables of 10 classes each, an MLP encoder and
 //! decoder, a Bernoulli likelihood and the KL divergence to the uniform prior.
 //!
-//! - [`data`]: the embedded MNIST subset, the IDX files, binarization.
+//! Modules, each importing only those above it in this list:
+//! - [`error`]: the one-line errors of the programs.
+//! - [`defaults`]: every default of the configuration, defined once.
+//! - [`data`]: the embedded MNIST subset, the IDX files, the choice of data, binarization.
 //! - [`model`]: the VAE and its negative ELBO.
-//! - [`training`]: the training loop, evaluation, checkpoints and resume.
+//! - [`config`]: the configuration of a training run and its checks.
+//! - [`evaluation`]: the test negative ELBO, soft and hard.
+//! - [`metrics`]: the metrics of an epoch, `metrics.csv`, the progress bar.
+//! - [`checkpoint`]: `config.json`, the checkpoint, and how they are written and read.
+//! - [`training`]: the training step and the loop.
 //! - [`report`]: PNG grids of digits and the ELBO curves.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
+pub mod config;
 pub mod data;
+pub mod defaults;
 pub mod error;
+pub mod evaluation;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod training;

@@ -8,28 +8,32 @@ use burn::tensor::{Device, Tensor};
 use burn_gumbel::{Estimator, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax};
 
 use crate::data::PIXELS;
+use crate::defaults;
 use crate::error::Error;
 
 /// Configuration of [`CategoricalVae`]: the paper's architecture by default.
 #[derive(Config, Debug, PartialEq)]
 pub struct VaeConfig {
-    /// Number of categorical latent variables `N`. Default: 20.
-    #[config(default = 20)]
+    /// Number of categorical latent variables `N`. Default: [`defaults::N_LATENT`].
+    #[config(default = "defaults::N_LATENT")]
     pub n_latent: usize,
-    /// Number of classes `K` of each latent variable. Default: 10.
-    #[config(default = 10)]
+    /// Number of classes `K` of each latent variable. Default: [`defaults::N_CATEGORIES`].
+    #[config(default = "defaults::N_CATEGORIES")]
     pub n_categories: usize,
-    /// Width of the first encoder layer (and the last decoder layer). Default: 512.
-    #[config(default = 512)]
+    /// Width of the first encoder layer (and the last decoder layer). Default:
+    /// [`defaults::HIDDEN1`].
+    #[config(default = "defaults::HIDDEN1")]
     pub hidden1: usize,
-    /// Width of the second encoder layer (and the first decoder layer). Default: 256.
-    #[config(default = 256)]
+    /// Width of the second encoder layer (and the first decoder layer). Default:
+    /// [`defaults::HIDDEN2`].
+    #[config(default = "defaults::HIDDEN2")]
     pub hidden2: usize,
     /// Straight-through (one-hot) samples instead of soft ones. Default: false.
     #[config(default = false)]
     pub hard: bool,
-    /// The gradient estimator of the one-hot samples (with `hard`). Default: straight-through.
-    #[config(default = "Estimator::StraightThrough")]
+    /// The gradient estimator of the one-hot samples (with `hard`). Default:
+    /// [`defaults::ESTIMATOR`], straight-through.
+    #[config(default = "defaults::ESTIMATOR")]
     pub estimator: Estimator,
 }
 

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::data::{Binarize, Images, PIXELS, SIDE, batch_tensor, binarize};
 use crate::error::Error;
+use crate::metrics::EpochMetrics;
 use crate::model::CategoricalVae;
-use crate::training::EpochMetrics;
 
 /// DejaVu Sans (see `assets/DejaVuSans-LICENSE`), compiled in so that the plot's labels need no
 /// system font.
@@ -59,7 +59,7 @@ fn tile(images: &[f32], columns: usize) -> GrayImage {
 fn save_png(image: &GrayImage, path: &Path) -> Result<(), Error> {
     image
         .save(path)
-        .map_err(|e| Error::data(path, format!("cannot write the image: {e}")))
+        .map_err(|e| Error::file(path, format!("cannot write the image: {e}")))
 }
 
 /// Writes a PNG of `n` test digits (odd rows) above their reconstructions (even rows), decoded
@@ -181,7 +181,7 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| Error::data(path, format!("cannot draw the plot: {e}")))
+    draw().map_err(|e| Error::file(path, format!("cannot draw the plot: {e}")))
 }
 
 /// Writes the three pictures of a run into `out_dir`: `reconstructions.png` (64 test digits, hard
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn elbo_plot_is_a_png_with_labels() {
-        use crate::training::Evaluation;
+        use crate::evaluation::Evaluation;
         let test = Evaluation {
             nelbo_soft: 150.0,
             nelbo_hard: 160.0,

@@ -2,29 +2,15 @@
 //! evaluation, and a resumed run continues exactly as an uninterrupted one.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
-use burn::tensor::Device;
+use burn_gumbel_support::{reference_device as device, rng_lock};
+use categorical_vae::checkpoint::{load_config, load_model};
+use categorical_vae::config::TrainingConfig;
 use categorical_vae::data::Mnist;
+use categorical_vae::evaluation::evaluate;
+use categorical_vae::metrics::EpochMetrics;
 use categorical_vae::model::VaeConfig;
-use categorical_vae::training::{
-    EpochMetrics, RunOptions, TrainingConfig, evaluate, load_config, load_model, train,
-};
-
-/// The CPU reference backend when it is built (flex), else whatever is enabled.
-fn device() -> Device {
-    #[cfg(feature = "flex")]
-    return Device::flex();
-    #[cfg(not(feature = "flex"))]
-    return Device::default();
-}
-
-/// Burn's backends seed one global generator each: the tests take turns, or their draws interleave
-/// and the runs stop being reproducible.
-fn rng_lock() -> MutexGuard<'static, ()> {
-    static RNG: Mutex<()> = Mutex::new(());
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use categorical_vae::training::{RunOptions, train};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("categorical-vae-{name}-{}", std::process::id()));

@@ -1,0 +1,133 @@
+//! The configuration of a training run and its checks.
+
+use burn::config::Config;
+use burn_gumbel::{Estimator, TemperatureSchedule};
+
+use crate::data::{Binarize, DataSource};
+use crate::defaults;
+use crate::error::Error;
+use crate::model::VaeConfig;
+
+/// Everything that defines a training run. Saved as `config.json` beside the checkpoint.
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainingConfig {
+    /// The model.
+    pub model: VaeConfig,
+    /// Number of passes over the training set. Default: [`defaults::EPOCHS`].
+    #[config(default = "defaults::EPOCHS")]
+    pub epochs: usize,
+    /// Images per step. Default: [`defaults::BATCH_SIZE`].
+    #[config(default = "defaults::BATCH_SIZE")]
+    pub batch_size: usize,
+    /// Adam's learning rate. Default: [`defaults::LEARNING_RATE`].
+    #[config(default = "defaults::LEARNING_RATE")]
+    pub learning_rate: f64,
+    /// The temperature per step. Default: [`defaults::schedule`], the paper's annealing.
+    #[config(default = "defaults::schedule()")]
+    pub schedule: TemperatureSchedule,
+    /// How training images are binarized. Default: threshold at 127.
+    #[config(default = "Binarize::Threshold")]
+    pub binarize: Binarize,
+    /// Where the images come from, recorded so that evaluation reads the same data.
+    /// [`train`](crate::training::train) uses the images it is handed; the programs load these.
+    /// Default: the embedded subset.
+    #[config(default = "DataSource::Embedded")]
+    pub data: DataSource,
+    /// Seed of the data order, the noise and the initialization. Default: [`defaults::SEED`].
+    #[config(default = "defaults::SEED")]
+    pub seed: u64,
+}
+
+impl TrainingConfig {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// The first value that makes no sense, named by its flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.model.validate()?;
+        if self.epochs == 0 {
+            return Err(Error::invalid("--epochs", "must be >= 1, got 0"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("--batch-size", "must be >= 1, got 0"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            let lr = self.learning_rate;
+            return Err(Error::invalid(
+                "--lr",
+                format!("must be finite and > 0, got {lr}"),
+            ));
+        }
+        self.schedule
+            .validate()
+            .map_err(|message| Error::invalid("temperature schedule", message))?;
+        if self.model.hard && self.model.estimator == Estimator::ReinMax {
+            let lowest = match self.schedule {
+                TemperatureSchedule::Constant { tau } => tau,
+                TemperatureSchedule::Exponential { tau_min, .. } => tau_min,
+            };
+            if lowest < 1.0 {
+                return Err(Error::invalid(
+                    "--estimator",
+                    format!(
+                        "reinmax needs tau >= 1 at every step (use --tau-min 1 or --tau 1), \
+                         got a lowest tau of {lowest}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reinmax_below_tau_one_names_the_flag() {
+        let config = TrainingConfig::new(
+            VaeConfig::new()
+                .with_hard(true)
+                .with_estimator(Estimator::ReinMax),
+        );
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--estimator: reinmax needs tau >= 1 at every step (use --tau-min 1 or --tau 1), got \
+             a lowest tau of 0.5"
+        );
+        let config = config.with_schedule(TemperatureSchedule::constant(1.0));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn nonsensical_values_name_their_flag() {
+        let config = TrainingConfig::new(VaeConfig::new()).with_batch_size(0);
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--batch-size: must be >= 1, got 0"
+        );
+        let config = TrainingConfig::new(VaeConfig::new()).with_learning_rate(-1.0);
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--lr: must be finite and > 0, got -1"
+        );
+        let config = TrainingConfig::new(VaeConfig::new())
+            .with_schedule(TemperatureSchedule::Constant { tau: 0.0 });
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "temperature schedule: tau must be finite and > 0, got 0"
+        );
+    }
+
+    #[test]
+    fn defaults_are_those_of_the_defaults_module() {
+        let config = TrainingConfig::new(VaeConfig::new());
+        assert_eq!(config.epochs, defaults::EPOCHS);
+        assert_eq!(config.batch_size, defaults::BATCH_SIZE);
+        assert_eq!(config.learning_rate, defaults::LEARNING_RATE);
+        assert_eq!(config.schedule, TemperatureSchedule::paper());
+        assert_eq!(config.seed, defaults::SEED);
+        assert_eq!(config.data, DataSource::Embedded);
+    }
+}
