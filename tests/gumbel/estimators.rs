@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor};
 use burn_gumbel::{gumbel_rao, gumbel_softmax, reinmax};
 
-use crate::support::{tensor2, values};
+use crate::support::{column_moments, tensor2, values};
 
 device_tests!(
     one_hot_samples_follow_the_probabilities,
@@ -42,19 +42,10 @@ fn per_row_gradients(
 /// Per-category mean and standard error of the mean of `[rows, 4]` values, and the total
 /// variance (the trace of the covariance).
 fn stats(v: &[f32]) -> ([f64; 4], [f64; 4], f64) {
-    let rows = v.len() / 4;
-    let n = rows as f64;
-    let mut mean = [0.0; 4];
-    let mut var = [0.0; 4];
-    for k in 0..4 {
-        mean[k] = (0..rows).map(|r| v[4 * r + k] as f64).sum::<f64>() / n;
-        var[k] = (0..rows)
-            .map(|r| (v[4 * r + k] as f64 - mean[k]).powi(2))
-            .sum::<f64>()
-            / (n - 1.0);
-    }
-    let se = var.map(|s| (s / n).sqrt());
-    (mean, se, var.iter().sum())
+    let columns = column_moments(v, 4);
+    let mean = std::array::from_fn(|k| columns[k].mean);
+    let se = std::array::from_fn(|k| columns[k].se);
+    (mean, se, columns.iter().map(|c| c.variance).sum())
 }
 
 fn one_hot_samples_follow_the_probabilities(device: &Device) {

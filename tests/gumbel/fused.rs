@@ -5,7 +5,7 @@
 use burn::tensor::{Device, Tensor};
 use burn_gumbel::{gumbel_noise, gumbel_softmax, gumbel_softmax_with_noise};
 
-use crate::support::{tensor2, values};
+use crate::support::{column_moments, tensor2, values};
 
 device_tests!(fresh_noise_path_agrees_with_the_reference_in_law);
 
@@ -13,14 +13,9 @@ const LOGITS: [f32; 5] = [0.5, -1.0, 1.5, 0.0, -0.3];
 
 /// Per-category mean and standard error of `[rows, 5]` values.
 fn mean_se(v: &[f32]) -> Vec<(f64, f64)> {
-    let rows = v.len() / 5;
-    (0..5)
-        .map(|k| {
-            let x: Vec<f64> = (0..rows).map(|r| v[5 * r + k] as f64).collect();
-            let m = x.iter().sum::<f64>() / rows as f64;
-            let var = x.iter().map(|a| (a - m).powi(2)).sum::<f64>() / (rows - 1) as f64;
-            (m, (var / rows as f64).sqrt())
-        })
+    column_moments(v, 5)
+        .into_iter()
+        .map(|m| (m.mean, m.se))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor};
 use burn_gumbel::{logistic_noise, relaxed_bernoulli, relaxed_bernoulli_with_noise};
 
-use crate::support::{host_uniform, tensor2, values};
+use crate::support::{Moments, host_uniform, moments, tensor2, values};
 
 device_tests!(
     logistic_noise_moments,
@@ -20,8 +20,11 @@ fn logistic_noise_moments(device: &Device) {
         .map(f64::from)
         .collect();
     assert!(l.iter().all(|x| x.is_finite()));
-    let mean = l.iter().sum::<f64>() / n as f64;
-    let var = l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+    let Moments {
+        mean,
+        variance: var,
+        ..
+    } = moments(&l);
     let sigma2 = std::f64::consts::PI.powi(2) / 3.0;
     // Mean: standard error sqrt(π²/3 / N) = 0.0041; five of them, 0.020. Variance: the logistic
     // law's excess kurtosis is 6/5, so Var(s²) ≈ (4.2 − 1) σ⁴ / N and the standard error of s² is

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor, s};
 use burn_gumbel::RelaxedOneHotCategorical;
 
-use crate::support::{tensor2, values};
+use crate::support::{moments, tensor2, values};
 
 device_tests!(
     two_categories_give_the_binary_concrete_density,
@@ -169,10 +169,8 @@ fn densities_integrate_to_one(device: &Device) {
 
 /// Mean and standard error of the mean.
 fn mean_and_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
+    let m = moments(v);
+    (m.mean, m.se)
 }
 
 fn monte_carlo_kl_is_positive_and_weights_average_to_one(device: &Device) {

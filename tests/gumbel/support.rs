@@ -1,21 +1,12 @@
 //! Devices and helpers shared by the tests.
 
-use std::sync::{Mutex, MutexGuard};
-
 use burn::tensor::{Device, Tensor};
 
-/// Burn's backends seed one global generator each, so tests that seed and draw must not
-/// interleave: every device test holds this lock.
-static RNG: Mutex<()> = Mutex::new(());
-
-/// Takes the lock that serializes the device tests (a failed test does not poison the others).
-pub fn rng_lock() -> MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+pub use burn_gumbel_support::rng_lock;
 
 /// The enabled backends' devices, by name, CPU reference (flex) first.
 pub fn devices() -> Vec<(&'static str, Device)> {
-    let enabled = burn_gumbel_examples::enabled_backends();
+    let enabled = burn_gumbel_support::enabled_backends();
     ["flex", "ndarray", "wgpu"]
         .into_iter()
         .filter(|name| enabled.contains(name))
@@ -25,7 +16,7 @@ pub fn devices() -> Vec<(&'static str, Device)> {
 
 /// The device of the backend called `name`.
 pub fn device(name: &str) -> Device {
-    burn_gumbel_examples::backend_device(name).unwrap_or_else(|error| panic!("{error}"))
+    burn_gumbel_support::backend_device(name).unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// Generates one `#[test]` per enabled backend for each function `fn name(device: &Device)`:
@@ -98,4 +89,35 @@ pub fn host_gumbel(n: usize, seed: u64) -> Vec<f32> {
 /// A `[rows, cols]` tensor from host values.
 pub fn tensor2(values: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(burn::tensor::TensorData::new(values, [rows, cols]), device)
+}
+
+/// The sample mean, the unbiased sample variance and the standard error of the mean.
+#[derive(Clone, Copy, Debug)]
+pub struct Moments {
+    /// `Σ x / n`.
+    pub mean: f64,
+    /// `Σ (x − mean)² / (n − 1)`.
+    pub variance: f64,
+    /// `sqrt(variance / n)`.
+    pub se: f64,
+}
+
+/// The [`Moments`] of `x`.
+pub fn moments(x: &[f64]) -> Moments {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let variance = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Moments {
+        mean,
+        variance,
+        se: (variance / n).sqrt(),
+    }
+}
+
+/// The [`Moments`] of each column of `[rows, k]` values.
+pub fn column_moments(v: &[f32], k: usize) -> Vec<Moments> {
+    let rows = v.len() / k;
+    (0..k)
+        .map(|j| moments(&(0..rows).map(|r| v[k * r + j] as f64).collect::<Vec<_>>()))
+        .collect()
 }
