@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use categorical_vae::checkpoint::{load_config, load_model, load_state};
+use categorical_vae::checkpoint::{load_config, require_checkpoint};
 use categorical_vae::data::DataSource;
 use categorical_vae::evaluation::evaluate;
 use categorical_vae::{Error, report};
@@ -38,13 +38,20 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
     println!("device: {backend} ({device:?})");
     let config = load_config(&cli.out)?;
-    let state = load_state(&cli.out)?;
-    let model = load_model(&config, &cli.out, &device)?;
+    let checkpoint = require_checkpoint(&cli.out)?;
+    let model = checkpoint.load_model(&config, &device)?;
+    let state = checkpoint.state;
     let data = match &cli.mnist {
         Some(dir) => DataSource::Idx(dir.clone()),
         None => config.data.clone(),
     };
     let data = data.load()?;
+    if data.test.is_empty() {
+        return Err(Error::invalid(
+            "--mnist",
+            format!("the test set of {} has no image", data.source),
+        ));
+    }
     let tau = state.last_tau(&config.schedule);
     let e = evaluate(&model, &data.test, &config, tau, &device);
     println!(
@@ -64,7 +71,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         "| soft | {:.2} | {:.2} | {:.2} |",
         e.nelbo_soft, e.reconstruction_soft, e.kl
     );
-    report::write_pictures(
+    let written = report::write_pictures(
         &model,
         &data.test,
         &state.history,
@@ -73,10 +80,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         &device,
         &cli.out,
     )?;
-    println!(
-        "wrote reconstructions.png, samples.png, elbo.png in {}",
-        cli.out.display()
-    );
+    println!("wrote {} in {}", written.join(", "), cli.out.display());
     Ok(())
 }
 

@@ -14,13 +14,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn_gumbel::{Estimator, TemperatureSchedule};
+use categorical_vae::checkpoint::load_config;
 use categorical_vae::config::TrainingConfig;
 use categorical_vae::data::{Binarize, DataSource};
-use categorical_vae::metrics::EpochMetrics;
 use categorical_vae::model::VaeConfig;
-use categorical_vae::training::{RunOptions, train};
+use categorical_vae::training::{Event, RunOptions, train};
 use categorical_vae::{Error, defaults, report};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Parser};
 
 /// Train the categorical VAE on binarized MNIST.
 #[derive(Parser, Debug)]
@@ -36,7 +37,8 @@ struct Cli {
     /// Output folder (configuration, checkpoint, metrics, images).
     #[arg(long, default_value = "runs/vae")]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its newest complete checkpoint, with the settings stored in
+    /// its config.json: other flags may only repeat them, but --epochs may grow.
     #[arg(long)]
     resume: bool,
     /// Passes over the training set (with --resume: the total, including those done).
@@ -122,8 +124,103 @@ impl Cli {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
-    let config = cli.config();
+/// The configuration of the run: the flags' for a new run; with `--resume`, the stored one, with
+/// `--epochs` if given, after checking that every other flag given repeats the stored setting.
+fn run_config(cli: &Cli, matches: &ArgMatches) -> Result<TrainingConfig, Error> {
+    let given = cli.config();
+    if !cli.resume {
+        return Ok(given);
+    }
+    let stored = load_config(&cli.out)?;
+    let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let settings: [(&[&str], String, String); 12] = [
+        (
+            &["batch_size"],
+            show(stored.batch_size),
+            show(given.batch_size),
+        ),
+        (
+            &["lr"],
+            show(stored.learning_rate),
+            show(given.learning_rate),
+        ),
+        (
+            &["n_latent"],
+            show(stored.model.n_latent),
+            show(given.model.n_latent),
+        ),
+        (
+            &["n_categories"],
+            show(stored.model.n_categories),
+            show(given.model.n_categories),
+        ),
+        (
+            &["hidden1"],
+            show(stored.model.hidden1),
+            show(given.model.hidden1),
+        ),
+        (
+            &["hidden2"],
+            show(stored.model.hidden2),
+            show(given.model.hidden2),
+        ),
+        (&["hard"], show(stored.model.hard), show(given.model.hard)),
+        (
+            &["estimator"],
+            show(stored.model.estimator),
+            show(given.model.estimator),
+        ),
+        (
+            &["tau", "tau0", "anneal_rate", "tau_min", "anneal_interval"],
+            format!("{:?}", stored.schedule),
+            format!("{:?}", given.schedule),
+        ),
+        (&["binarize"], show(stored.binarize), show(given.binarize)),
+        (
+            &["mnist", "embedded"],
+            format!("{:?}", stored.data),
+            format!("{:?}", given.data),
+        ),
+        (&["seed"], show(stored.seed), show(given.seed)),
+    ];
+    let changed: Vec<String> = settings
+        .into_iter()
+        .filter(|(ids, stored, given)| ids.iter().any(|id| explicit(id)) && stored != given)
+        .map(|(ids, stored, given)| {
+            let flags: Vec<String> = ids
+                .iter()
+                .filter(|id| explicit(id))
+                .map(|id| format!("--{}", id.replace('_', "-")))
+                .collect();
+            format!("{} gives {given}, the run has {stored}", flags.join(" "))
+        })
+        .collect();
+    if !changed.is_empty() {
+        return Err(Error::invalid(
+            "--resume",
+            format!(
+                "the run in {} was made with other settings: {}; drop these flags to resume it, \
+                 or train into another --out",
+                cli.out.display(),
+                changed.join("; ")
+            ),
+        ));
+    }
+    let epochs = if explicit("epochs") {
+        given.epochs
+    } else {
+        stored.epochs
+    };
+    Ok(stored.with_epochs(epochs))
+}
+
+/// A setting as the messages show it.
+fn show(value: impl std::fmt::Display) -> String {
+    value.to_string()
+}
+
+fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
+    let config = run_config(&cli, &matches)?;
     config.validate()?;
     let (backend, device) = burn_gumbel_support::select_device()
         .map_err(|e| Error::invalid("BURN_GUMBEL_BACKEND", e))?;
@@ -142,8 +239,19 @@ fn run(cli: Cli) -> Result<(), Error> {
         resume: cli.resume,
         progress: !cli.quiet,
     };
-    let print = |m: &EpochMetrics| {
-        println!(
+    let print = |event: Event<'_>| match event {
+        Event::Resumed {
+            checkpoint,
+            epochs_done,
+            step,
+        } => println!("resuming from checkpoint {checkpoint} ({epochs_done} epochs, {step} steps)"),
+        Event::Restarted => {
+            println!("no complete checkpoint yet: starting the run from its beginning")
+        }
+        Event::EpochsExtended { from, to } => {
+            println!("extending the run from {from} to {to} epochs")
+        }
+        Event::Epoch(m) => println!(
             "epoch {:>3}  step {:>6}  tau {:.3}  train {:7.2}  test soft {:7.2}  hard {:7.2}  \
              (recon {:6.2} + KL {:5.2})  {:5.1}s  {:5.1} steps/s",
             m.epoch,
@@ -156,14 +264,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             m.test.kl,
             m.seconds,
             m.steps_per_second
-        )
+        ),
     };
     let trained = train(&config, &data, &device, &options, print)?;
-    let last = trained
-        .state
-        .history
-        .last()
-        .expect("a run has at least one epoch");
+    let Some(last) = trained.state.history.last() else {
+        return Err(Error::file(
+            &cli.out,
+            "the checkpoint's state.json has no epoch in its history",
+        ));
+    };
     let device = device.without_autodiff();
     let history = &trained.state.history;
     report::write_pictures(
@@ -171,7 +280,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         &data.test,
         history,
         last.tau,
-        cli.seed,
+        config.seed,
         &device,
         &cli.out,
     )?;
@@ -187,5 +296,5 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    burn_gumbel_support::run_cli(run)
+    burn_gumbel_support::run_cli_with_matches(run)
 }

@@ -1,8 +1,10 @@
-//! The run folder's files: `config.json`, the checkpoint (`model.bpk`, `optimizer.bpk`,
-//! `state.json`), and how they are written and read back.
+//! The run folder's files: `config.json` and the checkpoint generations
+//! (`checkpoint/step-NNNNNNNNNN/`: `model.bpk`, `optimizer.bpk`, `state.json` and `manifest.json`
+//! with their SHA-256), how they are written durably and found again.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
@@ -13,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainingConfig;
 use crate::data::DataSource;
 use crate::error::Error;
+use crate::files::{
+    create_dir, fault_point, remove_dir, sha256, sync_dir, sync_file, write_atomic, write_durable,
+};
 use crate::metrics::EpochMetrics;
 use crate::model::CategoricalVae;
 
@@ -70,116 +75,267 @@ fn parse_config(text: &str) -> Result<TrainingConfig, serde_json::Error> {
     serde_json::from_value(value)
 }
 
-/// Loads the model saved in `out_dir/checkpoint` for `config`, on `device`.
+/// The folder of the checkpoints in a run folder.
+const CHECKPOINTS: &str = "checkpoint";
+/// The manifest of a checkpoint generation: the SHA-256 of each of its files.
+const MANIFEST: &str = "manifest.json";
+/// The files of a checkpoint generation besides its manifest.
+const FILES: [&str; 3] = ["model.bpk", "optimizer.bpk", "state.json"];
+
+/// The manifest of a checkpoint: its files and their SHA-256, checked at load.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    /// File name → SHA-256 in hexadecimal.
+    sha256: BTreeMap<String, String>,
+}
+
+/// A complete checkpoint generation of a run: `checkpoint/step-NNNNNNNNNN/`, whose files match
+/// the checksums of its manifest.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// The training state saved with it.
+    pub state: TrainingState,
+}
+
+impl Checkpoint {
+    /// The generation's name (`step-0000000300`), for the messages.
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Loads its model for `config`, on `device`.
+    ///
+    /// # Errors
+    /// Tensors that do not fit the configuration.
+    pub fn load_model(
+        &self,
+        config: &TrainingConfig,
+        device: &Device,
+    ) -> Result<CategoricalVae, Error> {
+        let path = self.dir.join("model.bpk");
+        config
+            .model
+            .init(device)
+            .try_load_file(&path)
+            .map_err(|e| Error::file(&path, format!("cannot load the model: {e}")))
+    }
+
+    /// Loads its optimizer state.
+    ///
+    /// # Errors
+    /// A file that Burn cannot read as Adam's state.
+    pub fn load_optimizer(&self) -> Result<ModuleOptimizer, Error> {
+        let path = self.dir.join("optimizer.bpk");
+        AdamConfig::new()
+            .init()
+            .load(&path)
+            .map_err(|e| Error::file(&path, format!("cannot load the optimizer: {e}")))
+    }
+}
+
+/// The generation's folder name for a checkpoint after `step` optimizer steps.
+fn generation_name(step: u64) -> String {
+    format!("step-{step:010}")
+}
+
+/// The step of a generation's folder name, or `None` for another name (a temporary folder).
+fn generation_step(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("step-")?;
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+/// Checks a generation's files against its manifest and reads its state.
+fn verify(dir: &Path) -> Result<TrainingState, Error> {
+    let manifest_path = dir.join(MANIFEST);
+    let text = fs::read_to_string(&manifest_path)
+        .map_err(|e| Error::file(&manifest_path, e.to_string()))?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&manifest_path, format!("malformed: {e}")))?;
+    for name in FILES {
+        let path = dir.join(name);
+        let expected = manifest
+            .sha256
+            .get(name)
+            .ok_or_else(|| Error::file(&manifest_path, format!("no checksum of {name}")))?;
+        if sha256(&path)? != *expected {
+            return Err(Error::file(
+                &path,
+                "damaged: its SHA-256 differs from the checkpoint's manifest",
+            ));
+        }
+    }
+    let path = dir.join("state.json");
+    let text = fs::read_to_string(&path).map_err(|e| Error::file(&path, e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))
+}
+
+/// The generations' folders in `out_dir/checkpoint`, newest first.
+fn generations(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+    let root = out_dir.join(CHECKPOINTS);
+    if !root.is_dir() {
+        return Ok(Vec::new());
+    }
+    let entries = fs::read_dir(&root).map_err(|e| Error::file(&root, e.to_string()))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::file(&root, e.to_string()))?;
+        let name = entry.file_name();
+        if let Some(step) = generation_step(&name.to_string_lossy()) {
+            found.push((step, entry.path()));
+        }
+    }
+    found.sort_by(|a, b| b.cmp(a));
+    Ok(found)
+}
+
+/// The newest complete checkpoint of the run in `out_dir`, or `None` when it has none.
+///
+/// Generations are tried newest first; one that is damaged (a checksum that does not match, a
+/// missing file) is passed over for the one before it.
 ///
 /// # Errors
-/// A missing or damaged checkpoint, or one whose tensors do not fit the configuration.
+/// A checkpoint folder that cannot be read; every generation damaged (the first error).
+pub fn latest_checkpoint(out_dir: &Path) -> Result<Option<Checkpoint>, Error> {
+    let mut first_error = None;
+    for (_, dir) in generations(out_dir)? {
+        match verify(&dir) {
+            Ok(state) => return Ok(Some(Checkpoint { dir, state })),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(None),
+    }
+}
+
+/// The newest complete checkpoint of the run in `out_dir`.
+///
+/// # Errors
+/// As [`latest_checkpoint`], and a folder without a checkpoint.
+pub fn require_checkpoint(out_dir: &Path) -> Result<Checkpoint, Error> {
+    latest_checkpoint(out_dir)?.ok_or_else(|| {
+        Error::file(
+            &out_dir.join(CHECKPOINTS),
+            "missing: no complete checkpoint in this folder",
+        )
+    })
+}
+
+/// Loads the model of the newest complete checkpoint in `out_dir` for `config`, on `device`.
+///
+/// # Errors
+/// No complete checkpoint, or one whose tensors do not fit the configuration.
 pub fn load_model(
     config: &TrainingConfig,
     out_dir: &Path,
     device: &Device,
 ) -> Result<CategoricalVae, Error> {
-    let path = out_dir.join("checkpoint").join("model.bpk");
-    if !path.is_file() {
-        return Err(Error::file(&path, "missing: no checkpoint in this folder"));
-    }
-    config
-        .model
-        .init(device)
-        .try_load_file(&path)
-        .map_err(|e| Error::file(&path, format!("cannot load the model: {e}")))
+    require_checkpoint(out_dir)?.load_model(config, device)
 }
 
-/// The model, the optimizer and the state of the run in `out_dir`, checked against `config`.
-pub(crate) fn load_checkpoint(
-    config: &TrainingConfig,
-    out_dir: &Path,
-    device: &Device,
-) -> Result<(CategoricalVae, ModuleOptimizer, TrainingState), Error> {
-    let saved = load_config(out_dir)?;
-    if saved.model != config.model
-        || saved.batch_size != config.batch_size
-        || saved.seed != config.seed
-    {
-        let config_path = out_dir.join("config.json");
-        return Err(Error::invalid(
-            "--resume",
-            format!(
-                "{}: the checkpoint was trained with another configuration (model {:?}, batch \
-                 {}, seed {}); resume with the same flags",
-                config_path.display(),
-                saved.model,
-                saved.batch_size,
-                saved.seed
-            ),
-        ));
-    }
-    let model = load_model(config, out_dir, device)?;
-    let dir = out_dir.join("checkpoint");
-    let optim_path = dir.join("optimizer.bpk");
-    let optim = AdamConfig::new()
-        .init()
-        .load(&optim_path)
-        .map_err(|e| Error::file(&optim_path, format!("cannot load the optimizer: {e}")))?;
-    Ok((model, optim, load_state(out_dir)?))
-}
-
-/// Loads the training state saved with the checkpoint in `out_dir`.
+/// Loads the training state of the newest complete checkpoint in `out_dir`.
 ///
 /// # Errors
-/// A missing or malformed `checkpoint/state.json`.
+/// No complete checkpoint.
 pub fn load_state(out_dir: &Path) -> Result<TrainingState, Error> {
-    let path = out_dir.join("checkpoint").join("state.json");
-    let text = fs::read_to_string(&path).map_err(|e| Error::file(&path, e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))
+    Ok(require_checkpoint(out_dir)?.state)
 }
 
-/// Writes the checkpoint into `checkpoint.tmp`, then swaps it for `checkpoint`: a crash leaves
-/// either the old checkpoint or the new one, never half of one.
+/// Whether `out_dir` holds a run: a configuration or a checkpoint folder.
+pub fn holds_run(out_dir: &Path) -> bool {
+    out_dir.join("config.json").exists() || out_dir.join(CHECKPOINTS).exists()
+}
+
+/// Saves a checkpoint generation, durably and atomically, then removes the older ones.
+///
+/// The files go into `checkpoint/step-N.tmp/`, each flushed to the disk, with `manifest.json`
+/// (their SHA-256) written last; the folder is renamed `step-N` and `checkpoint/` flushed. Only
+/// then are older generations removed: at any instant the newest complete generation is on disk,
+/// and [`latest_checkpoint`] finds it.
 pub(crate) fn save_checkpoint(
     model: &CategoricalVae,
     optim: &ModuleOptimizer,
     state: &TrainingState,
     out_dir: &Path,
 ) -> Result<(), Error> {
-    let dir = out_dir.join("checkpoint");
-    let tmp = out_dir.join("checkpoint.tmp");
-    let old = out_dir.join("checkpoint.old");
-    let _ = fs::remove_dir_all(&tmp);
+    let root = out_dir.join(CHECKPOINTS);
+    create_dir(&root)?;
+    let name = generation_name(state.step);
+    let done = root.join(&name);
+    let tmp = root.join(format!("{name}.tmp"));
+    if tmp.exists() {
+        remove_dir(&tmp)?;
+    }
     create_dir(&tmp)?;
     let model_path = tmp.join("model.bpk");
+    fault_point("save model");
     model
         .clone()
         .save_file(&model_path)
         .map_err(|e| Error::file(&model_path, e.to_string()))?;
+    sync_file(&model_path)?;
     let optim_path = tmp.join("optimizer.bpk");
+    fault_point("save optimizer");
     optim
         .save(&optim_path)
         .map_err(|e| Error::file(&optim_path, e.to_string()))?;
+    sync_file(&optim_path)?;
     let state_json = serde_json::to_string_pretty(state).expect("the state serializes");
-    write_file(&tmp.join("state.json"), state_json.as_bytes())?;
-    let _ = fs::remove_dir_all(&old);
-    if dir.exists() {
-        fs::rename(&dir, &old).map_err(|e| Error::file(&dir, e.to_string()))?;
+    write_durable(&tmp.join("state.json"), state_json.as_bytes())?;
+    let mut manifest = Manifest {
+        sha256: BTreeMap::new(),
+    };
+    for file in FILES {
+        manifest
+            .sha256
+            .insert(file.to_string(), sha256(&tmp.join(file))?);
     }
-    fs::rename(&tmp, &dir).map_err(|e| Error::file(&dir, e.to_string()))?;
-    let _ = fs::remove_dir_all(&old);
+    let manifest = serde_json::to_string_pretty(&manifest).expect("the manifest serializes");
+    write_durable(&tmp.join(MANIFEST), manifest.as_bytes())?;
+    sync_dir(&tmp)?;
+    if done.exists() {
+        // A complete generation of this step is already there (a run resumed from it that saved
+        // again at the same step): keep it, drop the copy.
+        remove_dir(&tmp)?;
+    } else {
+        fault_point("rename checkpoint");
+        fs::rename(&tmp, &done).map_err(|e| Error::file(&done, e.to_string()))?;
+    }
+    sync_dir(&root)?;
+    // Older generations and leftovers of interrupted saves; never the one just completed.
+    let entries = fs::read_dir(&root).map_err(|e| Error::file(&root, e.to_string()))?;
+    let mut removed = false;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::file(&root, e.to_string()))?;
+        let path = entry.path();
+        if path != done && path.is_dir() {
+            remove_dir(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(&root)?;
+    }
     Ok(())
+}
+
+/// Writes the run's `config.json`, atomically and durably.
+pub(crate) fn save_config(config: &TrainingConfig, out_dir: &Path) -> Result<(), Error> {
+    write_atomic(&out_dir.join("config.json"), config_json(config).as_bytes())
 }
 
 /// The configuration as pretty JSON.
 pub fn config_json(config: &TrainingConfig) -> String {
     serde_json::to_string_pretty(config).expect("the configuration serializes")
-}
-
-/// Creates the folder `path` and its parents.
-pub(crate) fn create_dir(path: &Path) -> Result<(), Error> {
-    fs::create_dir_all(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))
-}
-
-/// Writes `bytes` into the file `path`.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    fs::write(path, bytes).map_err(|e| Error::file(path, format!("cannot write: {e}")))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! Modules, each importing only those above it in this list:
 //! - [`error`]: the one-line errors of the programs.
 //! - [`defaults`]: every default of the configuration, defined once.
+//! - [`files`]: atomic and durable writes, the run folder's lock, checksums, fault injection.
 //! - [`data`]: the embedded MNIST subset, the IDX files, the choice of data, binarization.
 //! - [`model`]: the VAE and its negative ELBO.
 //! - [`config`]: the configuration of a training run and its checks.
@@ -24,6 +25,7 @@ pub mod data;
 pub mod defaults;
 pub mod error;
 pub mod evaluation;
+pub mod files;
 pub mod metrics;
 pub mod model;
 pub mod report;

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::data::{Binarize, Images, PIXELS, SIDE, batch_tensor, binarize};
 use crate::error::Error;
+use crate::files::write_atomic;
 use crate::metrics::EpochMetrics;
 use crate::model::CategoricalVae;
 
@@ -56,10 +57,18 @@ fn tile(images: &[f32], columns: usize) -> GrayImage {
     grid
 }
 
-fn save_png(image: &GrayImage, path: &Path) -> Result<(), Error> {
+/// Encodes `image` as PNG and writes it atomically and durably.
+fn save_png<P, C>(image: &image::ImageBuffer<P, C>, path: &Path) -> Result<(), Error>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let mut png = std::io::Cursor::new(Vec::new());
     image
-        .save(path)
-        .map_err(|e| Error::file(path, format!("cannot write the image: {e}")))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| Error::file(path, format!("cannot encode the image: {e}")))?;
+    write_atomic(path, png.get_ref())
 }
 
 /// Writes a PNG of `n` test digits (odd rows) above their reconstructions (even rows), decoded
@@ -131,11 +140,25 @@ pub fn prior_samples(
 /// Writes a PNG plot of the negative ELBO per epoch: training (soft), test soft and test hard.
 ///
 /// # Errors
-/// An unwritable `path`.
+/// An unwritable `path`; a history without an epoch or with a value that is not finite (there
+/// is no range to plot).
 pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
-    let draw = || -> Result<(), Box<dyn std::error::Error>> {
+    let finite = history.iter().all(|m| {
+        [m.train_nelbo, m.test.nelbo_soft, m.test.nelbo_hard]
+            .iter()
+            .all(|v| v.is_finite())
+    });
+    if history.is_empty() || !finite {
+        return Err(Error::file(
+            path,
+            "cannot draw the plot: the history needs at least one epoch of finite values",
+        ));
+    }
+    const SIZE: (u32, u32) = (800, 500);
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let mut draw = || -> Result<(), Box<dyn std::error::Error>> {
         register_font()?;
-        let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let curve = |value: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
             history.iter().map(|m| (m.epoch as f64, value(m))).collect()
@@ -181,12 +204,15 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
         root.present()?;
         Ok(())
     };
-    draw().map_err(|e| Error::file(path, format!("cannot draw the plot: {e}")))
+    draw().map_err(|e| Error::file(path, format!("cannot draw the plot: {e}")))?;
+    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).expect("the buffer's size");
+    save_png(&image, path)
 }
 
 /// Writes the three pictures of a run into `out_dir`: `reconstructions.png` (64 test digits, hard
 /// samples at `tau`), `samples.png` (100 digits from the prior, codes drawn from `seed`) and
-/// `elbo.png` (the curves of `history`).
+/// `elbo.png` (the curves of `history`; not drawn for a history without an epoch). Returns the
+/// names of the files written.
 ///
 /// # Errors
 /// An unwritable file, named.
@@ -198,7 +224,7 @@ pub fn write_pictures(
     seed: u64,
     device: &Device,
     out_dir: &Path,
-) -> Result<(), Error> {
+) -> Result<Vec<&'static str>, Error> {
     reconstructions(
         model,
         test,
@@ -208,7 +234,11 @@ pub fn write_pictures(
         &out_dir.join("reconstructions.png"),
     )?;
     prior_samples(model, 10, seed, device, &out_dir.join("samples.png"))?;
-    elbo_curves(history, &out_dir.join("elbo.png"))
+    if history.is_empty() {
+        return Ok(vec!["reconstructions.png", "samples.png"]);
+    }
+    elbo_curves(history, &out_dir.join("elbo.png"))?;
+    Ok(vec!["reconstructions.png", "samples.png", "elbo.png"])
 }
 
 #[cfg(test)]
@@ -225,6 +255,14 @@ mod tests {
         assert_eq!(grid.get_pixel(2, 2).0, [255]); // first digit, blank
         assert_eq!(grid.get_pixel(32, 2).0, [0]); // second digit, ink
         assert_eq!(grid.get_pixel(0, 0).0, [128]); // the gap
+    }
+
+    #[test]
+    fn elbo_plot_of_an_empty_history_is_an_error_not_a_hang() {
+        let path = std::env::temp_dir().join(format!("vae-empty-{}.png", std::process::id()));
+        let error = elbo_curves(&[], &path).unwrap_err().to_string();
+        assert!(error.ends_with("the history needs at least one epoch of finite values"));
+        assert!(!path.exists());
     }
 
     #[test]

@@ -3,15 +3,19 @@
 //!
 //! A run writes into its output folder:
 //! - `config.json`: the [`TrainingConfig`];
-//! - `checkpoint/`: `model.bpk` and `optimizer.bpk` (Burn's `save_file` format) and `state.json`
-//!   (epochs done, step, the metrics so far), replaced atomically after every epoch, so that an
-//!   interrupted run loses at most the epoch in progress;
-//! - `metrics.csv`: one line per epoch.
+//! - `checkpoint/step-NNNNNNNNNN/`: `model.bpk` and `optimizer.bpk` (Burn's `save_file` format),
+//!   `state.json` (epochs done, step, the metrics so far) and `manifest.json` (their SHA-256), a
+//!   new generation after every epoch (see [`crate::checkpoint`]), so that an interrupted run
+//!   loses at most the epoch in progress;
+//! - `metrics.csv`: one line per epoch;
+//! - `.lock`: the lock that keeps a second run out while this one trains.
+//!
+//! Every file is written atomically and durably ([`crate::files`]).
 //!
 //! Every epoch reseeds the device and the data shuffle from `(seed, epoch)`, so a run resumed from
 //! a checkpoint continues exactly as the uninterrupted run would have.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -22,12 +26,14 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::checkpoint::{
-    TrainingState, config_json, create_dir, load_checkpoint, save_checkpoint, write_file,
+    Checkpoint, TrainingState, holds_run, latest_checkpoint, load_config, save_checkpoint,
+    save_config,
 };
 use crate::config::TrainingConfig;
 use crate::data::{Binarize, Mnist, batch_tensor, binarize};
 use crate::error::Error;
 use crate::evaluation::evaluate;
+use crate::files::{create_dir, fault_point, lock_run, write_atomic};
 use crate::metrics::{EpochMetrics, metrics_csv, progress_bar};
 use crate::model::{CategoricalVae, negative_elbo};
 
@@ -62,50 +68,91 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 /// How many training steps between two reads of the summed loss.
 const READ_EVERY: usize = 20;
 
+/// What [`train`] reports as it goes (the programs print it).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Training continues from a checkpoint generation.
+    Resumed {
+        /// The generation's name, `step-NNNNNNNNNN`.
+        checkpoint: String,
+        /// Epochs completed in it.
+        epochs_done: usize,
+        /// Optimizer steps done in it.
+        step: u64,
+    },
+    /// `--resume` found the configuration but no complete checkpoint (the run was stopped before
+    /// its first one): training starts from the beginning.
+    Restarted,
+    /// `--resume` asked for more epochs than the run was started with.
+    EpochsExtended {
+        /// The number the run had.
+        from: usize,
+        /// The number it now has.
+        to: usize,
+    },
+    /// An epoch ended: its metrics.
+    Epoch(&'a EpochMetrics),
+}
+
 /// Trains the VAE on `data.train`, evaluating on `data.test` after every epoch.
 ///
-/// `on_epoch` is called with each epoch's metrics (the programs print them).
+/// The run folder is locked for the whole run (a second run into it is refused). A fresh run needs
+/// a folder without a run; with `resume`, the run continues from its newest complete checkpoint
+/// (or from its beginning if it has none yet), and `config` must be the stored one but for
+/// `epochs`, which may grow. `on_event` hears of the resume and of each epoch.
 ///
 /// # Errors
-/// An invalid configuration; an output folder that already holds a run while `resume` is off; a
-/// checkpoint that is missing, damaged or from another configuration; an unwritable output folder;
-/// dynamic binarization of data without grey levels.
+/// An invalid configuration or empty data; an output folder that already holds a run while
+/// `resume` is off, or is in use; a configuration that differs from the stored one; a damaged
+/// checkpoint; an unwritable output folder; dynamic binarization of data without grey levels.
 pub fn train(
     config: &TrainingConfig,
     data: &Mnist,
     device: &Device,
     options: &RunOptions,
-    mut on_epoch: impl FnMut(&EpochMetrics),
+    mut on_event: impl FnMut(Event<'_>),
 ) -> Result<Trained, Error> {
     config.validate()?;
-    if config.binarize == Binarize::Dynamic && !data.train.has_grey_levels() {
-        return Err(Error::invalid(
-            "--binarize",
-            "dynamic binarization needs grey levels: use full MNIST (--mnist DIR)",
-        ));
-    }
+    check_data(config, data)?;
     let device = device.clone().without_autodiff();
     let train_device = device.clone().autodiff();
-    let checkpoint = options.out_dir.join("checkpoint");
+    let out = &options.out_dir;
 
-    device.seed(config.seed);
-    let (mut model, mut optim, mut state) = if options.resume {
-        load_checkpoint(config, &options.out_dir, &train_device)?
-    } else {
-        if checkpoint.exists() {
+    if !options.resume && holds_run(out) {
+        return Err(Error::file(
+            out,
+            "a run is already there: pass --resume to continue it, or choose another --out",
+        ));
+    }
+    create_dir(out)?;
+    let _lock = lock_run(out)?;
+    let checkpoint = match options.resume {
+        true => resume_from(config, out, &mut on_event)?,
+        false if holds_run(out) => {
+            // Another run wrote here between the check above and the lock.
             return Err(Error::file(
-                &checkpoint,
+                out,
                 "a run is already there: pass --resume to continue it, or choose another --out",
             ));
         }
-        let model = config.model.init(&train_device);
-        (model, AdamConfig::new().init(), TrainingState::default())
+        false => {
+            save_config(config, out)?;
+            None
+        }
     };
-    create_dir(&options.out_dir)?;
-    write_file(
-        &options.out_dir.join("config.json"),
-        config_json(config).as_bytes(),
-    )?;
+    device.seed(config.seed);
+    let (mut model, mut optim, mut state) = match checkpoint {
+        Some(checkpoint) => (
+            checkpoint.load_model(config, &train_device)?,
+            checkpoint.load_optimizer()?,
+            checkpoint.state,
+        ),
+        None => (
+            config.model.init(&train_device),
+            AdamConfig::new().init(),
+            TrainingState::default(),
+        ),
+    };
 
     let steps_per_epoch = data.train.len().div_ceil(config.batch_size) as u64;
     for epoch in state.epochs_done..config.epochs {
@@ -131,6 +178,7 @@ pub fn train(
             let loss;
             (model, loss) = train_step(model, &mut optim, x, tau, config.learning_rate);
             state.step += 1;
+            fault_point("training step");
             loss_sum = loss_sum + loss;
             if (i + 1) % READ_EVERY != 0 && (i + 1) as u64 != steps_per_epoch {
                 continue;
@@ -170,17 +218,128 @@ pub fn train(
         };
         state.epochs_done = epoch + 1;
         state.history.push(metrics.clone());
-        save_checkpoint(&model, &optim, &state, &options.out_dir)?;
-        write_file(
-            &options.out_dir.join("metrics.csv"),
+        save_checkpoint(&model, &optim, &state, out)?;
+        write_atomic(
+            &out.join("metrics.csv"),
             metrics_csv(&state.history).as_bytes(),
         )?;
-        on_epoch(&metrics);
+        on_event(Event::Epoch(&metrics));
     }
     Ok(Trained {
         model: model.valid(),
         state,
     })
+}
+
+/// Refuses data a run cannot use, before any work: an empty split, or dynamic binarization of
+/// images without grey levels.
+fn check_data(config: &TrainingConfig, data: &Mnist) -> Result<(), Error> {
+    for (split, images) in [("training", &data.train), ("test", &data.test)] {
+        if images.is_empty() {
+            return Err(Error::invalid(
+                "--mnist",
+                format!("the {split} set of {} has no image", data.source),
+            ));
+        }
+    }
+    if config.binarize == Binarize::Dynamic && !data.train.has_grey_levels() {
+        return Err(Error::invalid(
+            "--binarize",
+            "dynamic binarization needs grey levels: use full MNIST (--mnist DIR)",
+        ));
+    }
+    Ok(())
+}
+
+/// The checkpoint a resumed run continues from, after checking `config` against the stored one.
+fn resume_from(
+    config: &TrainingConfig,
+    out: &Path,
+    on_event: &mut impl FnMut(Event<'_>),
+) -> Result<Option<Checkpoint>, Error> {
+    let saved = load_config(out)?;
+    let differences = differences(&saved, config);
+    if !differences.is_empty() {
+        return Err(Error::invalid(
+            "--resume",
+            format!(
+                "{}: the run was made with other settings ({}); resume with its own settings or \
+                 choose another --out",
+                out.join("config.json").display(),
+                differences.join(", ")
+            ),
+        ));
+    }
+    let checkpoint = latest_checkpoint(out)?;
+    let done = checkpoint.as_ref().map_or(0, |c| c.state.epochs_done);
+    if config.epochs < saved.epochs.max(done) {
+        return Err(Error::invalid(
+            "--epochs",
+            format!(
+                "may only grow on --resume: the run has {} epochs ({done} done), got {}",
+                saved.epochs, config.epochs
+            ),
+        ));
+    }
+    if config.epochs > saved.epochs {
+        save_config(config, out)?;
+        on_event(Event::EpochsExtended {
+            from: saved.epochs,
+            to: config.epochs,
+        });
+    }
+    match &checkpoint {
+        Some(c) => on_event(Event::Resumed {
+            checkpoint: c.name(),
+            epochs_done: c.state.epochs_done,
+            step: c.state.step,
+        }),
+        None => on_event(Event::Restarted),
+    }
+    Ok(checkpoint)
+}
+
+/// The settings in which `config` differs from `saved`, but for `epochs`, as `name: saved → new`
+/// (the names of `config.json`).
+pub fn differences(saved: &TrainingConfig, config: &TrainingConfig) -> Vec<String> {
+    let same_epochs = config.clone().with_epochs(saved.epochs);
+    let (a, b) = (
+        serde_json::to_value(saved).expect("the configuration serializes"),
+        serde_json::to_value(&same_epochs).expect("the configuration serializes"),
+    );
+    let mut out = Vec::new();
+    json_differences("", &a, &b, &mut out);
+    out
+}
+
+/// The leaves where two JSON values differ, with their paths.
+fn json_differences(
+    path: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<_> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                let null = serde_json::Value::Null;
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                json_differences(
+                    &sub,
+                    x.get(key).unwrap_or(&null),
+                    y.get(key).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} → {b}")),
+        _ => {}
+    }
 }
 
 /// One optimizer step on the batch `x` (`[batch, 784]`, binary pixels) at temperature `tau`: the

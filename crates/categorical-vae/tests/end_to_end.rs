@@ -78,8 +78,10 @@ fn training_lowers_the_test_elbo_and_checkpoints_reload() {
     for file in [
         "config.json",
         "metrics.csv",
-        "checkpoint/model.bpk",
-        "checkpoint/optimizer.bpk",
+        "checkpoint/step-0000000300/model.bpk",
+        "checkpoint/step-0000000300/optimizer.bpk",
+        "checkpoint/step-0000000300/state.json",
+        "checkpoint/step-0000000300/manifest.json",
     ] {
         assert!(dir.join(file).is_file(), "{file} is missing");
     }
@@ -159,7 +161,7 @@ fn a_resumed_run_continues_exactly() {
     assert!(
         error
             .to_string()
-            .contains("trained with another configuration"),
+            .contains("the run was made with other settings (model.hidden1: 64 → 65)"),
         "{error}"
     );
     let dynamic = config

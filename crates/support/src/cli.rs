@@ -20,6 +20,27 @@ pub fn run_cli<C: clap::Parser, E: std::fmt::Display>(
     }
 }
 
+/// [`run_cli`] for programs that need to know which flags were given on the command line
+/// (`ArgMatches::value_source`): `run` also receives clap's matches.
+pub fn run_cli_with_matches<C: clap::Parser, E: std::fmt::Display>(
+    run: impl FnOnce(C, clap::ArgMatches) -> Result<(), E>,
+) -> std::process::ExitCode {
+    let parsed = C::command()
+        .try_get_matches()
+        .and_then(|matches| C::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => return cli_error(error),
+    };
+    match run(cli, matches) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Reports a command-line error from clap: help and version go to stdout with success; a bad
 /// flag is one line on stderr and exit code 2.
 fn cli_error(error: clap::Error) -> std::process::ExitCode {

@@ -12,4 +12,4 @@ pub use backend::{
     backend_device, enabled_backends, reference_device, rng_lock, select_device,
     select_device_or_exit,
 };
-pub use cli::run_cli;
+pub use cli::{run_cli, run_cli_with_matches};
