@@ -12,6 +12,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+#[cfg(unix)]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize;
 
 use burn_gumbel::{Estimator, TemperatureSchedule};
 use categorical_vae::checkpoint::load_config;
@@ -214,6 +218,27 @@ fn run_config(cli: &Cli, matches: &ArgMatches) -> Result<TrainingConfig, Error> 
     Ok(stored.with_epochs(epochs))
 }
 
+/// A flag that SIGINT and SIGTERM set to their number, for the trainer to stop after its step and
+/// save where it is. A second signal ends the process at once (exit code 128 + signal).
+fn stop_on_signals() -> Result<Arc<AtomicUsize>, Error> {
+    let stop = Arc::new(AtomicUsize::new(0));
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let armed = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            let error = |e: std::io::Error| Error::invalid("signals", e.to_string());
+            // The order matters: the shutdown is checked before the first signal arms it.
+            flag::register_conditional_shutdown(signal, 128 + signal, armed.clone())
+                .map_err(error)?;
+            flag::register_usize(signal, stop.clone(), signal as usize).map_err(error)?;
+            flag::register(signal, armed.clone()).map_err(error)?;
+        }
+    }
+    Ok(stop)
+}
+
 /// A setting as the messages show it.
 fn show(value: impl std::fmt::Display) -> String {
     value.to_string()
@@ -238,6 +263,7 @@ fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
         out_dir: cli.out.clone(),
         resume: cli.resume,
         progress: !cli.quiet,
+        interrupt: Some(stop_on_signals()?),
     };
     let print = |event: Event<'_>| match event {
         Event::Resumed {
@@ -266,7 +292,13 @@ fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
             m.steps_per_second
         ),
     };
-    let trained = train(&config, &data, &device, &options, print)?;
+    let trained = match train(&config, &data, &device, &options, print) {
+        Err(error @ Error::Interrupted { .. }) => {
+            eprintln!("{error}");
+            std::process::exit(error.exit_code().into());
+        }
+        trained => trained?,
+    };
     let Some(last) = trained.state.history.last() else {
         return Err(Error::file(
             &cli.out,

@@ -30,6 +30,13 @@ pub struct TrainingState {
     pub step: u64,
     /// Metrics of the completed epochs.
     pub history: Vec<EpochMetrics>,
+    /// Steps done inside the epoch in progress: 0 at an epoch's end, more in a checkpoint written
+    /// on a signal (training resumes there).
+    #[serde(default)]
+    pub steps_in_epoch: u64,
+    /// The sum of those steps' losses, as the f32 the trainer adds them in.
+    #[serde(default)]
+    pub loss_sum: f32,
 }
 
 impl TrainingState {
@@ -89,8 +96,8 @@ struct Manifest {
     sha256: BTreeMap<String, String>,
 }
 
-/// A complete checkpoint generation of a run: `checkpoint/step-NNNNNNNNNN/`, whose files match
-/// the checksums of its manifest.
+/// A complete checkpoint generation of a run: `checkpoint/step-NNNNNNNNNN/` (or `…-mid/` inside an
+/// epoch), whose files match the checksums of its manifest.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     /// Its folder.
@@ -138,16 +145,29 @@ impl Checkpoint {
     }
 }
 
-/// The generation's folder name for a checkpoint after `step` optimizer steps.
-fn generation_name(step: u64) -> String {
-    format!("step-{step:010}")
+/// The generation's folder name of a checkpoint of `state`: `step-N` at an epoch's end,
+/// `step-N-mid` inside an epoch (written on a signal). At the same step, the epoch's end is the
+/// newer of the two.
+pub(crate) fn generation_name(state: &TrainingState) -> String {
+    match state.steps_in_epoch {
+        0 => format!("step-{:010}", state.step),
+        _ => format!("step-{:010}-mid", state.step),
+    }
 }
 
-/// The step of a generation's folder name, or `None` for another name (a temporary folder).
-fn generation_step(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("step-")?;
-    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())?
+/// The order of checkpoint generations: the step, then whether it is at an epoch's end.
+type GenerationOrder = (u64, bool);
+
+/// The order of a generation's folder name, `(step, at an epoch's end)`, or `None` for another
+/// name (a temporary folder).
+fn generation_order(name: &str) -> Option<GenerationOrder> {
+    let rest = name.strip_prefix("step-")?;
+    let (digits, end) = match rest.strip_suffix("-mid") {
+        Some(digits) => (digits, false),
+        None => (rest, true),
+    };
+    let valid = digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit());
+    Some((digits.parse().ok().filter(|_| valid)?, end))
 }
 
 /// Checks a generation's files against its manifest and reads its state.
@@ -176,7 +196,7 @@ fn verify(dir: &Path) -> Result<TrainingState, Error> {
 }
 
 /// The generations' folders in `out_dir/checkpoint`, newest first.
-fn generations(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+fn generations(out_dir: &Path) -> Result<Vec<(GenerationOrder, PathBuf)>, Error> {
     let root = out_dir.join(CHECKPOINTS);
     if !root.is_dir() {
         return Ok(Vec::new());
@@ -186,8 +206,8 @@ fn generations(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::file(&root, e.to_string()))?;
         let name = entry.file_name();
-        if let Some(step) = generation_step(&name.to_string_lossy()) {
-            found.push((step, entry.path()));
+        if let Some(order) = generation_order(&name.to_string_lossy()) {
+            found.push((order, entry.path()));
         }
     }
     found.sort_by(|a, b| b.cmp(a));
@@ -269,7 +289,7 @@ pub(crate) fn save_checkpoint(
 ) -> Result<(), Error> {
     let root = out_dir.join(CHECKPOINTS);
     create_dir(&root)?;
-    let name = generation_name(state.step);
+    let name = generation_name(state);
     let done = root.join(&name);
     let tmp = root.join(format!("{name}.tmp"));
     if tmp.exists() {
@@ -303,8 +323,7 @@ pub(crate) fn save_checkpoint(
     write_durable(&tmp.join(MANIFEST), manifest.as_bytes())?;
     sync_dir(&tmp)?;
     if done.exists() {
-        // A complete generation of this step is already there (a run resumed from it that saved
-        // again at the same step): keep it, drop the copy.
+        // A complete generation of this very state is already there: keep it, drop the copy.
         remove_dir(&tmp)?;
     } else {
         fault_point("rename checkpoint");

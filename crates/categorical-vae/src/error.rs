@@ -13,6 +13,20 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Training stopped on a signal (SIGINT, SIGTERM) after saving a checkpoint that holds its
+    /// position inside the epoch.
+    #[error(
+        "interrupted by {}: saved checkpoint {checkpoint} ({step} steps); continue with --resume",
+        signal_name(*signal)
+    )]
+    Interrupted {
+        /// The signal's number.
+        signal: usize,
+        /// The checkpoint generation written.
+        checkpoint: String,
+        /// Optimizer steps done.
+        step: u64,
+    },
     /// A flag or configuration value that makes no sense.
     #[error("{flag}: {message}")]
     Invalid {
@@ -23,7 +37,25 @@ pub enum Error {
     },
 }
 
+/// `SIGINT` for 2, `SIGTERM` for 15, else `signal N`.
+fn signal_name(signal: usize) -> String {
+    match signal {
+        2 => "SIGINT".to_string(),
+        15 => "SIGTERM".to_string(),
+        n => format!("signal {n}"),
+    }
+}
+
 impl Error {
+    /// The exit code a program ends with on this error: `128 + signal` for an interruption (130
+    /// for SIGINT, 143 for SIGTERM), as a shell reports a process ended by the signal; else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Interrupted { signal, .. } => (128 + signal).min(255) as u8,
+            _ => 1,
+        }
+    }
+
     /// An error about the file `path` (the [`Error::File`] variant).
     pub fn file(path: &Path, message: impl Into<String>) -> Self {
         Self::File {
@@ -38,5 +70,27 @@ impl Error {
             flag: flag.to_string(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interruption_exits_as_the_shell_reports_its_signal() {
+        let interrupted = |signal| Error::Interrupted {
+            signal,
+            checkpoint: "step-0000000040".to_string(),
+            step: 40,
+        };
+        assert_eq!(interrupted(2).exit_code(), 130);
+        assert_eq!(interrupted(15).exit_code(), 143);
+        assert_eq!(Error::invalid("--lr", "bad").exit_code(), 1);
+        assert_eq!(
+            interrupted(15).to_string(),
+            "interrupted by SIGTERM: saved checkpoint step-0000000040 (40 steps); continue with \
+             --resume"
+        );
     }
 }

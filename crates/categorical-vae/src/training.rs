@@ -16,6 +16,8 @@
 //! a checkpoint continues exactly as the uninterrupted run would have.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -26,8 +28,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::checkpoint::{
-    Checkpoint, TrainingState, holds_run, latest_checkpoint, load_config, save_checkpoint,
-    save_config,
+    Checkpoint, TrainingState, generation_name, holds_run, latest_checkpoint, load_config,
+    save_checkpoint, save_config,
 };
 use crate::config::TrainingConfig;
 use crate::data::{Binarize, Mnist, batch_tensor, binarize};
@@ -46,6 +48,10 @@ pub struct RunOptions {
     pub resume: bool,
     /// Show a progress bar (when the terminal allows).
     pub progress: bool,
+    /// Set to a signal's number (by the program's signal handler) to stop: training finishes
+    /// its step, saves a checkpoint of its position inside the epoch and returns
+    /// [`Error::Interrupted`].
+    pub interrupt: Option<Arc<AtomicUsize>>,
 }
 
 /// The end of a run: the trained model (without autodiff) and its state.
@@ -167,23 +173,49 @@ pub fn train(
         // The loss is summed on the device and read back every READ_EVERY steps (for the progress
         // bar and the divergence check) rather than at every step, which would stop a GPU from
         // running ahead of the host.
-        let mut loss_sum = Tensor::<1>::zeros([1], &train_device);
-        let mut loss_total = 0.0;
+        // A checkpoint written on a signal holds the position inside the epoch: its steps are
+        // replayed without training (the same batches, and forward passes that draw the same
+        // noise), so that the generators are where the uninterrupted run had them.
+        let skip = std::mem::take(&mut state.steps_in_epoch);
+        let mut loss_sum =
+            Tensor::<1>::from_floats([std::mem::take(&mut state.loss_sum)], &train_device);
         for (i, indices) in order.chunks(config.batch_size).enumerate() {
             let tau = config.schedule.tau(state.step);
             let x = batch_tensor(
                 binarize(&data.train, indices, config.binarize, &mut rng),
                 &train_device,
             );
+            if (i as u64) < skip {
+                let step = state.step - skip + i as u64;
+                let tau = config.schedule.tau(step);
+                if step == 0 {
+                    // Burn initializes parameters lazily: the run's first forward pass also drew
+                    // the initial weights. A fresh model's first pass draws the same.
+                    drop(config.model.init(&train_device).forward(x, tau));
+                } else {
+                    drop(model.forward(x, tau));
+                }
+                continue;
+            }
             let loss;
             (model, loss) = train_step(model, &mut optim, x, tau, config.learning_rate);
             state.step += 1;
             fault_point("training step");
             loss_sum = loss_sum + loss;
+            if let Some(signal) = interrupted(options) {
+                state.steps_in_epoch = i as u64 + 1;
+                state.loss_sum = loss_sum.into_scalar::<f32>();
+                save_checkpoint(&model, &optim, &state, out)?;
+                return Err(Error::Interrupted {
+                    signal,
+                    checkpoint: generation_name(&state),
+                    step: state.step,
+                });
+            }
             if (i + 1) % READ_EVERY != 0 && (i + 1) as u64 != steps_per_epoch {
                 continue;
             }
-            loss_total = f64::from(loss_sum.clone().into_scalar::<f32>());
+            let loss_total = f64::from(loss_sum.clone().into_scalar::<f32>());
             if !loss_total.is_finite() {
                 return Err(Error::invalid(
                     "training",
@@ -200,6 +232,8 @@ pub fn train(
                 bar.set_position((i + 1) as u64);
             }
         }
+        // Read once more: an epoch resumed after its last step ran none of them here.
+        let loss_total = f64::from(loss_sum.into_scalar::<f32>());
         let seconds = started.elapsed().as_secs_f64();
         if let Some(bar) = bar {
             bar.finish_and_clear();
@@ -229,6 +263,12 @@ pub fn train(
         model: model.valid(),
         state,
     })
+}
+
+/// The signal that asked the run to stop, if one did.
+fn interrupted(options: &RunOptions) -> Option<usize> {
+    let signal = options.interrupt.as_ref()?.load(Ordering::SeqCst);
+    (signal != 0).then_some(signal)
 }
 
 /// Refuses data a run cannot use, before any work: an empty split, or dynamic binarization of

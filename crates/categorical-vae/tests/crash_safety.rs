@@ -1,16 +1,20 @@
 //! A run cannot be lost: the trainer is killed at every file operation and at every training step
 //! (the fault-injection hook of `categorical_vae::files`), resumed, and must end with the weights,
 //! the optimizer state and the metrics of an uninterrupted run. Also the refusals that keep runs
-//! apart: the folder's lock, a resume with other settings, empty data.
+//! apart: the folder's lock, a resume with other settings, empty data; and a run stopped by a
+//! signal after any step, which continues bit for bit.
 //!
 //! The killed runs are child processes: this test binary started again on the ignored test
 //! `child_run`, which trains into the folder named by `CRASH_TEST_DIR`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use burn::tensor::{Tensor, TensorData};
 use burn_gumbel_support::{reference_device, rng_lock};
+use categorical_vae::Error;
 use categorical_vae::checkpoint::{holds_run, require_checkpoint};
 use categorical_vae::config::TrainingConfig;
 use categorical_vae::data::Mnist;
@@ -40,6 +44,7 @@ fn options(dir: &Path, resume: bool) -> RunOptions {
         out_dir: dir.to_path_buf(),
         resume,
         progress: false,
+        interrupt: None,
     }
 }
 
@@ -161,6 +166,47 @@ fn a_run_killed_at_any_fault_point_resumes_to_the_same_result() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
     println!("{points} fault points, {resumed} killed runs resumed to the same result");
+    std::fs::remove_dir_all(&straight).unwrap();
+}
+
+#[test]
+fn a_run_stopped_by_a_signal_after_any_step_continues_bit_for_bit() {
+    let _lock = rng_lock();
+    let device = reference_device();
+    let straight = scratch("signal-straight");
+    train(
+        &config(),
+        &data(),
+        &device,
+        &options(&straight, false),
+        |_| {},
+    )
+    .unwrap();
+    // SIGINT raised before the first step: every call stops after one step, inside an epoch or
+    // at its end, and the next resumes there.
+    let dir = scratch("signal");
+    let mut stopped = RunOptions {
+        interrupt: Some(Arc::new(AtomicUsize::new(2))),
+        ..options(&dir, false)
+    };
+    let mut interruptions = 0;
+    loop {
+        match train(&config(), &data(), &device, &stopped, |_| {}) {
+            Err(Error::Interrupted { signal, step, .. }) => {
+                interruptions += 1;
+                assert_eq!((signal, step), (2, interruptions));
+                stopped.resume = true;
+            }
+            Err(error) => panic!("{error}"),
+            Ok(_) => break,
+        }
+        assert!(interruptions <= 9, "the run does not end");
+    }
+    assert_eq!(interruptions, 9, "3 epochs of 3 steps");
+    let (a, b) = (outcome(&dir), outcome(&straight));
+    assert_eq!(a.1, b.1, "metrics");
+    assert!(a.0 == b.0, "the weights differ");
+    std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&straight).unwrap();
 }
 

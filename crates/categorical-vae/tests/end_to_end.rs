@@ -23,6 +23,7 @@ fn options(dir: &Path, resume: bool) -> RunOptions {
         out_dir: dir.to_path_buf(),
         resume,
         progress: false,
+        interrupt: None,
     }
 }
 
