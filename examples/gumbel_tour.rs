@@ -16,8 +16,17 @@ const PROBS: [f32; 3] = [0.15, 0.4, 0.45];
 const N: usize = 100_000;
 const SEED: u64 = 2016;
 
-fn main() {
-    let (name, device) = burn_gumbel_support::select_device_or_exit();
+/// Gumbel-max frequencies, mean soft samples and a straight-through gradient, as tables.
+#[derive(clap::Parser, Debug)]
+#[command(version, about)]
+struct Cli {}
+
+fn main() -> std::process::ExitCode {
+    burn_gumbel_support::run_cli(|_: Cli| run())
+}
+
+fn run() -> Result<(), String> {
+    let (name, device) = burn_gumbel_support::select_device()?;
     println!("burn-gumbel tour on {name} ({device:?}), seed {SEED}\n");
     device.seed(SEED);
     let logits = Tensor::<2>::from_floats([PROBS.map(f32::ln)], &device); // [1, 3]
@@ -25,6 +34,7 @@ fn main() {
     gumbel_max_table(&logits);
     soft_table(&logits);
     straight_through_table(&device);
+    Ok(())
 }
 
 /// Table 1: category frequencies of the Gumbel-max trick.

@@ -6,7 +6,31 @@ use burn_gumbel::{Estimator, TemperatureSchedule};
 use crate::data::{Binarize, DataSource};
 use crate::defaults;
 use crate::error::Error;
-use crate::model::VaeConfig;
+use crate::model::{MAX_MODEL_BYTES, VaeConfig};
+
+/// A schedule's error (`tau_min must be …`) as the error of the flag that sets the parameter.
+fn schedule_error(message: String) -> Error {
+    let flags = [
+        ("tau_min ", "--tau-min"),
+        ("tau0 ", "--tau0"),
+        ("tau ", "--tau"),
+        ("rate ", "--anneal-rate"),
+        ("interval ", "--anneal-interval"),
+    ];
+    for (field, flag) in flags {
+        if let Some(rule) = message.strip_prefix(field) {
+            return Error::invalid(flag, rule.to_string());
+        }
+    }
+    Error::invalid("temperature schedule", message)
+}
+
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest batch.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+/// The most conditional samples of the Gumbel-Rao estimator.
+pub const MAX_GUMBEL_RAO_SAMPLES: usize = 1000;
 
 /// Everything that defines a training run. Saved as `config.json` beside the checkpoint.
 #[derive(Config, Debug, PartialEq)]
@@ -45,11 +69,38 @@ impl TrainingConfig {
     /// The first value that makes no sense, named by its flag.
     pub fn validate(&self) -> Result<(), Error> {
         self.model.validate()?;
-        if self.epochs == 0 {
-            return Err(Error::invalid("--epochs", "must be >= 1, got 0"));
+        let counts = [
+            ("--epochs", self.epochs, MAX_EPOCHS),
+            ("--batch-size", self.batch_size, MAX_BATCH_SIZE),
+        ];
+        for (flag, value, max) in counts {
+            if value == 0 {
+                return Err(Error::invalid(flag, "must be >= 1, got 0"));
+            }
+            if value > max {
+                return Err(Error::invalid(
+                    flag,
+                    format!("must be <= {max}, got {value}"),
+                ));
+            }
         }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("--batch-size", "must be >= 1, got 0"));
+        if let Estimator::GumbelRao { samples } = self.model.estimator {
+            // The backward pass keeps `samples` soft samples of the whole batch's code.
+            let code = self.model.n_latent * self.model.n_categories;
+            let bytes = (samples as u64) * (self.batch_size * code) as u64 * 4 * 4;
+            if samples > MAX_GUMBEL_RAO_SAMPLES || bytes > MAX_MODEL_BYTES {
+                return Err(Error::invalid(
+                    "--estimator",
+                    format!(
+                        "gumbel-rao needs at most {MAX_GUMBEL_RAO_SAMPLES} samples and their \
+                         tensors within {} GiB, got {samples} samples ({:.1} GiB for batches \
+                         of {} codes of {code})",
+                        MAX_MODEL_BYTES >> 30,
+                        bytes as f64 / (1u64 << 30) as f64,
+                        self.batch_size
+                    ),
+                ));
+            }
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             let lr = self.learning_rate;
@@ -58,9 +109,7 @@ impl TrainingConfig {
                 format!("must be finite and > 0, got {lr}"),
             ));
         }
-        self.schedule
-            .validate()
-            .map_err(|message| Error::invalid("temperature schedule", message))?;
+        self.schedule.validate().map_err(schedule_error)?;
         if self.model.hard && self.model.estimator == Estimator::ReinMax {
             let lowest = match self.schedule {
                 TemperatureSchedule::Constant { tau } => tau,
@@ -116,7 +165,50 @@ mod tests {
             .with_schedule(TemperatureSchedule::Constant { tau: 0.0 });
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "temperature schedule: tau must be finite and > 0, got 0"
+            "--tau: must be finite and > 0, got 0"
+        );
+    }
+
+    #[test]
+    fn schedule_errors_name_the_flags() {
+        let annealing = |tau_min, interval| TemperatureSchedule::Exponential {
+            tau0: 1.0,
+            rate: 3e-5,
+            tau_min,
+            interval,
+        };
+        let error = |schedule| {
+            let config = TrainingConfig::new(VaeConfig::new()).with_schedule(schedule);
+            config.validate().unwrap_err().to_string()
+        };
+        assert_eq!(
+            error(annealing(0.0, 1000)),
+            "--tau-min: must be finite and > 0, got 0"
+        );
+        assert_eq!(
+            error(annealing(0.5, 0)),
+            "--anneal-interval: must be >= 1, got 0"
+        );
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_naming_their_flag() {
+        let rao = |samples| {
+            let model = VaeConfig::new()
+                .with_hard(true)
+                .with_estimator(Estimator::GumbelRao { samples });
+            TrainingConfig::new(model).validate()
+        };
+        assert!(rao(10).is_ok());
+        let error = rao(1_000_000_000).unwrap_err().to_string();
+        assert!(
+            error.starts_with("--estimator: gumbel-rao needs at most 1000 samples"),
+            "{error}"
+        );
+        let config = TrainingConfig::new(VaeConfig::new()).with_batch_size(10_000_000);
+        assert_eq!(
+            config.validate().unwrap_err().to_string(),
+            "--batch-size: must be <= 65536, got 10000000"
         );
     }
 

@@ -11,6 +11,12 @@ use crate::data::PIXELS;
 use crate::defaults;
 use crate::error::Error;
 
+/// A GiB.
+const GIB: u64 = 1 << 30;
+
+/// The largest training state [`VaeConfig::validate`] accepts: 16 GiB.
+pub const MAX_MODEL_BYTES: u64 = 16 * GIB;
+
 /// Configuration of [`CategoricalVae`]: the paper's architecture by default.
 #[derive(Config, Debug, PartialEq)]
 pub struct VaeConfig {
@@ -41,21 +47,45 @@ impl VaeConfig {
     /// Checks the sizes.
     ///
     /// # Errors
-    /// A size of 0, or a single category (nothing to choose), naming the flag.
+    /// A size of 0, a single category (nothing to choose), a size above its bound, or a model
+    /// whose training state (weights, gradients, Adam's two moments) would pass
+    /// [`MAX_MODEL_BYTES`]; each naming the flag.
     pub fn validate(&self) -> Result<(), Error> {
         let sizes = [
-            ("--n-latent", self.n_latent, 1),
-            ("--n-categories", self.n_categories, 2),
-            ("--hidden1", self.hidden1, 1),
-            ("--hidden2", self.hidden2, 1),
+            ("--n-latent", self.n_latent, 1, 65_536),
+            ("--n-categories", self.n_categories, 2, 65_536),
+            ("--hidden1", self.hidden1, 1, 65_536),
+            ("--hidden2", self.hidden2, 1, 65_536),
         ];
-        for (flag, value, min) in sizes {
+        for (flag, value, min, max) in sizes {
             if value < min {
                 return Err(Error::invalid(
                     flag,
                     format!("must be >= {min}, got {value}"),
                 ));
             }
+            if value > max {
+                return Err(Error::invalid(
+                    flag,
+                    format!("must be <= {max}, got {value}"),
+                ));
+            }
+        }
+        let bytes = self.training_bytes();
+        if bytes > MAX_MODEL_BYTES {
+            return Err(Error::invalid(
+                "--n-latent × --n-categories",
+                format!(
+                    "a model of {} × {} categories with hidden layers of {} and {} would need \
+                     {:.1} GiB for its weights, gradients and Adam's moments (at most {} GiB)",
+                    self.n_latent,
+                    self.n_categories,
+                    self.hidden1,
+                    self.hidden2,
+                    bytes as f64 / GIB as f64,
+                    MAX_MODEL_BYTES / GIB
+                ),
+            ));
         }
         if self.estimator != Estimator::StraightThrough && !self.hard {
             return Err(Error::invalid(
@@ -64,6 +94,23 @@ impl VaeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The bytes of the model's training state in f32: weights and biases, their gradients and
+    /// Adam's two moments.
+    pub fn training_bytes(&self) -> u64 {
+        let code = (self.n_latent * self.n_categories) as u64;
+        let (h1, h2, pixels) = (self.hidden1 as u64, self.hidden2 as u64, PIXELS as u64);
+        let layers = [
+            (pixels, h1),
+            (h1, h2),
+            (h2, code),
+            (code, h2),
+            (h2, h1),
+            (h1, pixels),
+        ];
+        let parameters: u64 = layers.iter().map(|(i, o)| i * o + o).sum();
+        parameters * 4 * 4
     }
 
     /// Initializes the model on `device`.
@@ -270,6 +317,21 @@ mod tests {
 
     #[test]
     fn invalid_sizes_name_the_flag() {
+        let error = VaeConfig::new().with_n_latent(1_000_000).validate();
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "--n-latent: must be <= 65536, got 1000000"
+        );
+        let error = VaeConfig::new()
+            .with_n_latent(60_000)
+            .with_n_categories(60_000)
+            .validate();
+        assert!(
+            error
+                .unwrap_err()
+                .to_string()
+                .starts_with("--n-latent × --n-categories: a model of 60000 × 60000 categories"),
+        );
         let error = VaeConfig::new().with_n_latent(0).validate().unwrap_err();
         assert_eq!(error.to_string(), "--n-latent: must be >= 1, got 0");
         let error = VaeConfig::new()

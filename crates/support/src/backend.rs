@@ -32,8 +32,15 @@ pub fn backend_device(name: &str) -> Result<Device, String> {
         "ndarray" => Ok(Device::ndarray()),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
-        _ => Err(format!(
+        // Reached in builds without every backend.
+        #[allow(unreachable_patterns)]
+        "flex" | "ndarray" | "wgpu" => Err(format!(
             "backend '{name}' is not compiled in (enabled: {}); build with --features {name}",
+            enabled_backends().join(", ")
+        )),
+        _ => Err(format!(
+            "unknown backend '{name}': BURN_GUMBEL_BACKEND must be flex, ndarray or wgpu \
+             (enabled in this build: {})",
             enabled_backends().join(", ")
         )),
     }
@@ -46,8 +53,8 @@ pub fn backend_device(name: &str) -> Result<Device, String> {
 /// When `BURN_GUMBEL_BACKEND` names a backend that is not compiled in, or none is.
 pub fn select_device() -> Result<(String, Device), String> {
     let name = match std::env::var("BURN_GUMBEL_BACKEND") {
-        Ok(name) => name,
-        Err(_) => enabled_backends()
+        Ok(name) if !name.trim().is_empty() => name.trim().to_string(),
+        _ => enabled_backends()
             .first()
             .ok_or("no backend compiled in: build with --features flex, ndarray or wgpu")?
             .to_string(),
@@ -89,9 +96,15 @@ mod tests {
     fn unknown_backend_is_a_clear_error() {
         let error = backend_device("cuda").unwrap_err();
         assert!(
-            error.starts_with("backend 'cuda' is not compiled in (enabled: "),
+            error.starts_with(
+                "unknown backend 'cuda': BURN_GUMBEL_BACKEND must be flex, ndarray or wgpu"
+            ),
             "{error}"
         );
+        if !enabled_backends().contains(&"wgpu") {
+            let error = backend_device("wgpu").unwrap_err();
+            assert!(error.ends_with("build with --features wgpu"), "{error}");
+        }
     }
 
     #[test]

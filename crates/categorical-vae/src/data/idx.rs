@@ -60,10 +60,14 @@ fn read_idx<const D: usize>(
     magic: u32,
 ) -> Result<(PathBuf, Vec<u8>, [usize; D]), Error> {
     let path = find(dir, name).ok_or_else(|| {
-        Error::file(
-            &dir.join(name),
-            format!("missing (also tried {name}.gz); see scripts/fetch-mnist.sh"),
-        )
+        let plain = dir.join(name);
+        match plain.is_dir() {
+            true => Error::file(&plain, "is a folder, not an IDX file"),
+            false => Error::file(
+                &plain,
+                format!("missing (also tried {name}.gz); see scripts/fetch-mnist.sh"),
+            ),
+        }
     })?;
     let mut bytes = Vec::new();
     let read = File::open(&path).and_then(|mut file| {
@@ -177,6 +181,18 @@ mod tests {
         .unwrap();
         let error = Mnist::from_idx_dir(&dir).unwrap_err().to_string();
         assert!(error.contains("wrong magic"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_in_place_of_a_file_is_named_as_such() {
+        let dir = std::env::temp_dir().join(format!("vae-idx-folder-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(TRAIN_IMAGES)).unwrap();
+        let error = Mnist::from_idx_dir(&dir).unwrap_err().to_string();
+        assert!(
+            error.ends_with("train-images-idx3-ubyte: is a folder, not an IDX file"),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

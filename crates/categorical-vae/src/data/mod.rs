@@ -53,11 +53,23 @@ impl Mnist {
             return Ok(None);
         };
         let (train_dir, test_dir) = (root.join("train"), root.join("test"));
-        Ok(Some(Self {
-            train: read_split(&train_dir, TRAIN_IMAGES, TRAIN_LABELS)?,
-            test: read_split(&test_dir, TEST_IMAGES, TEST_LABELS)?,
-            source: format!("MNIST IDX files in Burn's cache {}", root.display()),
-        }))
+        let read = || -> Result<Self, Error> {
+            Ok(Self {
+                train: read_split(&train_dir, TRAIN_IMAGES, TRAIN_LABELS)?,
+                test: read_split(&test_dir, TEST_IMAGES, TEST_LABELS)?,
+                source: format!("MNIST IDX files in Burn's cache {}", root.display()),
+            })
+        };
+        read().map(Some).map_err(|error| match error {
+            Error::File { path, message } => Error::File {
+                path,
+                message: format!(
+                    "{message} (in Burn's dataset cache: pass --embedded to use the embedded \
+                     subset, or --mnist DIR)"
+                ),
+            },
+            other => other,
+        })
     }
 }
 
