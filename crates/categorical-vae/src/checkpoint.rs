@@ -217,7 +217,9 @@ fn generations(out_dir: &Path) -> Result<Vec<(GenerationOrder, PathBuf)>, Error>
 /// The newest complete checkpoint of the run in `out_dir`, or `None` when it has none.
 ///
 /// Generations are tried newest first; one that is damaged (a checksum that does not match, a
-/// missing file) is passed over for the one before it.
+/// missing file) is passed over for the one before it. A run saved before checkpoints had
+/// generations is read from `checkpoint/` (or `checkpoint.old/`, where an interrupted save of
+/// that time left it), without checksums.
 ///
 /// # Errors
 /// A checkpoint folder that cannot be read; every generation damaged (the first error).
@@ -229,6 +231,18 @@ pub fn latest_checkpoint(out_dir: &Path) -> Result<Option<Checkpoint>, Error> {
             Err(error) => {
                 first_error.get_or_insert(error);
             }
+        }
+    }
+    // Runs written before generations: `checkpoint/` itself, or `checkpoint.old/`, which the old
+    // swap left complete when it was interrupted between its two renames. No checksum to check.
+    for dir in [out_dir.join(CHECKPOINTS), out_dir.join("checkpoint.old")] {
+        let state = dir.join("state.json");
+        if first_error.is_none() && dir.join("model.bpk").is_file() && state.is_file() {
+            let text =
+                fs::read_to_string(&state).map_err(|e| Error::file(&state, e.to_string()))?;
+            let state = serde_json::from_str(&text)
+                .map_err(|e| Error::file(&state, format!("malformed: {e}")))?;
+            return Ok(Some(Checkpoint { dir, state }));
         }
     }
     match first_error {
@@ -272,7 +286,9 @@ pub fn load_state(out_dir: &Path) -> Result<TrainingState, Error> {
 
 /// Whether `out_dir` holds a run: a configuration or a checkpoint folder.
 pub fn holds_run(out_dir: &Path) -> bool {
-    out_dir.join("config.json").exists() || out_dir.join(CHECKPOINTS).exists()
+    ["config.json", CHECKPOINTS, "checkpoint.old"]
+        .iter()
+        .any(|name| out_dir.join(name).exists())
 }
 
 /// Saves a checkpoint generation, durably and atomically, then removes the older ones.
@@ -373,6 +389,31 @@ mod tests {
         let reinmax = TrainingConfig::new(VaeConfig::new().with_estimator(Estimator::ReinMax));
         let back = parse_config(&config_json(&reinmax)).unwrap();
         assert_eq!(back.model.estimator, Estimator::ReinMax);
+    }
+
+    #[test]
+    fn a_checkpoint_of_the_old_layout_is_found_even_mid_swap() {
+        // The old swap renamed checkpoint/ to checkpoint.old/ before checkpoint.tmp/ to
+        // checkpoint/: a kill between the two left only checkpoint.old/ complete.
+        let out = std::env::temp_dir().join(format!("vae-old-layout-{}", std::process::id()));
+        let old = out.join("checkpoint.old");
+        fs::create_dir_all(&old).unwrap();
+        fs::create_dir_all(out.join("checkpoint.tmp")).unwrap();
+        fs::write(old.join("model.bpk"), b"weights").unwrap();
+        let state = TrainingState {
+            epochs_done: 2,
+            step: 200,
+            ..TrainingState::default()
+        };
+        fs::write(
+            old.join("state.json"),
+            serde_json::to_string(&state).unwrap(),
+        )
+        .unwrap();
+        assert!(holds_run(&out));
+        let found = latest_checkpoint(&out).unwrap().unwrap();
+        assert_eq!((found.dir, found.state), (old, state));
+        fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]
