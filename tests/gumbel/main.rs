@@ -12,6 +12,7 @@ mod estimators;
 mod fused;
 mod gradients;
 mod gumbel_max;
+mod half;
 mod layer;
 mod noise;
 mod numerics;

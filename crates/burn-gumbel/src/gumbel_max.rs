@@ -4,6 +4,7 @@ use burn::tensor::{AsIndex, Int, Tensor};
 
 use crate::check;
 use crate::noise::gumbel_noise;
+use crate::ops::to_f32;
 
 /// Draws a categorical sample with the Gumbel-max trick.
 ///
@@ -42,7 +43,7 @@ use crate::noise::gumbel_noise;
 pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tensor<D, Int> {
     const OP: &str = "gumbel_max";
     let dim = check::sampler(OP, &logits, None, None, dim);
-    let logits = logits.detach();
+    let logits = to_f32(logits.detach());
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     (logits + noise).argmax(dim)
 }
@@ -90,7 +91,7 @@ pub fn gumbel_top_k<const D: usize>(
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_top_k";
     let dim = check::sampler(OP, &logits, None, Some(k), dim);
-    let logits = logits.detach();
+    let logits = to_f32(logits.detach());
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     let (_, indices) = (logits + noise).topk_with_indices(k, dim);
     indices

@@ -7,7 +7,7 @@ use burn::tensor::{AsIndex, Tensor};
 use crate::check;
 use crate::estimator::{Estimator, hard_sample};
 use crate::noise::gumbel_noise;
-use crate::ops::Tau;
+use crate::ops::{Tau, in_f32, to_f32};
 
 /// Draws a Gumbel-Softmax sample, soft or hard (straight-through).
 ///
@@ -74,13 +74,10 @@ pub fn gumbel_softmax<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax";
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
-    sample_with_fresh_noise(
-        logits,
-        &Tau::Fixed(tau),
-        hard,
-        Estimator::StraightThrough,
-        dim,
-    )
+    let estimator = Estimator::StraightThrough;
+    in_f32(logits, |logits| {
+        sample_with_fresh_noise(logits, &Tau::Fixed(tau), hard, estimator, dim)
+    })
 }
 
 /// A sample on checked arguments with noise drawn on the logits' device.
@@ -155,7 +152,16 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     let estimator = Estimator::StraightThrough;
-    sample(logits, noise, &Tau::Fixed(tau), hard, estimator, dim)
+    in_f32(logits, |logits| {
+        sample(
+            logits,
+            to_f32(noise),
+            &Tau::Fixed(tau),
+            hard,
+            estimator,
+            dim,
+        )
+    })
 }
 
 /// The sampler itself, on checked arguments: soft, or hard with the gradient of `estimator`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::check;
 use crate::estimator::Estimator;
 use crate::gumbel_softmax::sample_with_fresh_noise;
-use crate::ops::{Tau, one_hot_argmax};
+use crate::ops::{Tau, in_f32, one_hot_argmax};
 
 /// What [`GumbelSoftmax`] returns outside training.
 ///
@@ -226,13 +226,13 @@ impl GumbelSoftmax {
     fn apply<const D: usize>(&self, op: &str, logits: Tensor<D>, tau: &Tau) -> Tensor<D> {
         let dim = check::sampler(op, &logits, None, None, self.dim);
         let training = self.training.is_enabled() && logits.device().is_autodiff();
-        match (training, self.eval_mode) {
+        in_f32(logits, |logits| match (training, self.eval_mode) {
             (true, _) | (false, EvalMode::Sample) => {
                 sample_with_fresh_noise(logits, tau, self.hard, self.estimator, dim)
             }
             (false, EvalMode::Softmax) => softmax(tau.divide(logits), dim),
             (false, EvalMode::Argmax) => one_hot_argmax(logits, dim),
-        }
+        })
     }
 }
 

@@ -33,6 +33,10 @@
 //! categories last, the temperature is fixed and the estimator is straight-through. Other calls,
 //! and every call on another backend, take the tensor-op path.
 //!
+//! ## Precision
+//! Logits in f16 or bf16 are sampled in f32 (noise, softmax, gradient) and the sample comes back
+//! in the logits' dtype; hard samples are exactly 0 and 1 in every dtype.
+//!
 //! ## Layout
 //! Modules import only the ones below them:
 //!

@@ -1,7 +1,7 @@
 //! Tensor operations shared by the samplers: the temperature, the one-hot of the argmax, the
 //! straight-through sum, and the reshapes that put the categories on the last axis of a matrix.
 
-use burn::tensor::{IndexingUpdateOp, Shape, Tensor};
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Shape, Tensor};
 
 /// The temperature of a relaxed sample: a checked number, or a one-element tensor (a learned
 /// temperature) that takes part in the autodiff graph.
@@ -20,6 +20,36 @@ impl Tau {
             Tau::Fixed(tau) => x.div_scalar(*tau),
             Tau::Learned(tau) => x / tau.as_ref().clone().reshape([1; D]),
         }
+    }
+}
+
+/// The half-precision dtype of `x` (f16 or bf16), or `None` for another dtype.
+pub(crate) fn half_dtype<const D: usize>(x: &Tensor<D>) -> Option<FloatDType> {
+    match x.dtype() {
+        DType::F16 => Some(FloatDType::F16),
+        DType::BF16 => Some(FloatDType::BF16),
+        _ => None,
+    }
+}
+
+/// `x` in f32 when it is half precision; other dtypes as they are.
+pub(crate) fn to_f32<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    match half_dtype(&x) {
+        Some(_) => x.cast(FloatDType::F32),
+        None => x,
+    }
+}
+
+/// Runs a sampler in f32 on half-precision logits: `f` gets the logits widened to f32 (noise,
+/// softmax and gradients are computed there: f16's range ends at 65504 and its `exp` overflows
+/// early), and its result comes back in the logits' dtype. Other dtypes pass through.
+pub(crate) fn in_f32<const D: usize, const E: usize>(
+    logits: Tensor<D>,
+    f: impl FnOnce(Tensor<D>) -> Tensor<E>,
+) -> Tensor<E> {
+    match half_dtype(&logits) {
+        Some(dtype) => f(logits.cast(FloatDType::F32)).cast(dtype),
+        None => f(logits),
     }
 }
 

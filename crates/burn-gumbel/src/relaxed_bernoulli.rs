@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 
 use crate::check;
 use crate::noise::logistic_noise;
-use crate::ops::straight_through;
+use crate::ops::{in_f32, straight_through, to_f32};
 
 /// Draws a relaxed Bernoulli (binary Concrete) sample, soft or hard (straight-through).
 ///
@@ -44,7 +44,7 @@ use crate::ops::straight_through;
 pub fn relaxed_bernoulli<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
     check::tau("relaxed_bernoulli", tau);
     let noise = logistic_noise::<D>(logits.shape(), &logits.device());
-    sample(logits, noise, tau, hard)
+    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
 }
 
 /// [`relaxed_bernoulli`] with caller-given logistic noise (never differentiated).
@@ -80,7 +80,7 @@ pub fn relaxed_bernoulli_with_noise<const D: usize>(
     const OP: &str = "relaxed_bernoulli_with_noise";
     check::tau(OP, tau);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    sample(logits, noise, tau, hard)
+    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
 }
 
 fn sample<const D: usize>(logits: Tensor<D>, noise: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {

@@ -5,7 +5,7 @@ use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
 use crate::check;
 use crate::noise::gumbel_noise;
-use crate::ops::straight_through;
+use crate::ops::{in_f32, straight_through, to_f32};
 
 /// Draws a relaxed k-hot sample: a differentiable subset of `k` categories drawn without
 /// replacement, soft or hard (straight-through).
@@ -67,7 +67,9 @@ pub fn relaxed_k_hot<const D: usize>(
     const OP: &str = "relaxed_k_hot";
     let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    sample(logits, noise, k, tau, hard, dim)
+    in_f32(logits, |logits| {
+        sample(logits, to_f32(noise), k, tau, hard, dim)
+    })
 }
 
 /// [`relaxed_k_hot`] with caller-given Gumbel noise (never differentiated).
@@ -103,7 +105,9 @@ pub fn relaxed_k_hot_with_noise<const D: usize>(
     const OP: &str = "relaxed_k_hot_with_noise";
     let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    sample(logits, noise, k, tau, hard, dim)
+    in_f32(logits, |logits| {
+        sample(logits, to_f32(noise), k, tau, hard, dim)
+    })
 }
 
 fn sample<const D: usize>(

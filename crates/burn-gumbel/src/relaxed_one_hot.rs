@@ -2,10 +2,11 @@
 //! log-densities, on the simplex and in log space.
 
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{AsIndex, Tensor};
+use burn::tensor::{AsIndex, FloatDType, Tensor};
 
 use crate::check;
 use crate::noise::gumbel_noise;
+use crate::ops::{half_dtype, to_f32};
 
 /// The relaxed one-hot categorical distribution, also called Concrete or Gumbel-Softmax
 /// distribution, with class probabilities `p = softmax(logits)` and temperature `tau`.
@@ -70,6 +71,8 @@ pub struct RelaxedOneHotCategorical<const D: usize> {
     tau: Tensor<D>,
     /// The category dimension.
     dim: usize,
+    /// The logits' dtype when it is half precision: computed in f32, returned in it.
+    half: Option<FloatDType>,
 }
 
 impl<const D: usize> RelaxedOneHotCategorical<D> {
@@ -107,11 +110,14 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     #[track_caller]
     fn new(op: &str, logits: Tensor<D>, tau: f64, dim: impl AsIndex) -> Self {
         let dim = check::sampler(op, &logits, Some(tau), None, dim);
+        let half = half_dtype(&logits);
+        let logits = to_f32(logits);
         let tau = Tensor::<D>::full([1; D], tau, &logits.device());
         Self {
             logits: log_softmax(logits, dim),
             tau,
             dim,
+            half,
         }
     }
 
@@ -169,17 +175,20 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
                 );
             }
         }
-        Self { tau, ..self }
+        Self {
+            tau: to_f32(tau),
+            ..self
+        }
     }
 
     /// The normalized logits `log_softmax(logits)` along the category dimension.
     pub fn logits(&self) -> Tensor<D> {
-        self.logits.clone()
+        self.out(self.logits.clone())
     }
 
     /// The class probabilities `softmax(logits)`: the law of `argmax` of a sample.
     pub fn probs(&self) -> Tensor<D> {
-        self.logits.clone().exp()
+        self.out(self.logits.clone().exp())
     }
 
     /// The temperature, broadcastable to the logits.
@@ -198,7 +207,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Shapes
     /// - output: the shape of the logits
     pub fn rsample(&self) -> Tensor<D> {
-        softmax(self.perturbed_over_tau(), self.dim)
+        self.out(softmax(self.perturbed_over_tau(), self.dim))
     }
 
     /// A reparameterized sample in log space, `x = log_softmax((θ + g) / tau) = ln y`: finite
@@ -207,7 +216,15 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Shapes
     /// - output: the shape of the logits
     pub fn rsample_log(&self) -> Tensor<D> {
-        log_softmax(self.perturbed_over_tau(), self.dim)
+        self.out(log_softmax(self.perturbed_over_tau(), self.dim))
+    }
+
+    /// A result in the logits' dtype.
+    fn out(&self, x: Tensor<D>) -> Tensor<D> {
+        match self.half {
+            Some(dtype) => x.cast(dtype),
+            None => x,
+        }
     }
 
     fn perturbed_over_tau(&self) -> Tensor<D> {
@@ -236,9 +253,9 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
             &self.logits.shape(),
             &y.shape(),
         );
-        let x = y.log();
+        let x = to_f32(y).log();
         let jacobian = x.clone().sum_dim(self.dim);
-        self.log_density_of_log(x) - jacobian
+        self.out(self.log_density_of_log(x) - jacobian)
     }
 
     /// The log-density of `x = ln y` (TensorFlow Probability's `ExpRelaxedOneHotCategorical`),
@@ -262,7 +279,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
             &self.logits.shape(),
             &x.shape(),
         );
-        self.log_density_of_log(x)
+        self.out(self.log_density_of_log(to_f32(x)))
     }
 
     fn log_density_of_log(&self, x: Tensor<D>) -> Tensor<D> {

@@ -6,7 +6,7 @@ use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
 use crate::check;
 use crate::noise::{exponential_noise, gumbel_noise};
-use crate::ops::{Tau, finite_or_zero, from_rows, straight_through, to_rows};
+use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f32, to_rows};
 
 /// Draws a one-hot categorical sample whose gradient is the Gumbel-Rao estimator.
 ///
@@ -66,7 +66,9 @@ pub fn gumbel_rao<const D: usize>(
     check::samples(OP, samples);
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    sample(logits, noise, &Tau::Fixed(tau), samples, dim)
+    in_f32(logits, |logits| {
+        sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
+    })
 }
 
 /// A one-hot sample of `argmax(logits + noise)` with the Gumbel-Rao gradient of `samples`

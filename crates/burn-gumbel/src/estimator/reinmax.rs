@@ -5,7 +5,9 @@ use burn::tensor::{AsIndex, Tensor};
 
 use crate::check;
 use crate::noise::gumbel_noise;
-use crate::ops::{finite_or_zero, from_rows, one_hot_argmax, straight_through, to_rows};
+use crate::ops::{
+    finite_or_zero, from_rows, in_f32, one_hot_argmax, straight_through, to_f32, to_rows,
+};
 
 /// Draws a one-hot categorical sample whose gradient is the ReinMax estimator.
 ///
@@ -55,7 +57,7 @@ pub fn reinmax<const D: usize>(logits: Tensor<D>, tau: f64, dim: impl AsIndex) -
     check::reinmax_tau(OP, tau);
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    sample(logits, noise, tau, dim)
+    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
 }
 
 /// [`reinmax`] with caller-given Gumbel noise: the sample is the one-hot of
@@ -91,7 +93,7 @@ pub fn reinmax_with_noise<const D: usize>(
     check::reinmax_tau(OP, tau);
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    sample(logits, noise, tau, dim)
+    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
 }
 
 /// A one-hot sample of `argmax(logits + noise)` with the ReinMax gradient, on checked arguments.
