@@ -42,7 +42,7 @@ def ratio(a, b):
 
 def elements(shape):
     n = 1
-    for d in shape.split("x"):
+    for d in shape.split("/")[0].split("x"):
         n *= int(d)
     return n
 
@@ -134,7 +134,7 @@ def main():
         for name in names:
             if name.startswith("copy/") or name.startswith("vae/"):
                 continue
-            shape = name.rsplit("/", 1)[1]
+            shape = name.split("/", 2)[2]  # the shape, with /dim1 for channels-first rows
             ours_s = ours[f"{backend}/{name}"]
             copy_s = ours.get(f"{backend}/copy/{shape}")
             out.append(f"| {name} | {fmt(ours_s)} | {fmt(theirs.get(name))} | "

@@ -11,7 +11,7 @@
 //! `BURN_GUMBEL_BENCH_LARGE` adds the shape `[1024, 50000]` (205 MB per tensor, several times a
 //! GPU's L2 cache), where a GPU's time can be compared with its memory bandwidth (`bench/gpu.sh`).
 //!
-//! Names read `{backend}/{op}/{shape}`. The device is synchronized inside the timed region, so GPU
+//! Names read `{backend}/{op}/{shape}`, with `/dim1` for the channels-first shapes. The device is synchronized inside the timed region, so GPU
 //! numbers measure execution, not dispatch. Forward + backward uses the loss `Σ y · w` with fixed
 //! random weights `w`.
 
@@ -38,6 +38,10 @@ const SHAPES: [&[usize]; 6] = [
     &[64, 50000],
     &[200, 20, 10],
 ];
+
+/// Channels-first shapes, categories along axis 1: the codes of a convolutional feature map
+/// (`[batch, codes, height, width]`). Named `…/dim1`.
+const CHANNELS_FIRST: [[usize; 4]; 2] = [[8, 512, 32, 32], [2, 8192, 16, 16]];
 
 /// The shape added by `BURN_GUMBEL_BENCH_LARGE`: 51.2 M elements.
 const LARGE_SHAPE: [usize; 2] = [1024, 50000];
@@ -84,8 +88,12 @@ fn bench_shape<const D: usize>(
     backend: &str,
     device: &Device,
     shape: [usize; D],
+    dim: usize,
 ) {
-    let name = shape_name(&shape);
+    let name = match dim == D - 1 {
+        true => shape_name(&shape),
+        false => format!("{}/dim{dim}", shape_name(&shape)),
+    };
     let logits = Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device);
     let ad = device.clone().autodiff();
     let ad_logits = Tensor::<D>::from_data(logits.to_data(), &ad);
@@ -102,7 +110,7 @@ fn bench_shape<const D: usize>(
             &mut group,
             BenchmarkId::new(format!("{op}/forward"), &name),
             || {
-                let y = gumbel_softmax(logits.clone(), TAU, hard, -1);
+                let y = gumbel_softmax(logits.clone(), TAU, hard, dim);
                 sync(device);
                 y
             },
@@ -112,7 +120,7 @@ fn bench_shape<const D: usize>(
             BenchmarkId::new(format!("{op}/forward_backward"), &name),
             || {
                 let x = ad_logits.clone().require_grad();
-                let y = gumbel_softmax(x.clone(), TAU, hard, -1);
+                let y = gumbel_softmax(x.clone(), TAU, hard, dim);
                 let grads = (y * weights.clone()).sum().backward();
                 let grad = x.grad(&grads);
                 sync(&ad);
@@ -129,13 +137,16 @@ fn benches(c: &mut Criterion) {
         let device = burn_gumbel_support::backend_device(backend).expect("enabled");
         for shape in SHAPES {
             match *shape {
-                [rows, k] => bench_shape(c, backend, &device, [rows, k]),
-                [a, b, k] => bench_shape(c, backend, &device, [a, b, k]),
+                [rows, k] => bench_shape(c, backend, &device, [rows, k], 1),
+                [a, b, k] => bench_shape(c, backend, &device, [a, b, k], 2),
                 _ => unreachable!("the table holds shapes of rank 2 and 3"),
             }
         }
+        for shape in CHANNELS_FIRST {
+            bench_shape(c, backend, &device, shape, 1);
+        }
         if std::env::var_os("BURN_GUMBEL_BENCH_LARGE").is_some() {
-            bench_shape(c, backend, &device, LARGE_SHAPE);
+            bench_shape(c, backend, &device, LARGE_SHAPE, 1);
         }
     }
 }

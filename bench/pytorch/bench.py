@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 SHAPES = [(1024, 10), (4096, 10), (32768, 10), (256, 1000), (64, 50000), (200, 20, 10)]
+# Channels-first feature maps, categories along dim 1 (named ".../dim1"), as benches/gumbel_softmax.rs.
+CHANNELS_FIRST = [(8, 512, 32, 32), (2, 8192, 16, 16)]
 LARGE_SHAPE = (1024, 50000)
 TAU = 1.0
 
@@ -48,22 +50,23 @@ def median_time(fn, device, min_time=1.0, min_runs=10):
 
 
 def layer_rows(device):
-    shapes = list(SHAPES)
+    shapes = [(shape, len(shape) - 1) for shape in SHAPES]
+    shapes += [(shape, 1) for shape in CHANNELS_FIRST]
     if os.environ.get("BURN_GUMBEL_BENCH_LARGE"):
-        shapes.append(LARGE_SHAPE)
+        shapes.append((LARGE_SHAPE, 1))
     rows = []
-    for shape in shapes:
-        name = "x".join(map(str, shape))
+    for shape, dim in shapes:
+        name = "x".join(map(str, shape)) + ("" if dim == len(shape) - 1 else f"/dim{dim}")
         logits = torch.randn(shape, device=device)
         weights = torch.rand(shape, device=device)
         rows.append({"name": f"copy/{name}", "median_s": median_time(lambda: logits.clone(), device)})
         for op, hard in (("soft", False), ("hard", True)):
-            fwd = lambda: F.gumbel_softmax(logits, tau=TAU, hard=hard, dim=-1)
+            fwd = lambda: F.gumbel_softmax(logits, tau=TAU, hard=hard, dim=dim)
             rows.append({"name": f"{op}/forward/{name}", "median_s": median_time(fwd, device)})
 
             def fwd_bwd():
                 x = logits.detach().requires_grad_()
-                y = F.gumbel_softmax(x, tau=TAU, hard=hard, dim=-1)
+                y = F.gumbel_softmax(x, tau=TAU, hard=hard, dim=dim)
                 (y * weights).sum().backward()
                 return x.grad
 

@@ -7,7 +7,10 @@ use burn_gumbel::{gumbel_noise, gumbel_softmax, gumbel_softmax_with_noise};
 
 use crate::support::{column_moments, tensor2, values};
 
-device_tests!(fresh_noise_path_agrees_with_the_reference_in_law);
+device_tests!(
+    fresh_noise_path_agrees_with_the_reference_in_law,
+    channels_first_agrees_with_the_reference_in_law,
+);
 
 const LOGITS: [f32; 5] = [0.5, -1.0, 1.5, 0.0, -0.3];
 
@@ -51,6 +54,56 @@ fn fresh_noise_path_agrees_with_the_reference_in_law(device: &Device) {
                     (ma - mb).abs() < tolerance,
                     "tau {tau}, hard {hard}, {name} {k}: {ma} vs {mb} (tolerance {tolerance})"
                 );
+            }
+        }
+    }
+}
+
+fn channels_first_agrees_with_the_reference_in_law(device: &Device) {
+    // The categories on axis 1 of [batch, 5, 16, 16] (a convolutional feature map, as in a
+    // discrete VAE's codes): the fused path transposes them into rows, the reference works on
+    // the strided axis. 400 maps of 256 positions: 102,400 draws per category.
+    let device = device.clone().autodiff();
+    device.seed(802);
+    let (batch, side) = (400, 16);
+    let weights = tensor2(vec![1.0, -2.0, 0.5, 3.0, 0.0], 1, 5, &device)
+        .reshape([1, 5, 1, 1])
+        .expand([batch, 5, side, side]);
+    // [batch · side², 5] rows of values back from [batch, 5, side, side].
+    let rows = |y: Tensor<4>| y.permute([0, 2, 3, 1]).reshape([batch * side * side, 5]);
+    for (tau, hard) in [(0.5, false), (1.0, true)] {
+        let run = |fresh: bool| {
+            let logits = tensor2(LOGITS.to_vec(), 1, 5, &device)
+                .reshape([1, 5, 1, 1])
+                .expand([batch, 5, side, side])
+                .detach()
+                .require_grad();
+            let y: Tensor<4> = match fresh {
+                true => gumbel_softmax(logits.clone(), tau, hard, 1),
+                false => {
+                    let noise = gumbel_noise(logits.shape(), &device);
+                    gumbel_softmax_with_noise(logits.clone(), noise, tau, hard, 1)
+                }
+            };
+            let grads = (y.clone() * weights.clone()).sum().backward();
+            let grad = logits.grad(&grads).unwrap();
+            (values(rows(y)), values(rows(grad)))
+        };
+        let (y_fresh, g_fresh) = run(true);
+        let (y_ref, g_ref) = run(false);
+        for (name, a, b) in [("sample", &y_fresh, &y_ref), ("gradient", &g_fresh, &g_ref)] {
+            for (k, ((ma, sa), (mb, sb))) in mean_se(a).into_iter().zip(mean_se(b)).enumerate() {
+                // Two independent means of 102,400 draws: within 5 combined standard errors.
+                let tolerance = 5.0 * (sa * sa + sb * sb).sqrt();
+                assert!(
+                    (ma - mb).abs() < tolerance,
+                    "tau {tau}, hard {hard}, {name} {k}: {ma} vs {mb} (tolerance {tolerance})"
+                );
+            }
+        }
+        if hard {
+            for row in y_fresh.chunks(5) {
+                assert_eq!(row.iter().sum::<f32>(), 1.0);
             }
         }
     }

@@ -82,8 +82,7 @@ pub fn gumbel_softmax<const D: usize>(
 
 /// A sample on checked arguments with noise drawn on the logits' device.
 ///
-/// On a flex device, for a fixed temperature and the straight-through estimator with the
-/// categories last, the fused kernel draws its own noise and computes the sample in one pass
+/// On a flex device, for a fixed temperature and the straight-through estimator, the fused kernel draws its own noise and computes the sample in one pass
 /// (`fused/`); everything else draws [`gumbel_noise`] and calls [`sample`].
 pub(crate) fn sample_with_fresh_noise<const D: usize>(
     logits: Tensor<D>,
@@ -95,9 +94,9 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
     #[cfg(feature = "flex")]
     if let Tau::Fixed(tau) = tau
         && estimator == Estimator::StraightThrough
-        && crate::fused::applies(&logits, dim)
+        && crate::fused::applies(&logits)
     {
-        return crate::fused::gumbel_softmax(logits, *tau, hard);
+        return crate::fused::gumbel_softmax(logits, *tau, hard, dim);
     }
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     sample(logits, noise, tau, hard, estimator, dim)

@@ -7,56 +7,60 @@ use rayon::prelude::*;
 
 use super::isa::{Isa, chunk_backward, chunk_forward};
 use super::kernels::{BackwardChunk, ForwardChunk};
+use super::layout::{Layout, from_rows, to_rows};
 
 /// Elements per rayon task: small rows are grouped so that each task has work enough.
 const TASK_ELEMENTS: usize = 16_384;
 
-/// What [`forward`] produces.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Output {
-    /// The soft sample.
-    Soft,
-    /// The one-hot sample only.
-    Hard,
-    /// The one-hot sample, and the soft sample for the backward pass.
-    HardWithSoft,
+/// A sample from [`forward`].
+pub(super) struct Sample {
+    /// The soft sample, or the one-hot with `hard`, in the logits' layout.
+    pub out: FlexTensor,
+    /// The soft sample as rows `[rows, n]` (the categories contiguous), for the backward pass;
+    /// kept when asked for.
+    pub soft_rows: Option<FlexTensor>,
 }
 
-impl Output {
-    /// The output of a call whose gradient nobody tracks: the sample alone.
-    pub(super) fn untracked(hard: bool) -> Self {
-        if hard { Output::Hard } else { Output::Soft }
-    }
-}
-
-/// The forward kernel on a flex tensor: `(output, soft sample if asked for)`.
+/// The forward kernel on a flex tensor whose categories lie along `dim`: the soft sample, or its
+/// one-hot with `hard`, and with `keep_soft` the soft sample's rows for [`backward`].
+///
+/// Categories on the last axis are rows already; on another axis they are transposed into rows
+/// and back (`layout.rs`), in cache-sized tiles.
 pub(super) fn forward(
     logits: &FlexTensor,
     tau: f32,
     key: u64,
-    output: Output,
-) -> (FlexTensor, Option<FlexTensor>) {
+    hard: bool,
+    keep_soft: bool,
+    dim: usize,
+) -> Sample {
     let shape = logits.layout().shape().clone();
-    let n = shape[shape.num_dims() - 1];
+    let layout = Layout::of(shape.as_slice(), dim);
+    let n = layout.n;
     let contiguous = contiguous_f32(logits);
     let theta = contiguous.as_slice::<f32>().expect("contiguous f32");
+    let transposed;
+    let theta = match layout.is_rows() {
+        true => theta,
+        false => {
+            transposed = to_rows(theta, &layout);
+            &transposed[..]
+        }
+    };
     let total = theta.len();
     let mut soft = vec![0.0f32; total];
-    let mut hard = match output {
-        Output::Soft => Vec::new(),
-        Output::Hard | Output::HardWithSoft => vec![0.0f32; total],
-    };
+    let mut argmaxes = Vec::new();
     if n > 0 && total > 0 {
         let rows_per_task = (TASK_ELEMENTS / n).max(1);
         let chunk = rows_per_task * n;
-        let normalize = output != Output::Hard;
+        let normalize = !hard || keep_soft;
         let inv_tau = 1.0 / tau;
         let isa = Isa::detect();
         let tasks = soft
             .par_chunks_mut(chunk)
             .zip(theta.par_chunks(chunk))
             .enumerate();
-        let argmaxes: Vec<Vec<usize>> = tasks
+        argmaxes = tasks
             .map(|(task, (out, theta))| {
                 let first = (task * chunk) as u64;
                 let chunk = ForwardChunk {
@@ -71,29 +75,55 @@ pub(super) fn forward(
                 chunk_forward(isa, chunk)
             })
             .collect();
-        if output != Output::Soft {
+    }
+    let tensor = |values: Vec<f32>, shape| FlexTensor::from_data(TensorData::new(values, shape));
+    let rows_shape = [total / n.max(1), n];
+    let (out, soft_rows) = match (hard, layout.is_rows()) {
+        (true, _) => {
+            let mut one_hot = vec![0.0f32; total];
             for (row, j) in argmaxes.into_iter().flatten().enumerate() {
-                hard[row * n + j] = 1.0;
+                one_hot[layout.index(row, j)] = 1.0;
             }
+            let rows = keep_soft.then(|| tensor(soft, rows_shape.to_vec()));
+            (tensor(one_hot, shape.to_vec()), rows)
         }
-    }
-    let tensor = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, shape.clone()));
-    match output {
-        Output::Soft => (tensor(soft), None),
-        Output::Hard => (tensor(hard), None),
-        Output::HardWithSoft => (tensor(hard), Some(tensor(soft))),
-    }
+        (false, true) => {
+            let out = tensor(soft, shape.to_vec());
+            let rows = keep_soft.then(|| out.clone());
+            (out, rows)
+        }
+        (false, false) => {
+            let out = tensor(from_rows(&soft, &layout), shape.to_vec());
+            (out, keep_soft.then(|| tensor(soft, rows_shape.to_vec())))
+        }
+    };
+    Sample { out, soft_rows }
 }
 
-/// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row.
-pub(super) fn backward(soft: &FlexTensor, grad: &FlexTensor, tau: f32) -> FlexTensor {
-    let shape = soft.layout().shape().clone();
-    let n = shape[shape.num_dims() - 1];
-    let y = soft
+/// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row, `y` the soft sample's rows from
+/// [`forward`], `grad` in the layout of the logits (categories along `dim`).
+pub(super) fn backward(
+    soft_rows: &FlexTensor,
+    grad: &FlexTensor,
+    tau: f32,
+    dim: usize,
+) -> FlexTensor {
+    let shape = grad.layout().shape().clone();
+    let layout = Layout::of(shape.as_slice(), dim);
+    let n = layout.n;
+    let y = soft_rows
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
     let grad = contiguous_f32(grad);
     let g = grad.as_slice::<f32>().expect("contiguous f32");
+    let transposed;
+    let g = match layout.is_rows() {
+        true => g,
+        false => {
+            transposed = to_rows(g, &layout);
+            &transposed[..]
+        }
+    };
     let mut out = vec![0.0f32; y.len()];
     if n > 0 && !y.is_empty() {
         let chunk = (TASK_ELEMENTS / n).max(1) * n;
@@ -112,6 +142,10 @@ pub(super) fn backward(soft: &FlexTensor, grad: &FlexTensor, tau: f32) -> FlexTe
                 chunk_backward(isa, chunk)
             });
     }
+    let out = match layout.is_rows() {
+        true => out,
+        false => from_rows(&out, &layout),
+    };
     FlexTensor::from_data(TensorData::new(out, shape))
 }
 
@@ -147,7 +181,7 @@ mod tests {
         // comes from its index in the whole tensor, so the split cannot change a bit.
         let (rows, n) = (3000, 10);
         let theta = logits(rows, n);
-        let (soft, _) = forward(&theta, 0.7, 42, Output::Soft);
+        let soft = forward(&theta, 0.7, 42, false, false, 1).out;
         let mut whole = vec![0.0; rows * n];
         forward_chunk(ForwardChunk {
             theta: &values(&theta),
@@ -168,8 +202,9 @@ mod tests {
         // Same key: the one-hot marks the largest soft value of each row, and only it.
         let (rows, n) = (500, 70);
         let theta = logits(rows, n);
-        let (hard, soft) = forward(&theta, 0.5, 7, Output::HardWithSoft);
-        let (hard, soft) = (values(&hard), values(&soft.expect("asked for")));
+        let sample = forward(&theta, 0.5, 7, true, true, 1);
+        let hard = values(&sample.out);
+        let soft = values(&sample.soft_rows.expect("asked for"));
         for r in 0..rows {
             let (h, s) = (&hard[r * n..(r + 1) * n], &soft[r * n..(r + 1) * n]);
             let best = (0..n).fold(0, |b, j| if s[j] > s[b] { j } else { b });
@@ -178,7 +213,7 @@ mod tests {
             let total: f32 = s.iter().sum();
             assert!((total - 1.0).abs() < 1e-5, "row {r} sums to {total}");
         }
-        let (alone, _) = forward(&theta, 0.5, 7, Output::Hard);
+        let alone = forward(&theta, 0.5, 7, true, false, 1).out;
         assert_eq!(values(&alone), hard);
     }
 
@@ -186,10 +221,12 @@ mod tests {
     fn backward_is_the_softmax_jacobian_over_tau() {
         // y ⊙ (g − yᵀg) / tau, row by row, against the formula in f64.
         let (rows, n) = (40, 9);
-        let (soft, _) = forward(&logits(rows, n), 0.8, 3, Output::Soft);
+        let soft = forward(&logits(rows, n), 0.8, 3, false, true, 1)
+            .soft_rows
+            .expect("asked for");
         let g: Vec<f32> = (0..rows * n).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
         let grad = FlexTensor::from_data(TensorData::new(g.clone(), [rows, n]));
-        let out = values(&backward(&soft, &grad, 0.8));
+        let out = values(&backward(&soft, &grad, 0.8, 1));
         let y = values(&soft);
         for r in 0..rows {
             let row = r * n..(r + 1) * n;
@@ -199,6 +236,40 @@ mod tests {
                 // Terms of order 1 in f32: 1e-6 is a few ulps.
                 assert!((out[i] as f64 - expected).abs() < 1e-6, "{i}: {}", out[i]);
             }
+        }
+    }
+
+    #[test]
+    fn categories_on_another_axis_give_the_rows_sample_transposed() {
+        // [3, n, 4] along dim 1 against the same logits laid out as [3, 4, n] along dim 2: the
+        // kernel sees the same rows with the same counters, so the same bits, forward and back.
+        let (outer, n, inner) = (3, 6, 4);
+        let rows = logits(outer * inner, n); // [outer · inner, n]
+        let rows_values = values(&rows);
+        let layout = Layout { outer, n, inner };
+        let strided = FlexTensor::from_data(TensorData::new(
+            from_rows(&rows_values, &layout),
+            [outer, n, inner],
+        ));
+        let last = FlexTensor::from_data(TensorData::new(rows_values, [outer, inner, n]));
+        for hard in [false, true] {
+            let a = forward(&strided, 0.9, 5, hard, true, 1);
+            let b = forward(&last, 0.9, 5, hard, true, 2);
+            assert_eq!(
+                values(&a.out),
+                from_rows(&values(&b.out), &layout),
+                "hard {hard}"
+            );
+            let (ya, yb) = (a.soft_rows.unwrap(), b.soft_rows.unwrap());
+            assert_eq!(values(&ya), values(&yb));
+            let g: Vec<f32> = (0..outer * n * inner)
+                .map(|i| (i % 7) as f32 - 3.0)
+                .collect();
+            let ga =
+                FlexTensor::from_data(TensorData::new(from_rows(&g, &layout), [outer, n, inner]));
+            let gb = FlexTensor::from_data(TensorData::new(g, [outer, inner, n]));
+            let (da, db) = (backward(&ya, &ga, 0.9, 1), backward(&yb, &gb, 0.9, 2));
+            assert_eq!(values(&da), from_rows(&values(&db), &layout));
         }
     }
 }

@@ -9,24 +9,31 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 
-use super::driver::{Output, backward, forward};
+use super::driver::{backward, forward};
 
 /// The fused sampler as a Burn backend extension: implemented for flex and for autodiff over flex.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedGumbelSoftmax: Backend {
-    /// `softmax((logits + g) / tau)` over the last dimension (or its one-hot with `hard`), `g`
-    /// Gumbel noise from the counter-based generator under `key`.
+    /// `softmax((logits + g) / tau)` along `dim` (or its one-hot with `hard`), `g` Gumbel noise
+    /// from the counter-based generator under `key`.
     fn fused_gumbel_softmax(
         logits: FloatTensor<Self>,
         tau: f32,
         hard: bool,
         key: u64,
+        dim: usize,
     ) -> FloatTensor<Self>;
 }
 
 impl FusedGumbelSoftmax for Flex {
-    fn fused_gumbel_softmax(logits: FlexTensor, tau: f32, hard: bool, key: u64) -> FlexTensor {
-        forward(&logits, tau, key, Output::untracked(hard)).0
+    fn fused_gumbel_softmax(
+        logits: FlexTensor,
+        tau: f32,
+        hard: bool,
+        key: u64,
+        dim: usize,
+    ) -> FlexTensor {
+        forward(&logits, tau, key, hard, false, dim).out
     }
 }
 
@@ -36,12 +43,13 @@ impl FusedGumbelSoftmax for Flex {
 struct FusedBackward;
 
 impl Backward<Flex, 1> for FusedBackward {
-    type State = (FlexTensor, f32);
+    /// The soft sample's rows, the temperature and the category axis.
+    type State = (FlexTensor, f32, usize);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (soft, tau) = ops.state;
+        let (soft_rows, tau, dim) = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            backward(&soft, &grad, tau)
+            backward(&soft_rows, &grad, tau, dim)
         });
     }
 }
@@ -52,6 +60,7 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
         tau: f32,
         hard: bool,
         key: u64,
+        dim: usize,
     ) -> FloatTensor<Self> {
         let (primitive, node) = logits.into_parts();
         match FusedBackward
@@ -60,17 +69,12 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let output = if hard {
-                    Output::HardWithSoft
-                } else {
-                    Output::Soft
-                };
-                let (out, soft) = forward(&primitive, tau, key, output);
-                let soft = soft.unwrap_or_else(|| out.clone());
-                prep.finish((soft, tau), out)
+                let sample = forward(&primitive, tau, key, hard, true, dim);
+                let soft_rows = sample.soft_rows.expect("kept for the backward pass");
+                prep.finish((soft_rows, tau, dim), sample.out)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(forward(&primitive, tau, key, Output::untracked(hard)).0)
+                prep.finish(forward(&primitive, tau, key, hard, false, dim).out)
             }
         }
     }
@@ -91,12 +95,16 @@ mod tests {
         let tau = 0.6;
         for hard in [false, true] {
             device.seed(5);
-            let soft =
-                crate::fused::gumbel_softmax(Tensor::<2>::from_floats(theta, &device), tau, false);
+            let soft = crate::fused::gumbel_softmax(
+                Tensor::<2>::from_floats(theta, &device),
+                tau,
+                false,
+                1,
+            );
             let y = soft.into_data().try_into_vec_as::<f32>().unwrap();
             device.seed(5);
             let logits = Tensor::<2>::from_floats(theta, &device).require_grad();
-            let sample = crate::fused::gumbel_softmax(logits.clone(), tau, hard);
+            let sample = crate::fused::gumbel_softmax(logits.clone(), tau, hard, 1);
             let weights = Tensor::<2>::from_floats(w, &device);
             let grads = (sample * weights).sum().backward();
             let grad = logits.grad(&grads).unwrap();

@@ -11,8 +11,8 @@
 //! runs is chosen at run time; all three give the same bits.
 //!
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
-//! (plain or autodiff) for f32 logits with the categories last, a fixed temperature and the
-//! straight-through estimator; everything else takes the tensor-op path, which the tests compare
+//! (plain or autodiff) for f32 logits (half-precision ones widened to f32) with the categories
+//! along any axis, a fixed temperature and the straight-through estimator; everything else takes the tensor-op path, which the tests compare
 //! it against.
 //!
 //! | file | concern |
@@ -21,6 +21,7 @@
 //! | `driver.rs` | chunks of whole rows over rayon's threads |
 //! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
 //! | `kernels.rs` | the forward and backward row kernels |
+//! | `layout.rs` | rows of categories for any category axis, by tiled transposes |
 //! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
 
 use burn::tensor::{DType, Distribution, Tensor};
@@ -31,14 +32,14 @@ mod driver;
 mod extension;
 mod isa;
 mod kernels;
+mod layout;
 mod math;
 
-/// Whether the fused path serves a call: a flex device (plain or autodiff), f32 logits, the
-/// categories on the last dimension.
-pub(crate) fn applies<const D: usize>(logits: &Tensor<D>, dim: usize) -> bool {
+/// Whether the fused path serves a call: a flex device (plain or autodiff) and f32 logits, the
+/// categories along any axis.
+pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
     let device = logits.device();
-    dim == D - 1
-        && logits.dtype() == DType::F32
+    logits.dtype() == DType::F32
         && matches!(
             device.without_autodiff().as_dispatch(),
             burn::backend::DispatchDevice::Flex(_)
@@ -47,7 +48,12 @@ pub(crate) fn applies<const D: usize>(logits: &Tensor<D>, dim: usize) -> bool {
 
 /// The fused sample: soft, or one-hot with the soft sample's gradient. The key comes from the
 /// device's generator, so seeding the device fixes the result.
-pub(crate) fn gumbel_softmax<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
+pub(crate) fn gumbel_softmax<const D: usize>(
+    logits: Tensor<D>,
+    tau: f64,
+    hard: bool,
+    dim: usize,
+) -> Tensor<D> {
     let device = logits.device();
     let bits = Tensor::<1>::random([2], Distribution::Default, &device)
         .into_data()
@@ -60,6 +66,7 @@ pub(crate) fn gumbel_softmax<const D: usize>(logits: Tensor<D>, tau: f64, hard: 
         tau as f32,
         hard,
         key,
+        dim,
     );
     Tensor::from_dispatch(out)
 }
