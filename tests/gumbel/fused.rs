@@ -14,6 +14,20 @@ device_tests!(
 
 const LOGITS: [f32; 5] = [0.5, -1.0, 1.5, 0.0, -0.3];
 
+/// Asserts that two runs' samples and gradients (`[rows, 5]` values each) have the same mean per
+/// category: two independent means of 100,000 draws or more, within 5 combined standard errors.
+fn assert_same_law(a: (Vec<f32>, Vec<f32>), b: (Vec<f32>, Vec<f32>), context: &str) {
+    for (name, a, b) in [("sample", &a.0, &b.0), ("gradient", &a.1, &b.1)] {
+        for (k, ((ma, sa), (mb, sb))) in mean_se(a).into_iter().zip(mean_se(b)).enumerate() {
+            let tolerance = 5.0 * (sa * sa + sb * sb).sqrt();
+            assert!(
+                (ma - mb).abs() < tolerance,
+                "{context}, {name} {k}: {ma} vs {mb} (tolerance {tolerance})"
+            );
+        }
+    }
+}
+
 /// Per-category mean and standard error of `[rows, 5]` values.
 fn mean_se(v: &[f32]) -> Vec<(f64, f64)> {
     column_moments(v, 5)
@@ -44,18 +58,8 @@ fn fresh_noise_path_agrees_with_the_reference_in_law(device: &Device) {
             let grads = (y.clone() * weights.clone()).sum().backward();
             (values(y), values(logits.grad(&grads).unwrap()))
         };
-        let (y_fresh, g_fresh) = run(true);
-        let (y_ref, g_ref) = run(false);
-        for (name, a, b) in [("sample", &y_fresh, &y_ref), ("gradient", &g_fresh, &g_ref)] {
-            for (k, ((ma, sa), (mb, sb))) in mean_se(a).into_iter().zip(mean_se(b)).enumerate() {
-                // Two independent means of 100,000 draws: within 5 combined standard errors.
-                let tolerance = 5.0 * (sa * sa + sb * sb).sqrt();
-                assert!(
-                    (ma - mb).abs() < tolerance,
-                    "tau {tau}, hard {hard}, {name} {k}: {ma} vs {mb} (tolerance {tolerance})"
-                );
-            }
-        }
+        let context = format!("tau {tau}, hard {hard}");
+        assert_same_law(run(true), run(false), &context);
     }
 }
 
@@ -90,17 +94,8 @@ fn channels_first_agrees_with_the_reference_in_law(device: &Device) {
             (values(rows(y)), values(rows(grad)))
         };
         let (y_fresh, g_fresh) = run(true);
-        let (y_ref, g_ref) = run(false);
-        for (name, a, b) in [("sample", &y_fresh, &y_ref), ("gradient", &g_fresh, &g_ref)] {
-            for (k, ((ma, sa), (mb, sb))) in mean_se(a).into_iter().zip(mean_se(b)).enumerate() {
-                // Two independent means of 102,400 draws: within 5 combined standard errors.
-                let tolerance = 5.0 * (sa * sa + sb * sb).sqrt();
-                assert!(
-                    (ma - mb).abs() < tolerance,
-                    "tau {tau}, hard {hard}, {name} {k}: {ma} vs {mb} (tolerance {tolerance})"
-                );
-            }
-        }
+        let context = format!("channels first, tau {tau}, hard {hard}");
+        assert_same_law((y_fresh.clone(), g_fresh), run(false), &context);
         if hard {
             for row in y_fresh.chunks(5) {
                 assert_eq!(row.iter().sum::<f32>(), 1.0);

@@ -54,6 +54,23 @@ pub struct RunOptions {
     pub interrupt: Option<Arc<AtomicUsize>>,
 }
 
+impl RunOptions {
+    /// A fresh run into `out_dir`, without a progress bar and without a signal flag.
+    pub fn new(out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            out_dir: out_dir.into(),
+            resume: false,
+            progress: false,
+            interrupt: None,
+        }
+    }
+
+    /// The same options, continuing the run in the folder (or not).
+    pub fn with_resume(self, resume: bool) -> Self {
+        Self { resume, ..self }
+    }
+}
+
 /// The end of a run: the trained model (without autodiff) and its state.
 #[derive(Debug)]
 pub struct Trained {

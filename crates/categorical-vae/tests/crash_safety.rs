@@ -40,12 +40,7 @@ fn data() -> Mnist {
 }
 
 fn options(dir: &Path, resume: bool) -> RunOptions {
-    RunOptions {
-        out_dir: dir.to_path_buf(),
-        resume,
-        progress: false,
-        interrupt: None,
-    }
+    RunOptions::new(dir).with_resume(resume)
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -19,12 +19,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn options(dir: &Path, resume: bool) -> RunOptions {
-    RunOptions {
-        out_dir: dir.to_path_buf(),
-        resume,
-        progress: false,
-        interrupt: None,
-    }
+    RunOptions::new(dir).with_resume(resume)
 }
 
 #[test]

@@ -45,26 +45,22 @@ impl Layout {
 
 /// `[outer, n, inner]` values as `[outer, inner, n]` rows.
 pub(super) fn to_rows(values: &[f32], layout: &Layout) -> Vec<f32> {
-    let mut rows = vec![0.0; values.len()];
-    for (slab, out) in values
-        .chunks(layout.n * layout.inner)
-        .zip(rows.chunks_mut(layout.n * layout.inner))
-    {
-        transpose(slab, out, layout.n, layout.inner);
-    }
-    rows
+    transpose_slabs(values, layout.n, layout.inner)
 }
 
 /// `[outer, inner, n]` rows back to `[outer, n, inner]`.
 pub(super) fn from_rows(rows: &[f32], layout: &Layout) -> Vec<f32> {
-    let mut values = vec![0.0; rows.len()];
-    for (slab, out) in rows
-        .chunks(layout.n * layout.inner)
-        .zip(values.chunks_mut(layout.n * layout.inner))
-    {
-        transpose(slab, out, layout.inner, layout.n);
+    transpose_slabs(rows, layout.inner, layout.n)
+}
+
+/// Each `[rows, cols]` slab of `values`, transposed.
+fn transpose_slabs(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    let slab = (rows * cols).max(1);
+    for (src, dst) in values.chunks(slab).zip(out.chunks_mut(slab)) {
+        transpose(src, dst, rows, cols);
     }
-    values
+    out
 }
 
 /// `dst = srcᵀ` for `src` of `[rows, cols]`, in tiles; the bands of `TILE` rows of `dst` are
