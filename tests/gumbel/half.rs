@@ -68,8 +68,10 @@ fn half_precision_samples_are_finite_and_exact(device: &Device) {
                     assert!(row.iter().all(|&v| v == 0.0 || v == 1.0), "{name}: {row:?}");
                     assert_eq!(sum, 1.0, "{name}");
                 } else {
-                    // 100 values rounded to 8 (bf16) or 11 (f16) significant bits.
-                    assert!((sum - 1.0).abs() < 0.05, "{name}: a row sums to {sum}");
+                    // Each value rounds to bf16 with a relative error of at most 2^-9 (f16:
+                    // 2^-12), so values summing to 1 in f32 sum to within 2^-9 ≈ 0.002 of 1,
+                    // plus f32's summation error (< 1e-5); 0.01 leaves a factor of 5.
+                    assert!((sum - 1.0).abs() < 0.01, "{name}: a row sums to {sum}");
                 }
             }
         }

@@ -190,9 +190,13 @@ fn verify(dir: &Path) -> Result<TrainingState, Error> {
             ));
         }
     }
-    let path = dir.join("state.json");
-    let text = fs::read_to_string(&path).map_err(|e| Error::file(&path, e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))
+    read_state(&dir.join("state.json"))
+}
+
+/// Reads a checkpoint's `state.json`.
+fn read_state(path: &Path) -> Result<TrainingState, Error> {
+    let text = fs::read_to_string(path).map_err(|e| Error::file(path, e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(path, format!("malformed: {e}")))
 }
 
 /// The generations' folders in `out_dir/checkpoint`, newest first.
@@ -238,10 +242,7 @@ pub fn latest_checkpoint(out_dir: &Path) -> Result<Option<Checkpoint>, Error> {
     for dir in [out_dir.join(CHECKPOINTS), out_dir.join("checkpoint.old")] {
         let state = dir.join("state.json");
         if first_error.is_none() && dir.join("model.bpk").is_file() && state.is_file() {
-            let text =
-                fs::read_to_string(&state).map_err(|e| Error::file(&state, e.to_string()))?;
-            let state = serde_json::from_str(&text)
-                .map_err(|e| Error::file(&state, format!("malformed: {e}")))?;
+            let state = read_state(&state)?;
             return Ok(Some(Checkpoint { dir, state }));
         }
     }

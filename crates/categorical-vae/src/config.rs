@@ -85,7 +85,8 @@ impl TrainingConfig {
             }
         }
         if let Estimator::GumbelRao { samples } = self.model.estimator {
-            // The backward pass keeps `samples` soft samples of the whole batch's code.
+            // The estimator holds `[samples, batch, code]` f32 tensors: the exponential noise,
+            // the conditional logits, their soft samples and the gradient of those, 4 of them.
             let code = self.model.n_latent * self.model.n_categories;
             let bytes = (samples as u64) * (self.batch_size * code) as u64 * 4 * 4;
             if samples > MAX_GUMBEL_RAO_SAMPLES || bytes > MAX_MODEL_BYTES {

@@ -93,14 +93,19 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::file(dir, format!("cannot flush the folder to disk: {e}")))
 }
 
-/// Creates the folder `path` and its parents, durably.
+/// Creates the folder `path` and the parents it lacks, durably: the folder above each one created
+/// is flushed, so that none of them can vanish in a crash.
 pub(crate) fn create_dir(path: &Path) -> Result<(), Error> {
-    if path.is_dir() {
+    let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.is_dir()).collect();
+    if missing.is_empty() {
         return Ok(());
     }
     fault_point("create folder");
     fs::create_dir_all(path).map_err(|e| Error::file(path, format!("cannot create: {e}")))?;
-    sync_dir(parent(path))
+    for created in missing.into_iter().rev() {
+        sync_dir(parent(created))?;
+    }
+    Ok(())
 }
 
 /// Removes the folder `path` and all it holds.

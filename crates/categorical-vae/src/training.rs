@@ -229,19 +229,10 @@ pub fn train(
                     step: state.step,
                 });
             }
-            if (i + 1) % READ_EVERY != 0 && (i + 1) as u64 != steps_per_epoch {
+            if (i + 1) % READ_EVERY != 0 {
                 continue;
             }
-            let loss_total = f64::from(loss_sum.clone().into_scalar::<f32>());
-            if !loss_total.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!(
-                        "the loss became {loss_total} by step {}; lower --lr",
-                        state.step
-                    ),
-                ));
-            }
+            let loss_total = finite_loss(&loss_sum, state.step)?;
             if let Some(bar) = &bar {
                 let rate = (i + 1) as f64 / started.elapsed().as_secs_f64();
                 let mean = loss_total / (i + 1) as f64;
@@ -249,8 +240,8 @@ pub fn train(
                 bar.set_position((i + 1) as u64);
             }
         }
-        // Read once more: an epoch resumed after its last step ran none of them here.
-        let loss_total = f64::from(loss_sum.into_scalar::<f32>());
+        // The epoch's sum, read once at its end (also when a resumed epoch had no step left).
+        let loss_total = finite_loss(&loss_sum, state.step)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(bar) = bar {
             bar.finish_and_clear();
@@ -280,6 +271,18 @@ pub fn train(
         model: model.valid(),
         state,
     })
+}
+
+/// The summed loss read back from the device, refused when it is not finite (the run diverged).
+fn finite_loss(loss_sum: &Tensor<1>, step: u64) -> Result<f64, Error> {
+    let loss_total = f64::from(loss_sum.clone().into_scalar::<f32>());
+    if !loss_total.is_finite() {
+        return Err(Error::invalid(
+            "training",
+            format!("the loss became {loss_total} by step {step}; lower --lr"),
+        ));
+    }
+    Ok(loss_total)
 }
 
 /// The signal that asked the run to stop, if one did.

@@ -20,7 +20,7 @@ use categorical_vae::config::TrainingConfig;
 use categorical_vae::data::Mnist;
 use categorical_vae::files::{FAULT_ENV, fault_points, lock_run};
 use categorical_vae::model::VaeConfig;
-use categorical_vae::training::{RunOptions, train};
+use categorical_vae::training::{RunOptions, Trained, train};
 
 /// The folder the child trains into.
 const DIR_ENV: &str = "CRASH_TEST_DIR";
@@ -41,6 +41,17 @@ fn data() -> Mnist {
 
 fn options(dir: &Path, resume: bool) -> RunOptions {
     RunOptions::new(dir).with_resume(resume)
+}
+
+/// Trains `config` on [`data`] into `dir`, on the reference device, without listening to events.
+fn run(config: &TrainingConfig, dir: &Path, resume: bool) -> Result<Trained, Error> {
+    train(
+        config,
+        &data(),
+        &reference_device(),
+        &options(dir, resume),
+        |_| {},
+    )
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -169,14 +180,7 @@ fn a_run_stopped_by_a_signal_after_any_step_continues_bit_for_bit() {
     let _lock = rng_lock();
     let device = reference_device();
     let straight = scratch("signal-straight");
-    train(
-        &config(),
-        &data(),
-        &device,
-        &options(&straight, false),
-        |_| {},
-    )
-    .unwrap();
+    run(&config(), &straight, false).unwrap();
     // SIGINT raised before the first step: every call stops after one step, inside an epoch or
     // at its end, and the next resumes there.
     let dir = scratch("signal");
@@ -211,15 +215,7 @@ fn a_run_folder_in_use_is_refused_with_its_holder() {
     let dir = scratch("locked");
     std::fs::create_dir_all(&dir).unwrap();
     let held = lock_run(&dir).unwrap();
-    let error = train(
-        &config(),
-        &data(),
-        &reference_device(),
-        &options(&dir, false),
-        |_| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let error = run(&config(), &dir, false).unwrap_err().to_string();
     assert!(error.starts_with("--out: "), "{error}");
     assert!(
         error.contains("is in use by another run (process "),
@@ -236,22 +232,17 @@ fn a_resume_with_other_settings_is_refused_and_epochs_may_only_grow() {
     let device = reference_device();
     let dir = scratch("settings");
     let one = config().with_epochs(1);
-    train(&one, &data(), &device, &options(&dir, false), |_| {}).unwrap();
+    run(&one, &dir, false).unwrap();
     let config_before = std::fs::read(dir.join("config.json")).unwrap();
 
     let other = one.clone().with_learning_rate(0.01);
-    let error = train(&other, &data(), &device, &options(&dir, true), |_| {})
-        .unwrap_err()
-        .to_string();
+    let error = run(&other, &dir, true).unwrap_err().to_string();
     assert!(
         error.contains("the run was made with other settings (learning_rate: 0.001 → 0.01)"),
         "{error}"
     );
     let fewer = one.clone().with_epochs(0);
-    assert!(
-        train(&fewer, &data(), &device, &options(&dir, true), |_| {}).is_err(),
-        "0 epochs"
-    );
+    assert!(run(&fewer, &dir, true).is_err(), "0 epochs");
     assert_eq!(
         std::fs::read(dir.join("config.json")).unwrap(),
         config_before
@@ -273,9 +264,7 @@ fn a_resume_with_other_settings_is_refused_and_epochs_may_only_grow() {
         events[1].starts_with("Resumed { checkpoint: \"step-0000000003\""),
         "{events:?}"
     );
-    let error = train(&one, &data(), &device, &options(&dir, true), |_| {})
-        .unwrap_err()
-        .to_string();
+    let error = run(&one, &dir, true).unwrap_err().to_string();
     assert_eq!(
         error,
         "--epochs: may only grow on --resume: the run has 2 epochs (2 done), got 1"
@@ -295,7 +284,7 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_its_beginning() {
         categorical_vae::checkpoint::config_json(&config()),
     )
     .unwrap();
-    let fresh = train(&config(), &data(), &device, &options(&dir, false), |_| {});
+    let fresh = run(&config(), &dir, false);
     assert!(
         fresh
             .unwrap_err()
@@ -338,16 +327,8 @@ fn empty_splits_are_refused_before_any_work() {
 #[test]
 fn a_damaged_checkpoint_is_detected_by_its_checksum() {
     let _lock = rng_lock();
-    let device = reference_device();
     let dir = scratch("damaged");
-    train(
-        &config().with_epochs(1),
-        &data(),
-        &device,
-        &options(&dir, false),
-        |_| {},
-    )
-    .unwrap();
+    run(&config().with_epochs(1), &dir, false).unwrap();
     let checkpoint = require_checkpoint(&dir).unwrap();
     // A bit flip in the weights: the checksum catches it, at load and at resume.
     let model = checkpoint.dir.join("model.bpk");
@@ -355,10 +336,12 @@ fn a_damaged_checkpoint_is_detected_by_its_checksum() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x10;
     std::fs::write(&model, bytes).unwrap();
+    let damaged = "model.bpk: damaged: its SHA-256 differs from the checkpoint's manifest";
     let error = require_checkpoint(&dir).unwrap_err().to_string();
-    assert!(
-        error.ends_with("model.bpk: damaged: its SHA-256 differs from the checkpoint's manifest"),
-        "{error}"
-    );
+    assert!(error.ends_with(damaged), "{error}");
+    let error = run(&config().with_epochs(1), &dir, true)
+        .unwrap_err()
+        .to_string();
+    assert!(error.ends_with(damaged), "at resume: {error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,8 @@
 //! The chunk driver: a flex tensor cut into cache-sized chunks of whole rows, spread over rayon's
 //! threads, each run through the kernel variant of this processor.
 
+use std::borrow::Cow;
+
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
@@ -38,21 +40,12 @@ pub(super) fn forward(
     let layout = Layout::of(shape.as_slice(), dim);
     let n = layout.n;
     let contiguous = contiguous_f32(logits);
-    let theta = contiguous.as_slice::<f32>().expect("contiguous f32");
-    let transposed;
-    let theta = match layout.is_rows() {
-        true => theta,
-        false => {
-            transposed = to_rows(theta, &layout);
-            &transposed[..]
-        }
-    };
+    let theta = as_rows(&contiguous, &layout);
     let total = theta.len();
     let mut soft = vec![0.0f32; total];
     let mut argmaxes = Vec::new();
     if n > 0 && total > 0 {
-        let rows_per_task = (TASK_ELEMENTS / n).max(1);
-        let chunk = rows_per_task * n;
+        let chunk = chunk_len(n);
         let normalize = !hard || keep_soft;
         let inv_tau = 1.0 / tau;
         let isa = Isa::detect();
@@ -115,18 +108,10 @@ pub(super) fn backward(
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
     let grad = contiguous_f32(grad);
-    let g = grad.as_slice::<f32>().expect("contiguous f32");
-    let transposed;
-    let g = match layout.is_rows() {
-        true => g,
-        false => {
-            transposed = to_rows(g, &layout);
-            &transposed[..]
-        }
-    };
+    let g = as_rows(&grad, &layout);
     let mut out = vec![0.0f32; y.len()];
     if n > 0 && !y.is_empty() {
-        let chunk = (TASK_ELEMENTS / n).max(1) * n;
+        let chunk = chunk_len(n);
         let inv_tau = 1.0 / tau;
         let isa = Isa::detect();
         out.par_chunks_mut(chunk)
@@ -147,6 +132,21 @@ pub(super) fn backward(
         false => from_rows(&out, &layout),
     };
     FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// Elements per rayon task for rows of `n`: whole rows, about [`TASK_ELEMENTS`] of them.
+fn chunk_len(n: usize) -> usize {
+    (TASK_ELEMENTS / n).max(1) * n
+}
+
+/// The values of a contiguous f32 tensor as rows of categories: borrowed when the categories
+/// are its last axis, else transposed into rows (`layout.rs`).
+fn as_rows<'a>(tensor: &'a FlexTensor, layout: &Layout) -> Cow<'a, [f32]> {
+    let values = tensor.as_slice::<f32>().expect("contiguous f32");
+    match layout.is_rows() {
+        true => Cow::Borrowed(values),
+        false => Cow::Owned(to_rows(values, layout)),
+    }
 }
 
 /// `tensor` itself (a cheap reference-counted clone) when its f32 storage is one contiguous run,

@@ -73,9 +73,14 @@ impl Mnist {
     }
 }
 
-/// `<cache>/burn-dataset/mnist` when it holds the training and test images.
+/// Burn's MNIST cache folder, `<cache>/burn-dataset/mnist` (`None` without a cache folder).
+fn burn_cache_root() -> Option<PathBuf> {
+    Some(dirs::cache_dir()?.join("burn-dataset").join("mnist"))
+}
+
+/// [`burn_cache_root`] when it holds the training and test images.
 fn burn_cache() -> Option<PathBuf> {
-    let root = dirs::cache_dir()?.join("burn-dataset").join("mnist");
+    let root = burn_cache_root()?;
     let found = find(&root.join("train"), TRAIN_IMAGES).is_some()
         && find(&root.join("test"), TEST_IMAGES).is_some();
     found.then_some(root)
@@ -115,8 +120,7 @@ impl DataSource {
             Self::Embedded => Ok(Mnist::embedded()),
             Self::Idx(dir) => Mnist::from_idx_dir(dir),
             Self::BurnCache => Mnist::from_burn_cache()?.ok_or_else(|| {
-                let cache = dirs::cache_dir().unwrap_or_default();
-                let root = cache.join("burn-dataset").join("mnist");
+                let root = burn_cache_root().unwrap_or_default();
                 Error::file(&root, "missing: Burn's cache no longer holds MNIST")
             }),
         }
