@@ -3,10 +3,7 @@
 use burn::module::Module;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Tensor, s};
-use burn_gumbel::{
-    EvalMode, GumbelSoftmaxConfig, TemperatureSchedule, gumbel_noise, gumbel_softmax,
-    gumbel_softmax_with_noise,
-};
+use burn_gumbel::{EvalMode, GumbelSoftmaxConfig, TemperatureSchedule, gumbel_softmax};
 
 use crate::support::{host_uniform, tensor2, values};
 
@@ -88,10 +85,9 @@ fn learned_temperature_has_the_gradient_of_the_sample(device: &Device) {
     let h = 1e-3;
     let loss_at = |log_tau: f64| {
         device.seed(84);
-        // The layer with a learned tau draws its noise with gumbel_noise (the tensor-op path).
-        let logits = favouring_logits(&device);
-        let noise = gumbel_noise(logits.shape(), &device);
-        let y = gumbel_softmax_with_noise(logits, noise, log_tau.exp(), false, -1);
+        // The same seed: forward_with_tau draws the noise of forward with a learned tau (the
+        // fused kernel's key on flex, gumbel_noise elsewhere).
+        let y = layer.forward_with_tau(favouring_logits(&device), log_tau.exp());
         values(mass_loss(y))[0] as f64
     };
     let central = (loss_at(tau.ln() + h) - loss_at(tau.ln() - h)) / (2.0 * h);

@@ -82,8 +82,9 @@ pub fn gumbel_softmax<const D: usize>(
 
 /// A sample on checked arguments with noise drawn on the logits' device.
 ///
-/// On a flex device, for a fixed temperature and the straight-through estimator, the fused kernel draws its own noise and computes the sample in one pass
-/// (`fused/`); everything else draws [`gumbel_noise`] and calls [`sample`].
+/// On a flex device, for the straight-through estimator (the temperature fixed or learned), the
+/// fused kernel draws its own noise and computes the sample in one pass (`fused/`); everything
+/// else draws [`gumbel_noise`] and calls [`sample`].
 pub(crate) fn sample_with_fresh_noise<const D: usize>(
     logits: Tensor<D>,
     tau: &Tau,
@@ -92,11 +93,15 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
     dim: usize,
 ) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if let Tau::Fixed(tau) = tau
-        && estimator == Estimator::StraightThrough
-        && crate::fused::applies(&logits)
-    {
-        return crate::fused::gumbel_softmax(logits, *tau, hard, dim);
+    if estimator == Estimator::StraightThrough && crate::fused::applies(&logits) {
+        match tau {
+            Tau::Fixed(tau) => return crate::fused::gumbel_softmax(logits, *tau, hard, dim),
+            Tau::Learned(tau) if tau.dtype() == burn::tensor::DType::F32 => {
+                let tau = tau.as_ref().clone();
+                return crate::fused::gumbel_softmax_learned(logits, tau, hard, dim);
+            }
+            Tau::Learned(_) => {}
+        }
     }
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
     sample(logits, noise, tau, hard, estimator, dim)

@@ -30,8 +30,9 @@
 //! one exception is `flex` (the default): with it, [`gumbel_softmax`] and [`GumbelSoftmax`] run
 //! as one fused kernel on flex devices (a Burn backend extension for `Flex` and
 //! `Autodiff<Flex>`, its rows spread over rayon's threads) when the logits are f32 (or half
-//! precision, widened), the categories along any axis, the temperature fixed and the estimator
-//! straight-through. Other calls, and every call on another backend, take the tensor-op path.
+//! precision, widened), the categories along any axis, the temperature fixed or learned (its
+//! gradient computed in the same backward pass) and the estimator straight-through. Other calls,
+//! and every call on another backend, take the tensor-op path.
 //!
 //! ## Precision
 //! Logits in f16 or bf16 are sampled in f32 (noise, softmax, gradient) and the sample comes back

@@ -42,14 +42,19 @@ pub(super) fn forward(
     let contiguous = contiguous_f32(logits);
     let theta = as_rows(&contiguous, &layout);
     let total = theta.len();
-    let mut soft = vec![0.0f32; total];
+    // A hard sample in rows whose soft sample is not kept needs one buffer: the kernel leaves
+    // `(θ + g) / tau` there, and the same task, on the chunk still in cache, overwrites it with
+    // the one-hot.
+    let one_hot_in_place = hard && !keep_soft && layout.is_rows();
+    // Not zero-filled: the kernel writes every element.
+    let mut soft: Vec<f32> = Vec::with_capacity(total);
     let mut argmaxes = Vec::new();
     if n > 0 && total > 0 {
         let chunk = chunk_len(n);
         let normalize = !hard || keep_soft;
         let inv_tau = 1.0 / tau;
         let isa = Isa::detect();
-        let tasks = soft
+        let tasks = soft.spare_capacity_mut()[..total]
             .par_chunks_mut(chunk)
             .zip(theta.par_chunks(chunk))
             .enumerate();
@@ -65,14 +70,42 @@ pub(super) fn forward(
                     first,
                     normalize,
                 };
-                chunk_forward(isa, chunk)
+                let argmaxes = chunk_forward(isa, chunk);
+                if !one_hot_in_place {
+                    return argmaxes;
+                }
+                for x in out.iter_mut() {
+                    x.write(0.0);
+                }
+                for (row, j) in argmaxes.into_iter().enumerate() {
+                    out[row * n + j].write(1.0);
+                }
+                Vec::new()
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // SAFETY: the chunks cover the first `total` elements, and the kernel wrote every element
+        // of its chunk.
+        unsafe { soft.set_len(total) };
     }
     let tensor = |values: Vec<f32>, shape| FlexTensor::from_data(TensorData::new(values, shape));
     let rows_shape = [total / n.max(1), n];
     let (out, soft_rows) = match (hard, layout.is_rows()) {
-        (true, _) => {
+        (true, true) if one_hot_in_place => (tensor(soft, shape.to_vec()), None),
+        (true, true) => {
+            // The one-hot beside the kept soft sample, written chunk by chunk over the threads.
+            let mut one_hot = vec![0.0f32; total];
+            one_hot
+                .par_chunks_mut(chunk_len(n))
+                .zip(argmaxes.par_iter())
+                .for_each(|(out, argmaxes)| {
+                    for (row, &j) in argmaxes.iter().enumerate() {
+                        out[row * n + j] = 1.0;
+                    }
+                });
+            let rows = tensor(soft, rows_shape.to_vec());
+            (tensor(one_hot, shape.to_vec()), Some(rows))
+        }
+        (true, false) => {
             let mut one_hot = vec![0.0f32; total];
             for (row, j) in argmaxes.into_iter().flatten().enumerate() {
                 one_hot[layout.index(row, j)] = 1.0;
@@ -93,45 +126,84 @@ pub(super) fn forward(
     Sample { out, soft_rows }
 }
 
+/// What [`backward`] returns.
+pub(super) struct Gradients {
+    /// `∂L/∂logits`, in the layout of the logits.
+    pub logits: FlexTensor,
+    /// `Σ ∂L/∂θ_j · ln y_j` over every element when asked for (else 0): `∂L/∂tau` is its
+    /// negative.
+    pub tau_sum: f64,
+}
+
 /// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row, `y` the soft sample's rows from
-/// [`forward`], `grad` in the layout of the logits (categories along `dim`).
+/// [`forward`], `grad` in the layout of the logits (categories along `dim`); with `tau_sum`, also
+/// the sum that gives the temperature's gradient (`kernels.rs` says how).
+///
+/// The gradient is computed in place: in `grad`'s own buffer when the tensor holds it alone
+/// (the usual case: autodiff hands over a gradient it has just computed) and the categories are
+/// its last axis; else in the copy that the transpose into rows, or a shared buffer, needs anyway.
 pub(super) fn backward(
     soft_rows: &FlexTensor,
-    grad: &FlexTensor,
+    mut grad: FlexTensor,
     tau: f32,
     dim: usize,
-) -> FlexTensor {
+    tau_sum: bool,
+) -> Gradients {
     let shape = grad.layout().shape().clone();
     let layout = Layout::of(shape.as_slice(), dim);
     let n = layout.n;
     let y = soft_rows
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
-    let grad = contiguous_f32(grad);
-    let g = as_rows(&grad, &layout);
-    let mut out = vec![0.0f32; y.len()];
+    let in_place = layout.is_rows() && whole_storage(&grad, y.len());
+    let mut copy = match in_place {
+        true => Vec::new(),
+        false => as_rows(&contiguous_f32(&grad), &layout).into_owned(),
+    };
+    let rows: &mut [f32] = match in_place {
+        true => grad
+            .try_storage_mut::<f32>()
+            .expect("checked: the tensor holds its buffer alone"),
+        false => &mut copy,
+    };
+    let mut sum = 0.0f64;
     if n > 0 && !y.is_empty() {
         let chunk = chunk_len(n);
         let inv_tau = 1.0 / tau;
         let isa = Isa::detect();
-        out.par_chunks_mut(chunk)
-            .zip(y.par_chunks(chunk).zip(g.par_chunks(chunk)))
-            .for_each(|(out, (y, g))| {
+        sum = rows
+            .par_chunks_mut(chunk)
+            .zip(y.par_chunks(chunk))
+            .map(|(grad, y)| {
                 let chunk = BackwardChunk {
                     y,
-                    g,
-                    out,
+                    grad,
                     n,
                     inv_tau,
+                    tau_sum,
                 };
-                chunk_backward(isa, chunk)
-            });
+                chunk_backward(isa, chunk) as f64
+            })
+            .sum();
     }
-    let out = match layout.is_rows() {
-        true => out,
-        false => from_rows(&out, &layout),
+    let logits = match (in_place, layout.is_rows()) {
+        (true, _) => grad,
+        (false, true) => FlexTensor::from_data(TensorData::new(copy, shape)),
+        (false, false) => FlexTensor::from_data(TensorData::new(from_rows(&copy, &layout), shape)),
     };
-    FlexTensor::from_data(TensorData::new(out, shape))
+    Gradients {
+        logits,
+        tau_sum: sum,
+    }
+}
+
+/// Whether `tensor` is a contiguous f32 tensor of `len` elements that owns its whole buffer alone,
+/// so that it can be overwritten in place.
+fn whole_storage(tensor: &FlexTensor, len: usize) -> bool {
+    tensor.dtype() == burn::tensor::DType::F32
+        && tensor.is_unique()
+        && tensor.as_slice::<f32>().is_some_and(|s| s.len() == len)
+        && tensor.storage::<f32>().len() == len
 }
 
 /// Elements per rayon task for rows of `n`: whole rows, about [`TASK_ELEMENTS`] of them.
@@ -161,7 +233,7 @@ fn contiguous_f32(tensor: &FlexTensor) -> FlexTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::kernels::forward_chunk;
+    use crate::fused::kernels::{as_out, forward_chunk};
 
     fn values(tensor: &FlexTensor) -> Vec<f32> {
         tensor.as_slice::<f32>().expect("contiguous f32").to_vec()
@@ -185,7 +257,7 @@ mod tests {
         let mut whole = vec![0.0; rows * n];
         forward_chunk(ForwardChunk {
             theta: &values(&theta),
-            out: &mut whole,
+            out: as_out(&mut whole),
             n,
             inv_tau: 1.0 / 0.7,
             key: 42,
@@ -226,7 +298,7 @@ mod tests {
             .expect("asked for");
         let g: Vec<f32> = (0..rows * n).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
         let grad = FlexTensor::from_data(TensorData::new(g.clone(), [rows, n]));
-        let out = values(&backward(&soft, &grad, 0.8, 1));
+        let out = values(&backward(&soft, grad, 0.8, 1, false).logits);
         let y = values(&soft);
         for r in 0..rows {
             let row = r * n..(r + 1) * n;
@@ -268,7 +340,10 @@ mod tests {
             let ga =
                 FlexTensor::from_data(TensorData::new(from_rows(&g, &layout), [outer, n, inner]));
             let gb = FlexTensor::from_data(TensorData::new(g, [outer, inner, n]));
-            let (da, db) = (backward(&ya, &ga, 0.9, 1), backward(&yb, &gb, 0.9, 2));
+            let da = backward(&ya, ga, 0.9, 1, true);
+            let db = backward(&yb, gb, 0.9, 2, true);
+            assert_eq!(da.tau_sum, db.tau_sum);
+            let (da, db) = (da.logits, db.logits);
             assert_eq!(values(&da), from_rows(&values(&db), &layout));
         }
     }

@@ -73,12 +73,13 @@ multiversion! {
 
 multiversion! {
     /// [`backward_chunk`] compiled for `isa`.
-    fn chunk_backward => backward_chunk(BackwardChunk<'_>) -> ()
+    fn chunk_backward => backward_chunk(BackwardChunk<'_>) -> f32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fused::kernels::as_out;
 
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
@@ -110,8 +111,8 @@ mod tests {
                     first: 5 * n as u64,
                     normalize,
                 };
-                let ja = forward_chunk(chunk(&mut a));
-                let jb = chunk_forward(isa, chunk(&mut b));
+                let ja = forward_chunk(chunk(as_out(&mut a)));
+                let jb = chunk_forward(isa, chunk(as_out(&mut b)));
                 assert_eq!(ja, jb, "{isa:?}, n = {n}");
                 assert_eq!(
                     bits(&a),
@@ -131,7 +132,7 @@ mod tests {
             let mut y = vec![0.0; rows * n];
             forward_chunk(ForwardChunk {
                 theta: &theta(rows * n),
-                out: &mut y,
+                out: as_out(&mut y),
                 n,
                 inv_tau: 1.3,
                 key: 7,
@@ -141,17 +142,22 @@ mod tests {
             let g: Vec<f32> = (0..rows * n)
                 .map(|i| ((i * 13) % 7) as f32 * 0.3 - 1.0)
                 .collect();
-            let (mut a, mut b) = (vec![0.0; rows * n], vec![0.0; rows * n]);
-            let chunk = |out| BackwardChunk {
+            let (mut a, mut b) = (g.clone(), g);
+            let chunk = |grad| BackwardChunk {
                 y: &y,
-                g: &g,
-                out,
+                grad,
                 n,
                 inv_tau: 1.0 / 1.3,
+                tau_sum: true,
             };
-            backward_chunk(chunk(&mut a));
-            chunk_backward(isa, chunk(&mut b));
+            let sa = backward_chunk(chunk(&mut a));
+            let sb = chunk_backward(isa, chunk(&mut b));
             assert_eq!(bits(&a), bits(&b), "{isa:?}, n = {n}");
+            assert_eq!(
+                sa.to_bits(),
+                sb.to_bits(),
+                "{isa:?}, n = {n}: the temperature's sum"
+            );
             // With one category the gradient is 0 (the sample is always 1); otherwise it is not.
             assert!(
                 n == 1 || a.iter().any(|&x| x != 0.0),

@@ -2,6 +2,8 @@
 //! and the backward pass (`y ⊙ (g − yᵀg) / tau`) on a chunk of whole rows, written as plain loops
 //! that the compiler vectorizes.
 
+use std::mem::MaybeUninit;
+
 use super::math::{GAMMA, fast_exp, fast_ln, uniform_of_state};
 
 /// Independent lanes of the row reductions: one AVX-512 register of f32.
@@ -14,8 +16,9 @@ const SHORT_ROW: usize = 4 * LANES;
 pub(super) struct ForwardChunk<'a> {
     /// The logits `θ`, `rows · n` values.
     pub theta: &'a [f32],
-    /// Where the sample goes, as long as `theta`.
-    pub out: &'a mut [f32],
+    /// Where the sample goes, as long as `theta`: uninitialized memory will do, every element is
+    /// written (so the driver's buffers need no zero-fill).
+    pub out: &'a mut [MaybeUninit<f32>],
     /// Categories per row.
     pub n: usize,
     /// `1 / tau`.
@@ -33,14 +36,15 @@ pub(super) struct ForwardChunk<'a> {
 pub(super) struct BackwardChunk<'a> {
     /// The soft sample `y`.
     pub y: &'a [f32],
-    /// The incoming gradient `g`, as long as `y`.
-    pub g: &'a [f32],
-    /// Where the gradient in the logits goes, as long as `y`.
-    pub out: &'a mut [f32],
+    /// The incoming gradient `g` on entry, the gradient in the logits on return (computed in
+    /// place: no buffer of its own), as long as `y`.
+    pub grad: &'a mut [f32],
     /// Categories per row.
     pub n: usize,
     /// `1 / tau`.
     pub inv_tau: f32,
+    /// Also sum `∂L/∂θ_j · ln y_j` over the chunk, for the gradient in a learned temperature.
+    pub tau_sum: bool,
 }
 
 /// The forward kernel on one chunk: writes `(θ + g) / tau` into `out`, and with `normalize` its
@@ -61,12 +65,16 @@ pub(super) fn forward_chunk(chunk: ForwardChunk<'_>) -> Vec<usize> {
         normalize,
     } = chunk;
     // g = −ln(−ln u); branch-free, so that the compiler vectorizes the loop.
+    assert_eq!(out.len(), theta.len(), "one output per logit");
     let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
     for (x, &t) in out.iter_mut().zip(theta) {
         let u = uniform_of_state(state);
         state = state.wrapping_add(GAMMA);
-        *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
+        x.write((t - fast_ln(-fast_ln(u))) * inv_tau);
     }
+    // SAFETY: the loop above wrote every element of `out` (as long as `theta`), and
+    // `MaybeUninit<f32>` has the layout of `f32`.
+    let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
     // Plain loops from here on: a closure handed to an iterator adapter (`map`, `for_each`) can
     // end up compiled outside this function, without the target features of its variant.
     let mut argmaxes = Vec::with_capacity(out.len() / n);
@@ -131,23 +139,51 @@ fn row_softmax(out: &mut [f32], normalize: bool) -> usize {
     argmax
 }
 
-/// The backward kernel on one chunk: `out = y ⊙ (g − yᵀg) / tau` row by row. Inlined into each
+/// The backward kernel on one chunk: `g ← y ⊙ (g − yᵀg) / tau` row by row, in place; with
+/// `tau_sum`, returns `Σ_j ∂L/∂θ_j · ln y_j` over the chunk (else 0). Inlined into each
 /// instruction-set variant (`isa.rs`).
+///
+/// That sum gives the temperature's gradient without the noise: with `u = (θ + g) / tau` and
+/// `y = softmax(u)`, `∂L/∂tau = −Σ_j ∂L/∂u_j · u_j / tau`, and `u_j = ln y_j + lse(u)` where
+/// `Σ_j ∂L/∂u_j = 0`, so `∂L/∂tau = −Σ_j ∂L/∂θ_j · ln y_j`. A `y_j` below the smallest normal
+/// f32 adds 0 (its term is under 1e-36; `y_j = 0`, a masked category, would give `0 · −∞`).
 #[inline(always)]
-pub(super) fn backward_chunk(chunk: BackwardChunk<'_>) {
+pub(super) fn backward_chunk(chunk: BackwardChunk<'_>) -> f32 {
     let BackwardChunk {
         y,
-        g,
-        out,
+        grad,
         n,
         inv_tau,
+        tau_sum,
     } = chunk;
-    for ((out, y), g) in out.chunks_mut(n).zip(y.chunks(n)).zip(g.chunks(n)) {
+    for (g, y) in grad.chunks_mut(n).zip(y.chunks(n)) {
         let dot = lane_dot(y, g);
-        for ((o, &yj), &gj) in out.iter_mut().zip(y).zip(g) {
-            *o = yj * (gj - dot) * inv_tau;
+        for (o, &yj) in g.iter_mut().zip(y) {
+            *o = yj * (*o - dot) * inv_tau;
         }
     }
+    if !tau_sum {
+        return 0.0;
+    }
+    // A second pass over the chunk, still in cache; LANES independent sums.
+    let mut lanes = [0.0f32; LANES];
+    let (mut cg, mut cy) = (grad.chunks_exact(LANES), y.chunks_exact(LANES));
+    for (g, y) in (&mut cg).zip(&mut cy) {
+        for ((lane, &gj), &yj) in lanes.iter_mut().zip(g).zip(y) {
+            *lane += gj * ln_or_zero(yj);
+        }
+    }
+    let mut sum = 0.0f32;
+    for (&gj, &yj) in cg.remainder().iter().zip(cy.remainder()) {
+        sum += gj * ln_or_zero(yj);
+    }
+    sum + lanes.iter().sum::<f32>()
+}
+
+/// `ln y` for normal `y`, 0 below the smallest normal f32 (branch-free).
+#[inline(always)]
+fn ln_or_zero(y: f32) -> f32 {
+    fast_ln(if y >= f32::MIN_POSITIVE { y } else { 1.0 })
 }
 
 /// `Σ a_i b_i` in LANES independent accumulators, so that it vectorizes.
@@ -209,6 +245,14 @@ fn first_index_of(x: &[f32], value: f32) -> usize {
         .iter()
         .position(|&v| v == value)
         .map_or(0, |i| base + i)
+}
+
+/// `v` as a kernel output (for tests: the kernel writes only initialized values into it).
+#[cfg(test)]
+pub(super) fn as_out(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; every value written through the result
+    // is an initialized f32.
+    unsafe { &mut *(v as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
 #[cfg(test)]

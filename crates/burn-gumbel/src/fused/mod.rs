@@ -12,8 +12,8 @@
 //!
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
 //! (plain or autodiff) for f32 logits (half-precision ones widened to f32) with the categories
-//! along any axis, a fixed temperature and the straight-through estimator; everything else takes the tensor-op path, which the tests compare
-//! it against.
+//! along any axis, a fixed or learned temperature and the straight-through estimator; everything
+//! else takes the tensor-op path, which the tests compare it against.
 //!
 //! | file | concern |
 //! |---|---|
@@ -24,7 +24,7 @@
 //! | `layout.rs` | rows of categories for any category axis, by tiled transposes |
 //! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
 
-use burn::tensor::{DType, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor};
 
 use extension::FusedGumbelSoftmax;
 
@@ -54,13 +54,7 @@ pub(crate) fn gumbel_softmax<const D: usize>(
     hard: bool,
     dim: usize,
 ) -> Tensor<D> {
-    let device = logits.device();
-    let bits = Tensor::<1>::random([2], Distribution::Default, &device)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 uniforms");
-    // 24 random bits from each uniform.
-    let key = ((bits[0] * 16_777_216.0) as u64) << 24 | (bits[1] * 16_777_216.0) as u64;
+    let key = key(&logits.device());
     let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
         logits.into_dispatch(),
         tau as f32,
@@ -69,4 +63,33 @@ pub(crate) fn gumbel_softmax<const D: usize>(
         dim,
     );
     Tensor::from_dispatch(out)
+}
+
+/// [`gumbel_softmax`] at a learned temperature: `tau` is a positive `[1]` f32 tensor on the
+/// logits' device, and the backward pass reaches it.
+pub(crate) fn gumbel_softmax_learned<const D: usize>(
+    logits: Tensor<D>,
+    tau: Tensor<1>,
+    hard: bool,
+    dim: usize,
+) -> Tensor<D> {
+    let key = key(&logits.device());
+    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
+        logits.into_dispatch(),
+        tau.into_dispatch(),
+        hard,
+        key,
+        dim,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// A generator key of 48 bits from the device's generator.
+fn key(device: &Device) -> u64 {
+    let bits = Tensor::<1>::random([2], Distribution::Default, device)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 uniforms");
+    // 24 random bits from each uniform.
+    ((bits[0] * 16_777_216.0) as u64) << 24 | (bits[1] * 16_777_216.0) as u64
 }
