@@ -25,7 +25,9 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// mimalloc, as in `benches/vae_step.rs`, which says why: the benchmarks measure the computation,
-/// not the state of glibc's heap.
+/// not the state of glibc's heap. The feature `system-allocator` keeps the system's, which is what
+/// a user's program has.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
