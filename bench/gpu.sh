@@ -33,7 +33,7 @@ PY
 status=0
 .gpubin/gumbel_softmax --bench 'wgpu/' 2>&1 | tee "$OUT/burn-gumbel_softmax.log" | grep -E '^wgpu|time:' || status=1
 .gpubin/vae_step --bench 'wgpu/' 2>&1 | tee "$OUT/burn-vae_step.log" | grep -E '^wgpu|time:' || status=1
-PYTHONUNBUFFERED=1 python3 bench/pytorch/bench.py --device cuda > "$OUT/pytorch-cuda.json" || status=1
+PYTHONUNBUFFERED=1 python3 bench/pytorch/bench.py --device cuda --peers eager > "$OUT/pytorch-cuda.json" || status=1
 echo "device-to-device copy of 1 GiB: $(cat "$OUT/copy-gbs.txt") GB/s (read + write)"
 python3 bench/report.py gpu-json target/criterion "$OUT/pytorch-cuda.json" "$OUT/smi.csv" \
   "$OUT/copy-gbs.txt" > "$OUT/gpu.json" || status=1

@@ -11,13 +11,14 @@
 //! `BURN_GUMBEL_BENCH_LARGE` adds the shape `[1024, 50000]` (205 MB per tensor, several times a
 //! GPU's L2 cache), where a GPU's time can be compared with its memory bandwidth (`bench/gpu.sh`).
 //!
-//! Names read `{backend}/{op}/{shape}`, with `/dim1` for the channels-first shapes. The device is synchronized inside the timed region, so GPU
+//! Names read `{backend}/{op}/{shape}`, with `/dim1` for the channels-first shapes and `/f16` or
+//! `/bf16` for half-precision logits. The device is synchronized inside the timed region, so GPU
 //! numbers measure execution, not dispatch. Forward + backward uses the loss `Σ y · w` with fixed
 //! random weights `w`.
 
 use std::time::Duration;
 
-use burn::tensor::{Device, Distribution, Shape, Tensor};
+use burn::tensor::{Device, Distribution, FloatDType, Shape, Tensor};
 use burn_gumbel::gumbel_softmax;
 use std::hint::black_box;
 
@@ -42,8 +43,12 @@ const SHAPES: [&[usize]; 6] = [
 ];
 
 /// Channels-first shapes, categories along axis 1: the codes of a convolutional feature map
-/// (`[batch, codes, height, width]`). Named `…/dim1`.
-const CHANNELS_FIRST: [[usize; 4]; 2] = [[8, 512, 32, 32], [2, 8192, 16, 16]];
+/// (`[batch, codes, height, width]`; the last, a batch of 100 of 64 codes on a 7×7 grid of
+/// MNIST-sized images). Named `…/dim1`.
+const CHANNELS_FIRST: [[usize; 4]; 3] = [[8, 512, 32, 32], [2, 8192, 16, 16], [100, 64, 7, 7]];
+
+/// Shapes benchmarked with half-precision logits too, categories last. Named `…/f16`, `…/bf16`.
+const HALF_SHAPES: [[usize; 2]; 2] = [[256, 1000], [64, 50000]];
 
 /// The shape added by `BURN_GUMBEL_BENCH_LARGE`: 51.2 M elements.
 const LARGE_SHAPE: [usize; 2] = [1024, 50000];
@@ -84,22 +89,29 @@ fn bench_routine<R>(
     });
 }
 
-/// Benchmarks one shape of rank `D` on `device`.
+/// Benchmarks one shape of rank `D` on `device`, its logits (and the loss's weights) in `dtype`.
 fn bench_shape<const D: usize>(
     c: &mut Criterion,
     backend: &str,
     device: &Device,
     shape: [usize; D],
     dim: usize,
+    dtype: FloatDType,
 ) {
-    let name = match dim == D - 1 {
+    let mut name = match dim == D - 1 {
         true => shape_name(&shape),
         false => format!("{}/dim{dim}", shape_name(&shape)),
     };
-    let logits = Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device);
+    match dtype {
+        FloatDType::F16 => name.push_str("/f16"),
+        FloatDType::BF16 => name.push_str("/bf16"),
+        _ => {}
+    }
+    let logits =
+        Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device).cast(dtype);
     let ad = device.clone().autodiff();
-    let ad_logits = Tensor::<D>::from_data(logits.to_data(), &ad);
-    let weights = Tensor::<D>::random(Shape::from(shape), Distribution::Default, &ad);
+    let ad_logits = Tensor::<D>::from_data(logits.to_data(), &ad).cast(dtype);
+    let weights = Tensor::<D>::random(Shape::from(shape), Distribution::Default, &ad).cast(dtype);
     let mut group = c.benchmark_group(backend.to_string());
 
     bench_routine(&mut group, BenchmarkId::new("copy", &name), || {
@@ -137,18 +149,26 @@ fn benches(c: &mut Criterion) {
     let enabled = burn_gumbel_support::enabled_backends();
     for backend in enabled.into_iter().rev() {
         let device = burn_gumbel_support::backend_device(backend).expect("enabled");
+        let f32 = FloatDType::F32;
         for shape in SHAPES {
             match *shape {
-                [rows, k] => bench_shape(c, backend, &device, [rows, k], 1),
-                [a, b, k] => bench_shape(c, backend, &device, [a, b, k], 2),
+                [rows, k] => bench_shape(c, backend, &device, [rows, k], 1, f32),
+                [a, b, k] => bench_shape(c, backend, &device, [a, b, k], 2, f32),
                 _ => unreachable!("the table holds shapes of rank 2 and 3"),
             }
         }
         for shape in CHANNELS_FIRST {
-            bench_shape(c, backend, &device, shape, 1);
+            bench_shape(c, backend, &device, shape, 1, f32);
+        }
+        for dtype in [FloatDType::F16, FloatDType::BF16] {
+            if device.supports_dtype(dtype) {
+                for shape in HALF_SHAPES {
+                    bench_shape(c, backend, &device, shape, 1, dtype);
+                }
+            }
         }
         if std::env::var_os("BURN_GUMBEL_BENCH_LARGE").is_some() {
-            bench_shape(c, backend, &device, LARGE_SHAPE, 1);
+            bench_shape(c, backend, &device, LARGE_SHAPE, 1, f32);
         }
     }
 }

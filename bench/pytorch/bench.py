@@ -1,16 +1,21 @@
-"""PyTorch side of burn-gumbel's benchmarks: torch.nn.functional.gumbel_softmax and the
-categorical VAE's training step, with the shapes and modes of benches/gumbel_softmax.rs.
+"""The peers of burn-gumbel's benchmarks: eager PyTorch (torch.nn.functional.gumbel_softmax),
+torch.compile of the same call, and a jitted JAX equivalent; and the categorical VAE's training
+step in eager PyTorch. The shapes and modes are those of benches/gumbel_softmax.rs.
 
-    python bench.py                 # CPU, BENCH_THREADS threads (bench/run.sh)
-    python bench.py --device cuda   # an NVIDIA GPU (bench/gpu.sh)
+    python bench.py                               # CPU: every peer, BENCH_THREADS threads
+    python bench.py --device cuda --peers eager   # an NVIDIA GPU (bench/gpu.sh)
 
 bench/run.sh sets OMP_WAIT_POLICY=PASSIVE (without it PyTorch's idle threads spin and a loaded
 machine slows it by orders of magnitude) and the thread count. On a GPU every timed call ends with
-torch.cuda.synchronize(), as the Rust side synchronizes its device, so both measure execution.
-BURN_GUMBEL_BENCH_LARGE=1 adds the shape [1024, 50000] (205 MB per tensor, several times a GPU's
-L2 cache), as the Rust side does. Prints JSON:
-{"torch": version, "device": name, "threads": n, "rows": [{"name": "soft/forward/1024x10",
-"median_s": ...}, ...]}
+torch.cuda.synchronize(), as the Rust side synchronizes its device, so both measure execution; JAX
+calls end with block_until_ready() for the same reason. BURN_GUMBEL_BENCH_LARGE=1 adds the shape
+[1024, 50000] (205 MB per tensor, several times a GPU's L2 cache), as the Rust side does.
+
+The JAX version is what a JAX user writes: softmax((x + jax.random.gumbel(key, x.shape)) / tau)
+and, for hard samples, the one-hot of its argmax plus y - stop_gradient(y), jitted with its
+gradient. It takes a fixed key (the draws change nothing to the work). Prints JSON:
+{"torch": version, "jax": version, "device": name, "threads": n,
+ "rows": [{"name": "soft/forward/1024x10", "peer": "eager", "median_s": ...}, ...]}
 """
 import argparse
 import json
@@ -24,9 +29,12 @@ import torch.nn.functional as F
 
 SHAPES = [(1024, 10), (4096, 10), (32768, 10), (256, 1000), (64, 50000), (200, 20, 10)]
 # Channels-first feature maps, categories along dim 1 (named ".../dim1"), as benches/gumbel_softmax.rs.
-CHANNELS_FIRST = [(8, 512, 32, 32), (2, 8192, 16, 16)]
+CHANNELS_FIRST = [(8, 512, 32, 32), (2, 8192, 16, 16), (100, 64, 7, 7)]
+# Half-precision rows (named ".../f16", ".../bf16"), categories last.
+HALF_SHAPES = [(256, 1000), (64, 50000)]
 LARGE_SHAPE = (1024, 50000)
 TAU = 1.0
+PEERS = ("eager", "compile", "jax")
 
 
 def sync(device):
@@ -49,28 +57,105 @@ def median_time(fn, device, min_time=1.0, min_runs=10):
     return statistics.median(times)
 
 
-def layer_rows(device):
+def cases():
+    """(name, shape, dim, dtype name) of every row, as benches/gumbel_softmax.rs names them."""
+    out = []
     shapes = [(shape, len(shape) - 1) for shape in SHAPES]
     shapes += [(shape, 1) for shape in CHANNELS_FIRST]
     if os.environ.get("BURN_GUMBEL_BENCH_LARGE"):
         shapes.append((LARGE_SHAPE, 1))
-    rows = []
     for shape, dim in shapes:
         name = "x".join(map(str, shape)) + ("" if dim == len(shape) - 1 else f"/dim{dim}")
-        logits = torch.randn(shape, device=device)
-        weights = torch.rand(shape, device=device)
-        rows.append({"name": f"copy/{name}", "median_s": median_time(lambda: logits.clone(), device)})
-        for op, hard in (("soft", False), ("hard", True)):
-            fwd = lambda: F.gumbel_softmax(logits, tau=TAU, hard=hard, dim=dim)
-            rows.append({"name": f"{op}/forward/{name}", "median_s": median_time(fwd, device)})
+        out.append((name, shape, dim, "f32"))
+    for dtype in ("f16", "bf16"):
+        for shape in HALF_SHAPES:
+            out.append(("x".join(map(str, shape)) + f"/{dtype}", shape, len(shape) - 1, dtype))
+    return out
 
-            def fwd_bwd():
+
+def torch_rows(device, compiled):
+    """Eager PyTorch's rows, or torch.compile's with `compiled`."""
+    dtypes = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+    peer = "compile" if compiled else "eager"
+    rows = []
+    for name, shape, dim, dtype in cases():
+        logits = torch.randn(shape, device=device).to(dtypes[dtype])
+        weights = torch.rand(shape, device=device).to(dtypes[dtype])
+        if not compiled:
+            rows.append({"name": f"copy/{name}", "peer": peer,
+                         "median_s": median_time(lambda: logits.clone(), device)})
+        for op, hard in (("soft", False), ("hard", True)):
+            def sample(x, hard=hard, dim=dim):
+                return F.gumbel_softmax(x, tau=TAU, hard=hard, dim=dim)
+
+            def loss(x, sample=sample):
+                return (sample(x) * weights).sum()
+
+            if compiled:
+                sample, loss = torch.compile(sample), torch.compile(loss)
+
+            def fwd_bwd(loss=loss):
                 x = logits.detach().requires_grad_()
-                y = F.gumbel_softmax(x, tau=TAU, hard=hard, dim=dim)
-                (y * weights).sum().backward()
+                loss(x).backward()
                 return x.grad
 
-            rows.append({"name": f"{op}/forward_backward/{name}", "median_s": median_time(fwd_bwd, device)})
+            for mode, fn in (("forward", lambda: sample(logits)), ("forward_backward", fwd_bwd)):
+                try:
+                    median = median_time(fn, device)
+                except Exception as e:  # a dtype the peer lacks on this device
+                    print(f"{peer} {op}/{mode}/{name}: {type(e).__name__}: {e}".splitlines()[0],
+                          file=sys.stderr)
+                    continue
+                rows.append({"name": f"{op}/{mode}/{name}", "peer": peer, "median_s": median})
+    return rows
+
+
+def jax_rows():
+    """JAX's rows: jitted sample, and jitted gradient of the loss, on the CPU."""
+    import jax
+    import jax.numpy as jnp
+
+    dtypes = {"f32": jnp.float32, "f16": jnp.float16, "bf16": jnp.bfloat16}
+    cpu = torch.device("cpu")
+    rows = []
+    for name, shape, dim, dtype in cases():
+        key = jax.random.key(0)
+        logits = jax.random.normal(jax.random.key(1), shape, dtypes[dtype])
+        weights = jax.random.uniform(jax.random.key(2), shape, dtypes[dtype])
+        for op, hard in (("soft", False), ("hard", True)):
+            def sample(key, x, hard=hard, dim=dim):
+                y = jax.nn.softmax((x + jax.random.gumbel(key, x.shape, x.dtype)) / TAU, axis=dim)
+                if not hard:
+                    return y
+                index = jnp.argmax(y, axis=dim, keepdims=True)
+                positions = jax.lax.broadcasted_iota(jnp.int32, x.shape, dim)
+                one_hot = (positions == index).astype(y.dtype)
+                return one_hot - jax.lax.stop_gradient(y) + y
+
+            def loss(x, key, sample=sample):
+                return jnp.sum(sample(key, x) * weights)
+
+            fwd = jax.jit(sample)
+            grad = jax.jit(jax.grad(loss))
+            timed = (("forward", lambda: fwd(key, logits).block_until_ready()),
+                     ("forward_backward", lambda: grad(logits, key).block_until_ready()))
+            for mode, fn in timed:
+                rows.append({"name": f"{op}/{mode}/{name}", "peer": "jax",
+                             "median_s": median_time(fn, cpu)})
+    return rows
+
+
+def layer_rows(device, peers):
+    rows = []
+    if "eager" in peers:
+        rows += torch_rows(device, compiled=False)
+    if "compile" in peers:
+        import torch._dynamo
+        # One compiled function per row and mode: more than the default cache of 8.
+        torch._dynamo.config.cache_size_limit = 256
+        rows += torch_rows(device, compiled=True)
+    if "jax" in peers:
+        rows += jax_rows()
     return rows
 
 
@@ -110,20 +195,28 @@ def vae_row(device, batch=100):
         model.loss(x, 1.0).backward()
         optim.step()
 
-    return {"name": "vae/train_step/100", "median_s": median_time(step, device, min_time=3.0)}
+    return {"name": "vae/train_step/100", "peer": "eager",
+            "median_s": median_time(step, device, min_time=3.0)}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    device = torch.device(parser.parse_args().device)
+    parser.add_argument("--peers", default=",".join(PEERS),
+                        help="comma-separated, of eager, compile, jax (JAX on the CPU only)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    peers = args.peers.split(",")
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    rows = layer_rows(device) + [vae_row(device)]
-    json.dump({"torch": torch.__version__, "device": name, "threads": threads, "rows": rows},
-              sys.stdout, indent=1)
+    rows = layer_rows(device, peers) + [vae_row(device)]
+    versions = {"torch": torch.__version__}
+    if "jax" in peers:
+        import jax
+        versions["jax"] = jax.__version__
+    json.dump({**versions, "device": name, "threads": threads, "rows": rows}, sys.stdout, indent=1)
 
 
 if __name__ == "__main__":
