@@ -2,7 +2,7 @@
 //! (`gumbel_softmax_with_noise` with `gumbel_noise`) is the reference it must agree with in law,
 //! forward and backward. On the other backends both calls take the tensor-op path.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 use burn_gumbel::{gumbel_noise, gumbel_softmax, gumbel_softmax_with_noise};
 
 use crate::support::{column_moments, tensor2, values};
@@ -10,6 +10,7 @@ use crate::support::{column_moments, tensor2, values};
 device_tests!(
     fresh_noise_path_agrees_with_the_reference_in_law,
     channels_first_agrees_with_the_reference_in_law,
+    half_logits_give_the_f32_sample_rounded,
 );
 
 const LOGITS: [f32; 5] = [0.5, -1.0, 1.5, 0.0, -0.3];
@@ -99,6 +100,61 @@ fn channels_first_agrees_with_the_reference_in_law(device: &Device) {
         if hard {
             for row in y_fresh.chunks(5) {
                 assert_eq!(row.iter().sum::<f32>(), 1.0);
+            }
+        }
+    }
+}
+
+fn half_logits_give_the_f32_sample_rounded(device: &Device) {
+    // Half-precision logits are computed in f32 (widened inside the fused kernel's driver on
+    // flex, cast around the tensor ops elsewhere): with the same seed, the sample and the gradient
+    // are the f32 ones rounded to the half dtype, bit for bit. Categories last and channels first;
+    // logits and loss weights exact in both half dtypes. The dtypes the device does not hold are
+    // skipped.
+    let device = device.clone().autodiff();
+    let logits: Vec<f32> = (0..4 * 7 * 15)
+        .map(|i| ((i * 13) % 11) as f32 * 0.5 - 2.5)
+        .collect();
+    let weights: Vec<f32> = (0..4 * 7 * 15)
+        .map(|i| ((i * 5) % 7) as f32 - 3.0)
+        .collect();
+    for dtype in [FloatDType::F16, FloatDType::BF16] {
+        if !device.supports_dtype(dtype) {
+            continue;
+        }
+        for (shape, dim) in [([60, 7, 1, 1], 1), ([4, 7, 5, 3], 1), ([4, 3, 5, 7], 3)] {
+            for hard in [false, true] {
+                // The sample and gradient of logits in `precision`, rounded to `dtype`.
+                let run = |precision: FloatDType| {
+                    device.seed(803);
+                    let x = Tensor::<1>::from_floats(logits.as_slice(), &device)
+                        .reshape(shape)
+                        .cast(precision)
+                        .detach()
+                        .require_grad();
+                    let w = Tensor::<1>::from_floats(weights.as_slice(), &device)
+                        .reshape(shape)
+                        .cast(precision);
+                    let y = gumbel_softmax(x.clone(), 0.7, hard, dim);
+                    assert_eq!(
+                        y.dtype(),
+                        precision.into(),
+                        "the sample keeps the logits' dtype"
+                    );
+                    let grads = (y.clone() * w).sum().backward();
+                    let grad = x.grad(&grads).unwrap();
+                    let rounded = |t: Tensor<4>| values(t.cast(dtype).cast(FloatDType::F32));
+                    (rounded(y), rounded(grad))
+                };
+                let (y_half, g_half) = run(dtype);
+                let (y_f32, g_f32) = run(FloatDType::F32);
+                let context = format!("{dtype:?}, {shape:?} along {dim}, hard {hard}");
+                assert_eq!(y_half, y_f32, "{context}: sample");
+                assert_eq!(g_half, g_f32, "{context}: gradient");
+                assert!(
+                    g_half.iter().any(|&g| g != 0.0),
+                    "{context}: a gradient to compare"
+                );
             }
         }
     }

@@ -75,16 +75,16 @@ pub fn gumbel_softmax<const D: usize>(
     const OP: &str = "gumbel_softmax";
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
     let estimator = Estimator::StraightThrough;
-    in_f32(logits, |logits| {
-        sample_with_fresh_noise(logits, &Tau::Fixed(tau), hard, estimator, dim)
-    })
+    sample_with_fresh_noise(logits, &Tau::Fixed(tau), hard, estimator, dim)
 }
 
-/// A sample on checked arguments with noise drawn on the logits' device.
+/// A sample on checked arguments with noise drawn on the logits' device, returned in the logits'
+/// dtype.
 ///
 /// On a flex device, for the straight-through estimator (the temperature fixed or learned), the
-/// fused kernel draws its own noise and computes the sample in one pass (`fused/`); everything
-/// else draws [`gumbel_noise`] and calls [`sample`].
+/// fused kernel draws its own noise and computes the sample in one pass (`fused/`; half-precision
+/// logits are widened inside it); everything else widens half-precision logits to f32
+/// ([`in_f32`]), draws [`gumbel_noise`] and calls [`sample`].
 pub(crate) fn sample_with_fresh_noise<const D: usize>(
     logits: Tensor<D>,
     tau: &Tau,
@@ -103,8 +103,10 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
             Tau::Learned(_) => {}
         }
     }
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    sample(logits, noise, tau, hard, estimator, dim)
+    in_f32(logits, |logits| {
+        let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+        sample(logits, noise, tau, hard, estimator, dim)
+    })
 }
 
 /// [`gumbel_softmax`] with caller-given noise.

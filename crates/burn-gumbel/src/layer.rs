@@ -226,13 +226,14 @@ impl GumbelSoftmax {
     fn apply<const D: usize>(&self, op: &str, logits: Tensor<D>, tau: &Tau) -> Tensor<D> {
         let dim = check::sampler(op, &logits, None, None, self.dim);
         let training = self.training.is_enabled() && logits.device().is_autodiff();
-        in_f32(logits, |logits| match (training, self.eval_mode) {
+        match (training, self.eval_mode) {
+            // In the logits' dtype (half precision computed in f32 inside).
             (true, _) | (false, EvalMode::Sample) => {
                 sample_with_fresh_noise(logits, tau, self.hard, self.estimator, dim)
             }
-            (false, EvalMode::Softmax) => softmax(tau.divide(logits), dim),
-            (false, EvalMode::Argmax) => one_hot_argmax(logits, dim),
-        })
+            (false, EvalMode::Softmax) => in_f32(logits, |l| softmax(tau.divide(l), dim)),
+            (false, EvalMode::Argmax) => in_f32(logits, |l| one_hot_argmax(l, dim)),
+        }
     }
 }
 

@@ -4,12 +4,13 @@
 use std::borrow::Cow;
 
 use burn::backend::flex::FlexTensor;
-use burn::tensor::TensorData;
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::isa::{Isa, chunk_backward, chunk_forward};
 use super::kernels::{BackwardChunk, ForwardChunk};
 use super::layout::{Layout, from_rows, to_rows};
+use super::precision::{contiguous, narrowed, tensor_of, widened};
 
 /// Elements per rayon task: small rows are grouped so that each task has work enough.
 const TASK_ELEMENTS: usize = 16_384;
@@ -39,8 +40,9 @@ pub(super) fn forward(
     let shape = logits.layout().shape().clone();
     let layout = Layout::of(shape.as_slice(), dim);
     let n = layout.n;
-    let contiguous = contiguous_f32(logits);
-    let theta = as_rows(&contiguous, &layout);
+    let dtype = logits.dtype();
+    let contiguous = contiguous(logits);
+    let theta = as_rows(widened(&contiguous), &layout);
     let total = theta.len();
     // A hard sample in rows whose soft sample is not kept needs one buffer: the kernel leaves
     // `(θ + g) / tau` there, and the same task, on the chunk still in cache, overwrites it with
@@ -87,10 +89,12 @@ pub(super) fn forward(
         // of its chunk.
         unsafe { soft.set_len(total) };
     }
-    let tensor = |values: Vec<f32>, shape| FlexTensor::from_data(TensorData::new(values, shape));
+    // The sample in the logits' dtype; the soft rows for the backward pass stay in f32.
+    let out_tensor = |values: Vec<f32>| tensor_of(values, shape.clone(), dtype);
     let rows_shape = [total / n.max(1), n];
+    let rows_tensor = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, rows_shape));
     let (out, soft_rows) = match (hard, layout.is_rows()) {
-        (true, true) if one_hot_in_place => (tensor(soft, shape.to_vec()), None),
+        (true, true) if one_hot_in_place => (out_tensor(soft), None),
         (true, true) => {
             // The one-hot beside the kept soft sample, written chunk by chunk over the threads.
             let mut one_hot = vec![0.0f32; total];
@@ -102,25 +106,27 @@ pub(super) fn forward(
                         out[row * n + j] = 1.0;
                     }
                 });
-            let rows = tensor(soft, rows_shape.to_vec());
-            (tensor(one_hot, shape.to_vec()), Some(rows))
+            (out_tensor(one_hot), Some(rows_tensor(soft)))
         }
         (true, false) => {
             let mut one_hot = vec![0.0f32; total];
             for (row, j) in argmaxes.into_iter().flatten().enumerate() {
                 one_hot[layout.index(row, j)] = 1.0;
             }
-            let rows = keep_soft.then(|| tensor(soft, rows_shape.to_vec()));
-            (tensor(one_hot, shape.to_vec()), rows)
+            (out_tensor(one_hot), keep_soft.then(|| rows_tensor(soft)))
         }
-        (false, true) => {
-            let out = tensor(soft, shape.to_vec());
+        (false, true) if dtype == DType::F32 => {
+            let out = out_tensor(soft);
             let rows = keep_soft.then(|| out.clone());
             (out, rows)
         }
+        (false, true) => {
+            let out = narrowed(&soft, shape.clone(), dtype);
+            (out, keep_soft.then(|| rows_tensor(soft)))
+        }
         (false, false) => {
-            let out = tensor(from_rows(&soft, &layout), shape.to_vec());
-            (out, keep_soft.then(|| tensor(soft, rows_shape.to_vec())))
+            let out = out_tensor(from_rows(&soft, &layout));
+            (out, keep_soft.then(|| rows_tensor(soft)))
         }
     };
     Sample { out, soft_rows }
@@ -155,10 +161,11 @@ pub(super) fn backward(
     let y = soft_rows
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
+    let dtype = grad.dtype();
     let in_place = layout.is_rows() && whole_storage(&grad, y.len());
     let mut copy = match in_place {
         true => Vec::new(),
-        false => as_rows(&contiguous_f32(&grad), &layout).into_owned(),
+        false => as_rows(widened(&contiguous(&grad)), &layout).into_owned(),
     };
     let rows: &mut [f32] = match in_place {
         true => grad
@@ -188,8 +195,8 @@ pub(super) fn backward(
     }
     let logits = match (in_place, layout.is_rows()) {
         (true, _) => grad,
-        (false, true) => FlexTensor::from_data(TensorData::new(copy, shape)),
-        (false, false) => FlexTensor::from_data(TensorData::new(from_rows(&copy, &layout), shape)),
+        (false, true) => tensor_of(copy, shape, dtype),
+        (false, false) => tensor_of(from_rows(&copy, &layout), shape, dtype),
     };
     Gradients {
         logits,
@@ -200,7 +207,7 @@ pub(super) fn backward(
 /// Whether `tensor` is a contiguous f32 tensor of `len` elements that owns its whole buffer alone,
 /// so that it can be overwritten in place.
 fn whole_storage(tensor: &FlexTensor, len: usize) -> bool {
-    tensor.dtype() == burn::tensor::DType::F32
+    tensor.dtype() == DType::F32
         && tensor.is_unique()
         && tensor.as_slice::<f32>().is_some_and(|s| s.len() == len)
         && tensor.storage::<f32>().len() == len
@@ -211,22 +218,12 @@ fn chunk_len(n: usize) -> usize {
     (TASK_ELEMENTS / n).max(1) * n
 }
 
-/// The values of a contiguous f32 tensor as rows of categories: borrowed when the categories
-/// are its last axis, else transposed into rows (`layout.rs`).
-fn as_rows<'a>(tensor: &'a FlexTensor, layout: &Layout) -> Cow<'a, [f32]> {
-    let values = tensor.as_slice::<f32>().expect("contiguous f32");
+/// Values of a tensor as rows of categories: as they are when the categories are its last axis,
+/// else transposed into rows (`layout.rs`).
+fn as_rows<'a>(values: Cow<'a, [f32]>, layout: &Layout) -> Cow<'a, [f32]> {
     match layout.is_rows() {
-        true => Cow::Borrowed(values),
-        false => Cow::Owned(to_rows(values, layout)),
-    }
-}
-
-/// `tensor` itself (a cheap reference-counted clone) when its f32 storage is one contiguous run,
-/// else a contiguous copy.
-fn contiguous_f32(tensor: &FlexTensor) -> FlexTensor {
-    match tensor.as_slice::<f32>() {
-        Some(_) => tensor.clone(),
-        None => tensor.to_contiguous(),
+        true => values,
+        false => Cow::Owned(to_rows(&values, layout)),
     }
 }
 

@@ -11,7 +11,8 @@
 //! runs is chosen at run time; all three give the same bits.
 //!
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
-//! (plain or autodiff) for f32 logits (half-precision ones widened to f32) with the categories
+//! (plain or autodiff) for f32 logits (f16 and bf16 ones widened to f32 in parallel chunks, the
+//! result narrowed back) with the categories
 //! along any axis, a fixed or learned temperature and the straight-through estimator; everything
 //! else takes the tensor-op path, which the tests compare it against.
 //!
@@ -23,8 +24,9 @@
 //! | `kernels.rs` | the forward and backward row kernels |
 //! | `layout.rs` | rows of categories for any category axis, by tiled transposes |
 //! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
+//! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
-use burn::tensor::{DType, Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 use extension::FusedGumbelSoftmax;
 
@@ -34,12 +36,14 @@ mod isa;
 mod kernels;
 mod layout;
 mod math;
+mod precision;
 
-/// Whether the fused path serves a call: a flex device (plain or autodiff) and f32 logits, the
-/// categories along any axis.
+/// Whether the fused path serves a call: a flex device (plain or autodiff) and f32, f16 or bf16
+/// logits (half precision widened to f32 inside the kernel's driver), the categories along any
+/// axis.
 pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
     let device = logits.device();
-    logits.dtype() == DType::F32
+    precision::supported(logits.dtype())
         && matches!(
             device.without_autodiff().as_dispatch(),
             burn::backend::DispatchDevice::Flex(_)
