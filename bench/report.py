@@ -1,8 +1,10 @@
-"""Writes docs/benchmarks.md from criterion's results (target/criterion) and PyTorch's
-(target/pytorch-bench.json): medians side by side, ratios, the machine, the versions, the date.
+"""Writes docs/benchmarks.md from criterion's results (target/criterion-system: glibc's malloc;
+target/criterion: mimalloc) and the peers' (target/pytorch-bench.json: eager PyTorch,
+torch.compile, JAX): medians side by side, ratios, the machine, the versions, the date. A backend
+this run did not measure keeps its section from the previous docs/benchmarks.md, marked as such.
 Each bench/results/gpu-*.json (written by bench/gpu.sh on a machine with a GPU) adds a section.
 
-    python3 bench/report.py > docs/benchmarks.md
+    python3 bench/report.py > target/benchmarks.md && mv target/benchmarks.md docs/benchmarks.md
     python3 bench/report.py gpu-json CRITERION_DIR PYTORCH_JSON NVIDIA_SMI_CSV COPY_GBS > gpu.json
 """
 import datetime
@@ -66,7 +68,8 @@ def gpu_section(path):
     with open(path) as f:
         run = json.load(f)
     ours = {k[len("wgpu/"):]: v for k, v in run["burn"].items() if k.startswith("wgpu/")}
-    theirs = {row["name"]: row["median_s"] for row in run["pytorch"]["rows"]}
+    theirs = {row["name"]: row["median_s"] for row in run["pytorch"]["rows"]
+              if row.get("peer", "eager") == "eager"}
     out = [f"\n## wgpu on {run['card']}\n",
            f"Produced by `bench/gpu.sh` on {run['date']}: {run['card']} ({run['memory']}, driver "
            f"{run['driver']}), Burn's wgpu backend on Vulkan against PyTorch "
@@ -104,15 +107,57 @@ def gpu_section(path):
     return out
 
 
+PEERS = (("eager", "PyTorch"), ("compile", "torch.compile"), ("jax", "JAX"))
+HEADINGS = {"flex": "## flex", "ndarray": "## ndarray",
+            "wgpu": "## wgpu on lavapipe (Mesa's software Vulkan, on this machine's CPU)"}
+
+
+def row_order(name):
+    """Rows by kind (categories last, channels-first, f16, bf16), size, then op and mode."""
+    op, rest = name.split("/", 1)
+    mode, shape = rest.split("/", 1) if op != "copy" else ("", rest)
+    kind = next((i for i, k in enumerate(("/dim1", "/f16", "/bf16"), 1) if shape.endswith(k)), 0)
+    return (kind, elements(shape), shape, op != "copy", op, mode)
+
+
+def previous_sections(path):
+    """{backend: lines} of the sections of an earlier docs/benchmarks.md, each with a line saying
+    it was carried over (once), and the date of that run."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        text = f.read()
+    date = next((line.split(" on ", 1)[1].split(":")[0] for line in text.splitlines()
+                 if line.startswith("Produced by `bench/run.sh` on ")), "an earlier date")
+    sections = {}
+    for backend, heading in HEADINGS.items():
+        lines = text.splitlines()
+        if heading not in lines:
+            continue
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        body = lines[start + 1:end]
+        if not any(line.startswith("Carried over") for line in body):
+            body = ["", f"Carried over from the run of {date}: this run did not measure "
+                    f"{backend}. Its ratios are against eager PyTorch alone, with the benchmarks' "
+                    "allocator (mimalloc)."] + body
+        sections[backend] = [heading] + body
+    return sections
+
+
 def main():
     if sys.argv[1:2] == ["gpu-json"]:
         json.dump(gpu_json(*sys.argv[2:6]), sys.stdout, indent=1)
         return
-    ours = criterion_medians()
+    mimalloc = criterion_medians("target/criterion")
+    system = criterion_medians("target/criterion-system")
     with open("target/pytorch-bench.json") as f:
-        torch = json.load(f)
-    theirs = {row["name"]: row["median_s"] for row in torch["rows"]}
-    backends = sorted({k.split("/")[0] for k in ours}, key=["flex", "ndarray", "wgpu"].index)
+        peers_run = json.load(f)
+    peers = {peer: {row["name"]: row["median_s"] for row in peers_run["rows"]
+                    if row.get("peer", "eager") == peer} for peer, _ in PEERS}
+    measured = {k.split("/")[0] for k in list(system) + list(mimalloc)}
+    backends = [b for b in HEADINGS if b in measured]
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
@@ -120,34 +165,51 @@ def main():
     out.append("# Benchmarks\n")
     out.append(f"Produced by `bench/run.sh` on {datetime.date.today().isoformat()}: "
                f"{cpu or platform.processor()}, {os.cpu_count()} cores, {platform.system()} "
-               f"{platform.release()}; {rustc}, Burn 0.22.1; PyTorch {torch['torch']} with "
-               f"{torch['threads']} threads and `OMP_WAIT_POLICY=PASSIVE`.\n")
-    out.append("Medians. `ratio` is burn-gumbel / PyTorch (below 1: burn-gumbel is faster); "
-               "`/ copy` is the time over that of copying a tensor of the same size on the same "
-               "device (the memory floor). Forward + backward uses the loss `Σ y · w`.\n")
+               f"{platform.release()}; {rustc}, Burn 0.22.1; PyTorch {peers_run['torch']} "
+               f"(eager and torch.compile) and JAX {peers_run.get('jax', '–')} (jitted), "
+               f"{peers_run['threads']} threads, `OMP_WAIT_POLICY=PASSIVE`.\n")
+    out.append("Medians. burn-gumbel is measured twice: with the system allocator (glibc's malloc, "
+               "what a user's program has: `--features system-allocator`) and with mimalloc; "
+               "**the ratios use the system allocator's numbers**. `vs PyTorch` is burn-gumbel / "
+               "eager PyTorch, `vs best peer` burn-gumbel / the fastest of eager PyTorch, "
+               "torch.compile and JAX (below 1: burn-gumbel is faster); `/ copy` is the time over "
+               "that of copying a tensor of the same size on the same device (the memory floor). "
+               "Forward + backward uses the loss `Σ y · w`. Rows named `/dim1` sample along axis 1 "
+               "of a `[batch, codes, height, width]` map; `/f16` and `/bf16` take half-precision "
+               "logits (and weights).\n")
     for backend in backends:
-        heading = {"wgpu": "wgpu on lavapipe (Mesa's software Vulkan, on this machine's CPU)"}
-        out.append(f"\n## {heading.get(backend, backend)}\n")
-        out.append("| benchmark | burn-gumbel | PyTorch CPU | ratio | / copy |")
-        out.append("|---|---:|---:|---:|---:|")
-        names = sorted(k[len(backend) + 1:] for k in ours if k.startswith(backend + "/"))
-        for name in names:
-            if name.startswith("copy/") or name.startswith("vae/"):
-                continue
-            shape = name.split("/", 2)[2]  # the shape, with /dim1 for channels-first rows
-            ours_s = ours[f"{backend}/{name}"]
-            copy_s = ours.get(f"{backend}/copy/{shape}")
-            out.append(f"| {name} | {fmt(ours_s)} | {fmt(theirs.get(name))} | "
-                       f"{ratio(ours_s, theirs.get(name))} | {ratio(ours_s, copy_s)} |")
-        for name in names:
+        out.append(f"\n{HEADINGS[backend]}\n")
+        out.append("| benchmark | burn-gumbel (glibc) | burn-gumbel (mimalloc) | PyTorch | "
+                   "torch.compile | JAX | vs PyTorch | vs best peer | / copy |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        prefix = backend + "/"
+        names = {k[len(prefix):] for k in list(system) + list(mimalloc) if k.startswith(prefix)}
+        rows = sorted((n for n in names if not n.startswith("vae/")), key=row_order)
+        for name in rows:
+            ours = system.get(prefix + name)
+            theirs = [peers[peer].get(name) for peer, _ in PEERS]
+            present = [t for t in theirs if t is not None]
+            best = min(present) if present else None
             if name.startswith("copy/"):
-                out.append(f"| {name} (memory floor) | {fmt(ours[f'{backend}/{name}'])} | "
-                           f"{fmt(theirs.get(name))} | {ratio(ours[f'{backend}/{name}'], theirs.get(name))} | 1.00 |")
-        vae = ours.get(f"{backend}/vae/train_step/100")
-        if vae is not None:
-            t = theirs.get("vae/train_step/100")
-            out.append(f"| VAE training step, batch 100 | {fmt(vae)} ({1 / vae:.1f} steps/s) | "
-                       f"{fmt(t)} ({1 / t:.1f} steps/s) | {ratio(vae, t)} | – |")
+                label, vs_best, per_copy = f"{name} (memory floor)", "–", "1.00"
+            else:
+                shape = name.split("/", 2)[2]
+                label, vs_best = name, ratio(ours, best)
+                per_copy = ratio(ours, system.get(f"{prefix}copy/{shape}"))
+            out.append(f"| {label} | {fmt(ours)} | {fmt(mimalloc.get(prefix + name))} | "
+                       + " | ".join(fmt(t) for t in theirs)
+                       + f" | {ratio(ours, theirs[0])} | {vs_best} | {per_copy} |")
+        vae = system.get(f"{prefix}vae/train_step/100")
+        vae_mi = mimalloc.get(f"{prefix}vae/train_step/100")
+        t = peers["eager"].get("vae/train_step/100")
+        if vae is not None or vae_mi is not None:
+            steps = lambda s: f"{fmt(s)} ({1 / s:.1f} steps/s)" if s else "–"
+            out.append(f"| VAE training step, batch 100 | {steps(vae)} | {steps(vae_mi)} | "
+                       f"{steps(t)} | – | – | {ratio(vae, t)} | – | – |")
+    for backend, lines in previous_sections("docs/benchmarks.md").items():
+        if backend not in backends:
+            out.append("")
+            out.extend(lines)
     here = os.path.dirname(__file__)
     for path in sorted(glob.glob(os.path.join(here, "results", "gpu-*.json"))):
         out.extend(gpu_section(path))

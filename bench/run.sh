@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# Runs burn-gumbel's benchmarks and PyTorch's on this machine, then writes docs/benchmarks.md.
+# Runs burn-gumbel's benchmarks and its peers' (eager PyTorch, torch.compile, jitted JAX) on this
+# machine, then writes docs/benchmarks.md.
 #
-#   bench/run.sh                          # flex against PyTorch CPU
+#   bench/run.sh                          # flex against the peers on the CPU
 #   BENCH_FEATURES=flex,ndarray,wgpu bench/run.sh
 #
-# PyTorch goes into bench/pytorch/.venv (pip install torch numpy: about 3 GB with its
-# dependencies), so this is not part of CI.
+# burn-gumbel runs twice: with the system allocator (glibc's malloc, what users' programs have;
+# target/criterion-system) and with mimalloc (target/criterion). The peers go into
+# bench/pytorch/.venv (pip install torch numpy jax[cpu]: about 3 GB with their dependencies), so
+# this is not part of CI. About 40 minutes on 2 cores for flex.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE BENCH_THREADS=${BENCH_THREADS:-2}
 venv=bench/pytorch/.venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch, jax' 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch numpy
+  "$venv/bin/pip" install -q torch numpy "jax[cpu]"
 fi
-cargo bench --no-default-features --features "${BENCH_FEATURES:-flex}" \
+features=${BENCH_FEATURES:-flex}
+CRITERION_HOME=target/criterion-system cargo bench --no-default-features \
+  --features "$features,system-allocator" --bench gumbel_softmax --bench vae_step
+CRITERION_HOME=target/criterion cargo bench --no-default-features --features "$features" \
   --bench gumbel_softmax --bench vae_step
 "$venv/bin/python" bench/pytorch/bench.py > target/pytorch-bench.json
-python3 bench/report.py > docs/benchmarks.md
+# Through a file of its own: report.py reads the previous docs/benchmarks.md.
+python3 bench/report.py > target/benchmarks.md
+mv target/benchmarks.md docs/benchmarks.md
 echo "wrote docs/benchmarks.md"
