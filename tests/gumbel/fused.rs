@@ -3,7 +3,9 @@
 //! forward and backward. On the other backends both calls take the tensor-op path.
 
 use burn::tensor::{Device, FloatDType, Tensor};
-use burn_gumbel::{gumbel_noise, gumbel_softmax, gumbel_softmax_with_noise};
+use burn_gumbel::{
+    gumbel_noise, gumbel_rao, gumbel_rao_with_noise, gumbel_softmax, gumbel_softmax_with_noise,
+};
 
 use crate::support::{column_moments, tensor2, values};
 
@@ -11,6 +13,7 @@ device_tests!(
     fresh_noise_path_agrees_with_the_reference_in_law,
     channels_first_agrees_with_the_reference_in_law,
     half_logits_give_the_f32_sample_rounded,
+    gumbel_rao_agrees_with_the_reference_in_law,
 );
 
 const LOGITS: [f32; 5] = [0.5, -1.0, 1.5, 0.0, -0.3];
@@ -157,5 +160,67 @@ fn half_logits_give_the_f32_sample_rounded(device: &Device) {
                 );
             }
         }
+    }
+}
+
+fn gumbel_rao_agrees_with_the_reference_in_law(device: &Device) {
+    // On flex `gumbel_rao` runs the fused kernel (the conditional draws recomputed in the backward
+    // pass from counters); `gumbel_rao_with_noise` is the tensor-op reference. Same law of the
+    // one-hot sample and of the gradient of Σ w·z, categories last ([100,000, 5]) and on axis 1
+    // of [400, 5, 16, 16] (102,400 rows).
+    let device = device.clone().autodiff();
+    device.seed(803);
+    let (tau, samples) = (0.5, 4);
+    let weights = tensor2(vec![1.0, -2.0, 0.5, 3.0, 0.0], 1, 5, &device);
+    let run = |fresh: bool, channels_first: bool| {
+        let (batch, side) = (400, 16);
+        let rows = match channels_first {
+            true => batch * side * side,
+            false => 100_000,
+        };
+        let logits = tensor2(LOGITS.to_vec(), 1, 5, &device).repeat_dim(0, rows); // [rows, 5]
+        let sample = |logits: Tensor<2>, dim: usize| -> (Vec<f32>, Vec<f32>) {
+            let logits = logits.detach().require_grad();
+            let z: Tensor<2> = match fresh {
+                true => gumbel_rao(logits.clone(), tau, samples, dim),
+                false => {
+                    let noise = gumbel_noise(logits.shape(), &device);
+                    gumbel_rao_with_noise(logits.clone(), noise, tau, samples, dim)
+                }
+            };
+            let grads = (z.clone() * weights.clone()).sum().backward();
+            (values(z), values(logits.grad(&grads).unwrap()))
+        };
+        if !channels_first {
+            return sample(logits, 1);
+        }
+        // The same rows as a [batch, 5, side, side] map, sampled along axis 1, back as rows.
+        let map = logits
+            .reshape([batch, side, side, 5])
+            .permute([0, 3, 1, 2])
+            .detach()
+            .require_grad();
+        let z = match fresh {
+            true => gumbel_rao(map.clone(), tau, samples, 1),
+            false => {
+                let noise = gumbel_noise(map.shape(), &device);
+                gumbel_rao_with_noise(map.clone(), noise, tau, samples, 1)
+            }
+        };
+        let w = weights
+            .clone()
+            .reshape([1, 5, 1, 1])
+            .expand([batch, 5, side, side]);
+        let grads = (z.clone() * w).sum().backward();
+        let rows = |y: Tensor<4>| y.permute([0, 2, 3, 1]).reshape([batch * side * side, 5]);
+        (values(rows(z)), values(rows(map.grad(&grads).unwrap())))
+    };
+    for channels_first in [false, true] {
+        let (z, g) = run(true, channels_first);
+        for row in z.chunks(5) {
+            assert_eq!(row.iter().sum::<f32>(), 1.0, "one-hot rows");
+        }
+        let context = format!("gumbel-rao, channels first {channels_first}");
+        assert_same_law((z, g), run(false, channels_first), &context);
     }
 }

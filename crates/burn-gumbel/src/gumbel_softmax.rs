@@ -93,15 +93,8 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
     dim: usize,
 ) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if estimator == Estimator::StraightThrough && crate::fused::applies(&logits) {
-        match tau {
-            Tau::Fixed(tau) => return crate::fused::gumbel_softmax(logits, *tau, hard, dim),
-            Tau::Learned(tau) if tau.dtype() == burn::tensor::DType::F32 => {
-                let tau = tau.as_ref().clone();
-                return crate::fused::gumbel_softmax_learned(logits, tau, hard, dim);
-            }
-            Tau::Learned(_) => {}
-        }
+    if let Some(sample) = crate::fused::try_sample(&logits, tau, hard, estimator, dim) {
+        return sample;
     }
     in_f32(logits, |logits| {
         let noise = gumbel_noise::<D>(logits.shape(), &logits.device());

@@ -81,7 +81,7 @@ mod relaxed_k_hot;
 mod relaxed_one_hot;
 mod schedule;
 
-pub use estimator::{Estimator, gumbel_rao, reinmax, reinmax_with_noise};
+pub use estimator::{Estimator, gumbel_rao, gumbel_rao_with_noise, reinmax, reinmax_with_noise};
 pub use gumbel_max::{gumbel_max, gumbel_top_k};
 pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_noise};
 pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};

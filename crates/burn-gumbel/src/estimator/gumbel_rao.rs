@@ -4,8 +4,10 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
+use super::Estimator;
 use crate::check;
-use crate::noise::{exponential_noise, gumbel_noise};
+use crate::gumbel_softmax::sample_with_fresh_noise;
+use crate::noise::exponential_noise;
 use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f32, to_rows};
 
 /// Draws a one-hot categorical sample whose gradient is the Gumbel-Rao estimator.
@@ -26,6 +28,11 @@ use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f3
 /// This is the straight-through Gumbel-Softmax gradient averaged over the noise given the sample:
 /// the same expectation, and a variance that falls with `K` (`K = 1` is as noisy as
 /// straight-through). The cost is `K` softmaxes in the forward pass of the surrogate.
+///
+/// On flex the whole estimator is one fused kernel: the forward pass is the hard sample's, and the
+/// backward pass regenerates the `K` conditional draws from the forward pass's counters, row by
+/// row in cache, rather than keeping a `[K, ..]` tensor of them. [`gumbel_rao_with_noise`] is the
+/// tensor-op path.
 ///
 /// # Arguments
 /// - `logits`: unnormalized log-probabilities `θ`; `-inf` masks a category.
@@ -65,7 +72,46 @@ pub fn gumbel_rao<const D: usize>(
     const OP: &str = "gumbel_rao";
     check::samples(OP, samples);
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let estimator = Estimator::GumbelRao { samples };
+    sample_with_fresh_noise(logits, &Tau::Fixed(tau), true, estimator, dim)
+}
+
+/// [`gumbel_rao`] with caller-given Gumbel noise for the sample: the one-hot of
+/// `argmax(logits + noise)` (the noise is not differentiated); the conditional draws of the
+/// gradient are fresh. Always the tensor-op path (the fused kernel on flex draws its own noise),
+/// so also a reference for it.
+///
+/// # Shapes
+/// - logits: `[..., n_categories, ...]` (categories along `dim`)
+/// - noise: the shape of `logits`
+/// - output: the shape of `logits`
+///
+/// # Panics
+/// As [`gumbel_rao`], and if `noise` and `logits` differ in shape.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_rao_with_noise;
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<1>::from_floats([0.0, 1.0, 0.0], &device);
+/// let noise = Tensor::<1>::from_floats([2.0, 0.0, 0.0], &device);
+/// let z = gumbel_rao_with_noise(logits, noise, 0.5, 4, 0);
+/// assert_eq!(z.into_data().try_into_vec_as::<f32>().unwrap(), [1.0, 0.0, 0.0]);
+/// ```
+pub fn gumbel_rao_with_noise<const D: usize>(
+    logits: Tensor<D>,
+    noise: Tensor<D>,
+    tau: f64,
+    samples: usize,
+    dim: impl AsIndex,
+) -> Tensor<D> {
+    const OP: &str = "gumbel_rao_with_noise";
+    check::samples(OP, samples);
+    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     in_f32(logits, |logits| {
         sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
     })

@@ -24,7 +24,7 @@ mod reinmax;
 #[cfg(test)]
 mod testing;
 
-pub use gumbel_rao::gumbel_rao;
+pub use gumbel_rao::{gumbel_rao, gumbel_rao_with_noise};
 pub use reinmax::{reinmax, reinmax_with_noise};
 
 /// How a hard (one-hot) Gumbel-Softmax sample passes gradients to its logits.

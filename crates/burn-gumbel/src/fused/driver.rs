@@ -7,8 +7,8 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::isa::{Isa, chunk_backward, chunk_forward};
-use super::kernels::{BackwardChunk, ForwardChunk};
+use super::isa::{Isa, chunk_backward, chunk_forward, chunk_gumbel_rao};
+use super::kernels::{BackwardChunk, ForwardChunk, RaoChunk};
 use super::layout::{Layout, from_rows, to_rows};
 use super::precision::{contiguous, narrowed, tensor_of, widened};
 
@@ -143,43 +143,23 @@ pub(super) struct Gradients {
 
 /// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row, `y` the soft sample's rows from
 /// [`forward`], `grad` in the layout of the logits (categories along `dim`); with `tau_sum`, also
-/// the sum that gives the temperature's gradient (`kernels.rs` says how).
-///
-/// The gradient is computed in place: in `grad`'s own buffer when the tensor holds it alone
-/// (the usual case: autodiff hands over a gradient it has just computed) and the categories are
-/// its last axis; else in the copy that the transpose into rows, or a shared buffer, needs anyway.
+/// the sum that gives the temperature's gradient (`kernels.rs` says how). Computed in place
+/// ([`in_rows`]).
 pub(super) fn backward(
     soft_rows: &FlexTensor,
-    mut grad: FlexTensor,
+    grad: FlexTensor,
     tau: f32,
     dim: usize,
     tau_sum: bool,
 ) -> Gradients {
-    let shape = grad.layout().shape().clone();
-    let layout = Layout::of(shape.as_slice(), dim);
-    let n = layout.n;
     let y = soft_rows
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
-    let dtype = grad.dtype();
-    let in_place = layout.is_rows() && whole_storage(&grad, y.len());
-    let mut copy = match in_place {
-        true => Vec::new(),
-        false => as_rows(widened(&contiguous(&grad)), &layout).into_owned(),
-    };
-    let rows: &mut [f32] = match in_place {
-        true => grad
-            .try_storage_mut::<f32>()
-            .expect("checked: the tensor holds its buffer alone"),
-        false => &mut copy,
-    };
-    let mut sum = 0.0f64;
-    if n > 0 && !y.is_empty() {
+    in_rows(grad, dim, |rows, n| {
         let chunk = chunk_len(n);
         let inv_tau = 1.0 / tau;
         let isa = Isa::detect();
-        sum = rows
-            .par_chunks_mut(chunk)
+        rows.par_chunks_mut(chunk)
             .zip(y.par_chunks(chunk))
             .map(|(grad, y)| {
                 let chunk = BackwardChunk {
@@ -191,8 +171,85 @@ pub(super) fn backward(
                 };
                 chunk_backward(isa, chunk) as f64
             })
-            .sum();
-    }
+            .sum()
+    })
+}
+
+/// The Gumbel-Rao backward kernel (`kernels.rs`) on the logits of a hard sample that [`forward`]
+/// drew under `key`: the straight-through gradient averaged over `samples` draws of the noise
+/// conditioned on the sample, from the same key's counters after the forward pass's. Computed in
+/// place ([`in_rows`]).
+pub(super) fn gumbel_rao_backward(
+    logits: &FlexTensor,
+    grad: FlexTensor,
+    tau: f32,
+    samples: usize,
+    key: u64,
+    dim: usize,
+    tau_sum: bool,
+) -> Gradients {
+    let shape = logits.layout().shape().clone();
+    let layout = Layout::of(shape.as_slice(), dim);
+    let contiguous = contiguous(logits);
+    let theta = as_rows(widened(&contiguous), &layout);
+    let total = theta.len() as u64;
+    in_rows(grad, dim, |rows, n| {
+        let chunk = chunk_len(n);
+        let inv_tau = 1.0 / tau;
+        let isa = Isa::detect();
+        rows.par_chunks_mut(chunk)
+            .zip(theta.par_chunks(chunk))
+            .enumerate()
+            .map(|(task, (grad, theta))| {
+                let chunk = RaoChunk {
+                    theta,
+                    grad,
+                    n,
+                    inv_tau,
+                    key,
+                    first: (task * chunk) as u64,
+                    total,
+                    samples,
+                    tau_sum,
+                };
+                chunk_gumbel_rao(isa, chunk) as f64
+            })
+            .sum()
+    })
+}
+
+/// Runs `kernel(rows, n)` on `grad` as rows of categories (the categories along `dim`), which it
+/// overwrites with the gradient in the logits; returns that gradient in `grad`'s layout and dtype
+/// with the kernel's sum.
+///
+/// In place: in `grad`'s own buffer when the tensor holds it alone (the usual case: autodiff
+/// hands over a gradient it has just computed) and the categories are its last axis; else in the
+/// copy that the transpose into rows, or a shared buffer, needs anyway.
+fn in_rows(
+    mut grad: FlexTensor,
+    dim: usize,
+    kernel: impl FnOnce(&mut [f32], usize) -> f64,
+) -> Gradients {
+    let shape = grad.layout().shape().clone();
+    let layout = Layout::of(shape.as_slice(), dim);
+    let n = layout.n;
+    let len = shape.num_elements();
+    let dtype = grad.dtype();
+    let in_place = layout.is_rows() && whole_storage(&grad, len);
+    let mut copy = match in_place {
+        true => Vec::new(),
+        false => as_rows(widened(&contiguous(&grad)), &layout).into_owned(),
+    };
+    let rows: &mut [f32] = match in_place {
+        true => grad
+            .try_storage_mut::<f32>()
+            .expect("checked: the tensor holds its buffer alone"),
+        false => &mut copy,
+    };
+    let sum = match n > 0 && len > 0 {
+        true => kernel(rows, n),
+        false => 0.0,
+    };
     let logits = match (in_place, layout.is_rows()) {
         (true, _) => grad,
         (false, true) => tensor_of(copy, shape, dtype),
@@ -342,6 +399,19 @@ mod tests {
             assert_eq!(da.tau_sum, db.tau_sum);
             let (da, db) = (da.logits, db.logits);
             assert_eq!(values(&da), from_rows(&values(&db), &layout));
+            if hard {
+                // Gumbel-Rao: the same conditional draws, so the same gradient bits.
+                let (ga, gb) = (
+                    FlexTensor::from_data(TensorData::new(values(&da), [outer, n, inner])),
+                    FlexTensor::from_data(TensorData::new(values(&db), [outer, inner, n])),
+                );
+                let ra = gumbel_rao_backward(&strided, ga, 0.9, 3, 5, 1, true);
+                let rb = gumbel_rao_backward(&last, gb, 0.9, 3, 5, 2, true);
+                assert_eq!(ra.tau_sum, rb.tau_sum);
+                let (ra, rb) = (values(&ra.logits), values(&rb.logits));
+                assert_eq!(ra, from_rows(&rb, &layout));
+                assert!(ra.iter().any(|&g| g != 0.0), "a gradient to compare");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The fused sampler as a Burn backend extension: the operation on flex, and on autodiff over
 //! flex with its hand-written backward pass.
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -10,7 +11,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 use burn::tensor::TensorData;
 
-use super::driver::{backward, forward};
+use super::driver::{self, backward, forward, gumbel_rao_backward};
 
 /// The fused sampler as a Burn backend extension: implemented for flex and for autodiff over flex.
 #[backend_extension(Flex, Autodiff)]
@@ -35,6 +36,18 @@ pub trait FusedGumbelSoftmax: Backend {
         key: u64,
         dim: usize,
     ) -> FloatTensor<Self>;
+
+    /// The hard sample of [`fused_gumbel_softmax`](FusedGumbelSoftmax::fused_gumbel_softmax)
+    /// with the Gumbel-Rao gradient of `samples` conditional draws (`kernels.rs`), at a
+    /// temperature held in a one-element tensor `tau` (`[1]`, positive; differentiated when it
+    /// is tracked).
+    fn fused_gumbel_rao(
+        logits: FloatTensor<Self>,
+        tau: FloatTensor<Self>,
+        samples: usize,
+        key: u64,
+        dim: usize,
+    ) -> FloatTensor<Self>;
 }
 
 impl FusedGumbelSoftmax for Flex {
@@ -56,6 +69,16 @@ impl FusedGumbelSoftmax for Flex {
         dim: usize,
     ) -> FlexTensor {
         forward(&logits, value_of(&tau), key, hard, false, dim).out
+    }
+
+    fn fused_gumbel_rao(
+        logits: FlexTensor,
+        tau: FlexTensor,
+        _samples: usize,
+        key: u64,
+        dim: usize,
+    ) -> FlexTensor {
+        forward(&logits, value_of(&tau), key, true, false, dim).out
     }
 }
 
@@ -93,16 +116,60 @@ impl Backward<Flex, 2> for FusedLearnedBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (soft_rows, tau, dim) = ops.state;
-        let [logits_node, tau_node] = ops.parents;
+        let parents = ops.parents.map(|node| node.map(|node| node.id));
         let grad = grads.consume::<Flex>(&ops.node);
-        let out = backward(&soft_rows, grad, tau, dim, tau_node.is_some());
-        if let Some(node) = logits_node {
-            grads.register::<Flex>(node.id, out.logits);
-        }
-        if let Some(node) = tau_node {
-            let data = TensorData::new(vec![-out.tau_sum as f32], [1]);
-            grads.register::<Flex>(node.id, FlexTensor::from_data(data));
-        }
+        let out = backward(&soft_rows, grad, tau, dim, parents[1].is_some());
+        register(grads, parents, out);
+    }
+}
+
+/// Registers the gradients of a sampler of (logits, temperature): `∂L/∂tau = −tau_sum`.
+fn register(grads: &mut Gradients, [logits, tau]: [Option<NodeId>; 2], out: driver::Gradients) {
+    if let Some(id) = logits {
+        grads.register::<Flex>(id, out.logits);
+    }
+    if let Some(id) = tau {
+        let data = TensorData::new(vec![-out.tau_sum as f32], [1]);
+        grads.register::<Flex>(id, FlexTensor::from_data(data));
+    }
+}
+
+/// The backward pass of the fused Gumbel-Rao sampler: the conditional draws recomputed from the
+/// forward pass's key and averaged (`kernels.rs`), in the logits and, tracked, the temperature.
+#[derive(Debug)]
+struct GumbelRaoBackward;
+
+/// The backward state of the fused Gumbel-Rao sampler.
+#[derive(Clone, Debug)]
+struct RaoState {
+    /// The logits, as the forward pass saw them.
+    logits: FlexTensor,
+    /// The temperature's value.
+    tau: f32,
+    /// The conditional draws per row.
+    samples: usize,
+    /// The forward pass's generator key.
+    key: u64,
+    /// The category axis.
+    dim: usize,
+}
+
+impl Backward<Flex, 2> for GumbelRaoBackward {
+    type State = RaoState;
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let RaoState {
+            logits,
+            tau,
+            samples,
+            key,
+            dim,
+        } = ops.state;
+        let parents = ops.parents.map(|node| node.map(|node| node.id));
+        let grad = grads.consume::<Flex>(&ops.node);
+        let tau_sum = parents[1].is_some();
+        let out = gumbel_rao_backward(&logits, grad, tau, samples, key, dim, tau_sum);
+        register(grads, parents, out);
     }
 }
 
@@ -137,6 +204,38 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
             .compute_bound()
             .stateful();
         tracked_forward(kind, &primitive, tau, key, hard, dim)
+    }
+
+    fn fused_gumbel_rao(
+        logits: FloatTensor<Self>,
+        tau: FloatTensor<Self>,
+        samples: usize,
+        key: u64,
+        dim: usize,
+    ) -> FloatTensor<Self> {
+        let (logits, logits_node) = logits.into_parts();
+        let (tau_primitive, tau_node) = tau.into_parts();
+        let tau = value_of(&tau_primitive);
+        // The forward pass is the hard sample's; the backward pass needs only the logits and the
+        // key.
+        let out = forward(&logits, tau, key, true, false, dim).out;
+        let kind = GumbelRaoBackward
+            .prepare::<C>([logits_node, tau_node])
+            .compute_bound()
+            .stateful();
+        match kind {
+            OpsKind::Tracked(prep) => {
+                let state = RaoState {
+                    logits,
+                    tau,
+                    samples,
+                    key,
+                    dim,
+                };
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
     }
 }
 
@@ -175,6 +274,45 @@ mod tests {
     use super::FusedGumbelSoftmax;
     use crate::fused::math::{GAMMA, uniform_of_state};
 
+    type Dispatched = burn::backend::tensor::FloatTensor<burn::backend::Dispatch>;
+
+    /// `[6, 7]` logits of mixed signs with one masked category (element 3), and the weights `w`
+    /// of the loss `Σ w·y`.
+    fn logits_and_weights() -> (Vec<f64>, Vec<f64>, [usize; 2]) {
+        let (rows, n) = (6, 7);
+        let mut theta: Vec<f64> = (0..rows * n)
+            .map(|i| ((i * 37) % 17) as f64 * 0.5 - 4.0)
+            .collect();
+        theta[3] = f64::NEG_INFINITY;
+        let w: Vec<f64> = (0..rows * n).map(|i| ((i * 11) % 9) as f64 - 4.0).collect();
+        (theta, w, [rows, n])
+    }
+
+    /// The sample of `op(logits, tau)` at a tracked temperature tensor, with the gradients of
+    /// `Σ w·y` in the logits and in the temperature, through Burn's autodiff on flex.
+    fn run_at_tau(
+        op: impl FnOnce(Dispatched, Dispatched) -> Dispatched,
+        (theta, w, [rows, n]): &(Vec<f64>, Vec<f64>, [usize; 2]),
+        tau: f64,
+    ) -> (Vec<f32>, Vec<f32>, f64) {
+        let device = Device::flex().autodiff();
+        let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        let logits = Tensor::<1>::from_floats(to_f32(theta).as_slice(), &device)
+            .reshape([*rows, *n])
+            .require_grad();
+        let tau_tensor = Tensor::<1>::from_floats([tau as f32], &device).require_grad();
+        let y = Tensor::<2>::from_dispatch(op(
+            logits.clone().into_dispatch(),
+            tau_tensor.clone().into_dispatch(),
+        ));
+        let weights = Tensor::<1>::from_floats(to_f32(w).as_slice(), &device).reshape([*rows, *n]);
+        let grads = (y.clone() * weights).sum().backward();
+        let logits_grad = logits.grad(&grads).unwrap();
+        let tau_grad = tau_tensor.grad(&grads).unwrap().into_scalar::<f32>() as f64;
+        let values = |t: Tensor<2>| t.into_data().try_into_vec_as::<f32>().unwrap();
+        (values(y), values(logits_grad), tau_grad)
+    }
+
     #[test]
     fn the_learned_temperature_gets_the_gradient_of_the_relaxation() {
         // Σ w·y at a temperature tensor, through Burn's autodiff, against the derivative in f64
@@ -182,13 +320,9 @@ mod tests {
         // s = y ⊙ (w − yᵀw), the noise rebuilt from the kernel's generator under the same key.
         // The kernel computes it as −Σ ∂L/∂θ_j ln y_j instead (no noise kept). One row has a
         // masked category, which must add nothing. Hard samples take the soft sample's gradient.
-        let device = Device::flex().autodiff();
-        let (rows, n, key) = (6, 7, 1234u64);
-        let mut theta: Vec<f64> = (0..rows * n)
-            .map(|i| ((i * 37) % 17) as f64 * 0.5 - 4.0)
-            .collect();
-        theta[3] = f64::NEG_INFINITY;
-        let w: Vec<f64> = (0..rows * n).map(|i| ((i * 11) % 9) as f64 - 4.0).collect();
+        let inputs = logits_and_weights();
+        let (theta, w, [rows, n]) = &inputs;
+        let (rows, n, key) = (*rows, *n, 1234u64);
         let tau = 0.7f64;
         let mut expected = 0.0;
         for r in 0..rows {
@@ -212,26 +346,12 @@ mod tests {
             }
         }
         for hard in [false, true] {
-            let to_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-            let logits = Tensor::<1>::from_floats(to_f32(&theta).as_slice(), &device)
-                .reshape([rows, n])
-                .require_grad();
-            let tau_tensor = Tensor::<1>::from_floats([tau as f32], &device).require_grad();
-            let y = Tensor::<2>::from_dispatch(
+            let op = |logits, tau| {
                 <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
-                    logits.clone().into_dispatch(),
-                    tau_tensor.clone().into_dispatch(),
-                    hard,
-                    key,
-                    1,
-                ),
-            );
-            let weights =
-                Tensor::<1>::from_floats(to_f32(&w).as_slice(), &device).reshape([rows, n]);
-            let grads = (y * weights).sum().backward();
-            let got = tau_tensor.grad(&grads).unwrap().into_scalar::<f32>() as f64;
-            let logits_grad = logits.grad(&grads).unwrap();
-            let logits_grad = logits_grad.into_data().try_into_vec_as::<f32>().unwrap();
+                    logits, tau, hard, key, 1,
+                )
+            };
+            let (_, logits_grad, got) = run_at_tau(op, &inputs, tau);
             assert!(logits_grad.iter().all(|g| g.is_finite()), "hard {hard}");
             assert_eq!(logits_grad[3], 0.0, "the masked category's gradient");
             // Sums of 42 terms of order 1 with f32 samples and 2-ulp logarithms: 1e-4 relative is
@@ -241,6 +361,82 @@ mod tests {
                 "hard {hard}: {got} vs {expected}"
             );
         }
+    }
+
+    #[test]
+    fn gumbel_rao_averages_the_soft_gradient_over_the_conditional_draws() {
+        // Σ w·z through Burn's autodiff against the estimator's definition in f64, the noise
+        // rebuilt from the kernel's generator: the sample's Gumbel noise from counters 0..total,
+        // conditional draw s from counters (s + 1)·total + e, E = −ln u; then θ_i + G_i =
+        // ln Z − ln E_i for the sampled i, θ_j + G_j = −ln(E_j e^{−θ_j} + E_i / Z) otherwise
+        // (the definition, not the kernel's rearranged form), and the mean over the draws of the
+        // soft sample's gradient. The temperature's gradient from its definition
+        // −Σ ∂L/∂u_j · u_j / tau (u the scaled draw), which the kernel computes as −Σ ∂L/∂θ_j ln y_j.
+        // One row has a masked category: never drawn, no gradient.
+        let inputs = logits_and_weights();
+        let (theta, w, [rows, n]) = &inputs;
+        let (rows, n, key, samples) = (*rows, *n, 4321u64, 3usize);
+        let total = (rows * n) as u64;
+        let tau = 0.7f64;
+        let uniform = |counter: u64| {
+            uniform_of_state(key.wrapping_add((counter + 1).wrapping_mul(GAMMA))) as f64
+        };
+        let (mut hard, mut grad, mut tau_grad) = (vec![0.0; rows * n], vec![0.0; rows * n], 0.0);
+        for r in 0..rows {
+            let row = r * n..(r + 1) * n;
+            let perturbed: Vec<f64> = row
+                .clone()
+                .map(|e| theta[e] - (-uniform(e as u64).ln()).ln())
+                .collect();
+            let i = (0..n).fold(0, |b, j| if perturbed[j] > perturbed[b] { j } else { b });
+            hard[r * n + i] = 1.0;
+            let z: f64 = row.clone().map(|e| theta[e].exp()).sum();
+            for s in 0..samples as u64 {
+                let e_draw = |j: usize| -uniform((s + 1) * total + (r * n + j) as u64).ln();
+                let u: Vec<f64> = (0..n)
+                    .map(|j| match j == i {
+                        true => (z.ln() - e_draw(i).ln()) / tau,
+                        false => {
+                            -(e_draw(j) * (-theta[r * n + j]).exp() + e_draw(i) / z).ln() / tau
+                        }
+                    })
+                    .collect();
+                let max = u.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                assert_eq!(max, u[i], "the draw keeps the sample's category on top");
+                let e: Vec<f64> = u.iter().map(|x| (x - max).exp()).collect();
+                let y: Vec<f64> = e.iter().map(|x| x / e.iter().sum::<f64>()).collect();
+                let dot: f64 = (0..n).map(|j| y[j] * w[r * n + j]).sum();
+                for j in 0..n {
+                    let du = y[j] * (w[r * n + j] - dot); // ∂L/∂u_j of this draw
+                    grad[r * n + j] += du / tau / samples as f64;
+                    if y[j] > 0.0 {
+                        tau_grad -= du * u[j] / tau / samples as f64;
+                    }
+                }
+            }
+        }
+        let op = |logits, tau| {
+            <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_rao(
+                logits, tau, samples, key, 1,
+            )
+        };
+        let (z, got, got_tau) = run_at_tau(op, &inputs, tau);
+        let hard: Vec<f32> = hard.iter().map(|&x| x as f32).collect();
+        assert_eq!(z, hard, "the forward pass is the hard sample");
+        assert_eq!(got[3], 0.0, "the masked category's gradient");
+        for (k, (&got, &expected)) in got.iter().zip(&grad).enumerate() {
+            // Values of order 1 from f32 draws and 2-ulp logarithms: 1e-5 is some ten times the
+            // rounding.
+            assert!(
+                (got as f64 - expected).abs() < 1e-5,
+                "{k}: {got} vs {expected}"
+            );
+        }
+        // A sum of 126 terms of order 1: 1e-4 relative.
+        assert!(
+            (got_tau - tau_grad).abs() < 1e-4 * tau_grad.abs().max(1.0),
+            "the temperature's gradient: {got_tau} vs {tau_grad}"
+        );
     }
 
     #[test]

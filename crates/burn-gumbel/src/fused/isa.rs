@@ -1,7 +1,9 @@
 //! Instruction-set dispatch: the kernels compiled for the x86-64 baseline, AVX2 and AVX-512, and
 //! the widest variant the processor runs chosen at run time.
 
-use super::kernels::{BackwardChunk, ForwardChunk, backward_chunk, forward_chunk};
+use super::kernels::{
+    BackwardChunk, ForwardChunk, RaoChunk, backward_chunk, forward_chunk, gumbel_rao_chunk,
+};
 
 /// The instruction sets [`chunk_forward`] and [`chunk_backward`] are compiled for, the best one
 /// chosen at run time.
@@ -74,6 +76,11 @@ multiversion! {
 multiversion! {
     /// [`backward_chunk`] compiled for `isa`.
     fn chunk_backward => backward_chunk(BackwardChunk<'_>) -> f32
+}
+
+multiversion! {
+    /// [`gumbel_rao_chunk`] compiled for `isa`.
+    fn chunk_gumbel_rao => gumbel_rao_chunk(RaoChunk<'_>) -> f32
 }
 
 #[cfg(test)]
@@ -157,6 +164,29 @@ mod tests {
                 sa.to_bits(),
                 sb.to_bits(),
                 "{isa:?}, n = {n}: the temperature's sum"
+            );
+            // The Gumbel-Rao kernel on the same logits and incoming gradient.
+            let g = b.clone();
+            let theta = theta(rows * n);
+            let (mut c, mut d) = (g.clone(), g);
+            let chunk = |grad| RaoChunk {
+                theta: &theta,
+                grad,
+                n,
+                inv_tau: 1.0 / 0.6,
+                key: 11,
+                first: 3 * n as u64,
+                total: (rows * n * 4) as u64,
+                samples: 5,
+                tau_sum: true,
+            };
+            let sc = gumbel_rao_chunk(chunk(&mut c));
+            let sd = chunk_gumbel_rao(isa, chunk(&mut d));
+            assert_eq!(bits(&c), bits(&d), "{isa:?}, n = {n}: Gumbel-Rao");
+            assert_eq!(
+                sc.to_bits(),
+                sd.to_bits(),
+                "{isa:?}, n = {n}: Gumbel-Rao's sum"
             );
             // With one category the gradient is 0 (the sample is always 1); otherwise it is not.
             assert!(

@@ -180,6 +180,148 @@ pub(super) fn backward_chunk(chunk: BackwardChunk<'_>) -> f32 {
     sum + lanes.iter().sum::<f32>()
 }
 
+/// One chunk of whole rows for [`gumbel_rao_chunk`].
+pub(super) struct RaoChunk<'a> {
+    /// The logits `θ`.
+    pub theta: &'a [f32],
+    /// The incoming gradient `g` on entry, the gradient in the logits on return, as long as
+    /// `theta`.
+    pub grad: &'a mut [f32],
+    /// Categories per row.
+    pub n: usize,
+    /// `1 / tau`.
+    pub inv_tau: f32,
+    /// The generator's key of the forward pass.
+    pub key: u64,
+    /// The counter of the chunk's first element (its index in the whole tensor).
+    pub first: u64,
+    /// Elements in the whole tensor: conditional draw `s` of element `e` has the counter
+    /// `(s + 1) · total + e`, after the forward pass's `0..total`.
+    pub total: u64,
+    /// `K`, the conditional draws per row.
+    pub samples: usize,
+    /// Also sum `∂L/∂θ_j · ln y_j` over the draws, for the gradient in a learned temperature.
+    pub tau_sum: bool,
+}
+
+/// The Gumbel-Rao backward kernel on one chunk (Paulus et al. 2021): per row, the category `i`
+/// that the forward kernel drew (its noise recomputed from the counters, bit for bit), then `K`
+/// perturbations conditioned on `argmax(θ + G) = i` from exponential draws `E_j = −ln u_j`,
+///
+/// `θ_i + G_i = ln Z − ln E_i`,  `θ_j + G_j = θ_j − ln(E_j + E_i p_j)` (`p = softmax θ`),
+///
+/// and `g ← (1/K) Σ_s y_s ⊙ (g − y_sᵀg) / tau` with `y_s = softmax((θ + G_s) / tau)`, in place.
+/// With `tau_sum`, returns `(1/K) Σ_s Σ_j ∂L/∂θ_j^(s) · ln y_{s,j}` (the derivation of
+/// [`backward_chunk`] applies draw by draw), else 0.
+///
+/// The maximum of each conditional draw is `θ_i + G_i` by construction (`E_j + E_i p_j > E_i p_j`),
+/// so the softmax needs no search for it. Masked logits (`−∞`) have `p_j = 0`, a draw of `−∞`
+/// and a zero gradient.
+#[inline(always)]
+pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
+    let RaoChunk {
+        theta,
+        grad,
+        n,
+        inv_tau,
+        key,
+        first,
+        total,
+        samples,
+        tau_sum,
+    } = chunk;
+    assert_eq!(grad.len(), theta.len(), "one gradient per logit");
+    let inv_k = 1.0 / samples as f32;
+    // One row's draw, softmax of θ and running mean of the gradient.
+    let (mut x, mut p, mut acc) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+    let mut sum_tau = 0.0f32;
+    for (r, (theta, g)) in theta.chunks(n).zip(grad.chunks_mut(n)).enumerate() {
+        let base = first + (r * n) as u64;
+        // The sample's category, as the forward kernel computed it.
+        let mut state = key.wrapping_add(base.wrapping_add(1).wrapping_mul(GAMMA));
+        for (x, &t) in x.iter_mut().zip(theta) {
+            let u = uniform_of_state(state);
+            state = state.wrapping_add(GAMMA);
+            *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
+        }
+        let i = first_index_of(&x, lane_max(&x));
+        // p = softmax(θ) and ln Z = max + ln Σ e^{θ − max}.
+        let max = lane_max(theta);
+        for (p, &t) in p.iter_mut().zip(theta) {
+            *p = fast_exp(t - max);
+        }
+        let z = lane_sum(&p);
+        let inv_z = 1.0 / z;
+        for p in p.iter_mut() {
+            *p *= inv_z;
+        }
+        let log_z = max + fast_ln(z);
+        for a in acc.iter_mut() {
+            *a = 0.0;
+        }
+        for s in 0..samples as u64 {
+            let counter = (s + 1).wrapping_mul(total).wrapping_add(base);
+            let start = key.wrapping_add(counter.wrapping_add(1).wrapping_mul(GAMMA));
+            let top_state = start.wrapping_add((i as u64).wrapping_mul(GAMMA));
+            let e_top = -fast_ln(uniform_of_state(top_state));
+            let mut state = start;
+            for ((x, &t), &pj) in x.iter_mut().zip(theta).zip(p.iter()) {
+                let e = -fast_ln(uniform_of_state(state));
+                state = state.wrapping_add(GAMMA);
+                *x = (t - fast_ln(e + e_top * pj)) * inv_tau;
+            }
+            let top = (log_z - fast_ln(e_top)) * inv_tau;
+            x[i] = top;
+            for x in x.iter_mut() {
+                *x = fast_exp(*x - top);
+            }
+            let inv = 1.0 / lane_sum(&x);
+            for x in x.iter_mut() {
+                *x *= inv;
+            }
+            let dot = lane_dot(&x, g);
+            for ((a, &y), &gj) in acc.iter_mut().zip(x.iter()).zip(g.iter()) {
+                *a += y * (gj - dot);
+            }
+            if tau_sum {
+                let mut lanes = [0.0f32; LANES];
+                let (mut cx, mut cg) = (x.chunks_exact(LANES), g.chunks_exact(LANES));
+                for (y, gj) in (&mut cx).zip(&mut cg) {
+                    for ((lane, &y), &gj) in lanes.iter_mut().zip(y).zip(gj) {
+                        *lane += y * (gj - dot) * ln_or_zero(y);
+                    }
+                }
+                for (&y, &gj) in cx.remainder().iter().zip(cg.remainder()) {
+                    sum_tau += y * (gj - dot) * ln_or_zero(y);
+                }
+                sum_tau += lanes.iter().sum::<f32>();
+            }
+        }
+        let scale = inv_tau * inv_k;
+        for (g, &a) in g.iter_mut().zip(acc.iter()) {
+            *g = a * scale;
+        }
+    }
+    sum_tau * inv_tau * inv_k
+}
+
+/// `Σ x_i` in LANES independent accumulators, so that it vectorizes.
+#[inline(always)]
+fn lane_sum(x: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(c) {
+            *lane += v;
+        }
+    }
+    let mut sum = 0.0f32;
+    for &v in chunks.remainder() {
+        sum += v;
+    }
+    sum + lanes.iter().sum::<f32>()
+}
+
 /// `ln y` for normal `y`, 0 below the smallest normal f32 (branch-free).
 #[inline(always)]
 fn ln_or_zero(y: f32) -> f32 {

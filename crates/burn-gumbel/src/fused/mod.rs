@@ -13,20 +13,25 @@
 //! It is used by [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on flex devices
 //! (plain or autodiff) for f32 logits (f16 and bf16 ones widened to f32 in parallel chunks, the
 //! result narrowed back) with the categories
-//! along any axis, a fixed or learned temperature and the straight-through estimator; everything
-//! else takes the tensor-op path, which the tests compare it against.
+//! along any axis, a fixed or learned temperature, and the straight-through or Gumbel-Rao
+//! estimator (the latter's `K` conditional draws regenerated from the same counters in the backward
+//! pass, none kept from the forward one); everything else takes the tensor-op path, which the
+//! tests compare it against.
 //!
 //! | file | concern |
 //! |---|---|
 //! | `extension.rs` | the Burn backend extension and its autodiff backward |
 //! | `driver.rs` | chunks of whole rows over rayon's threads |
 //! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
-//! | `kernels.rs` | the forward and backward row kernels |
+//! | `kernels.rs` | the forward and backward row kernels, Gumbel-Rao's backward |
 //! | `layout.rs` | rows of categories for any category axis, by tiled transposes |
 //! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, Tensor};
+
+use crate::estimator::Estimator;
+use crate::ops::Tau;
 
 use extension::FusedGumbelSoftmax;
 
@@ -48,6 +53,44 @@ pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
             device.without_autodiff().as_dispatch(),
             burn::backend::DispatchDevice::Flex(_)
         )
+}
+
+/// The sample by the fused kernel where it serves the call: [`applies`], the straight-through
+/// estimator (soft or hard) or Gumbel-Rao (hard), a fixed temperature or a learned f32 one. Else
+/// `None`, for the tensor-op path.
+pub(crate) fn try_sample<const D: usize>(
+    logits: &Tensor<D>,
+    tau: &Tau,
+    hard: bool,
+    estimator: Estimator,
+    dim: usize,
+) -> Option<Tensor<D>> {
+    if !applies(logits) {
+        return None;
+    }
+    let logits = logits.clone();
+    let learned = match tau {
+        Tau::Learned(tau) if tau.dtype() == DType::F32 => Some(tau.as_ref().clone()),
+        Tau::Learned(_) => return None,
+        Tau::Fixed(_) => None,
+    };
+    match (estimator, tau, learned) {
+        (Estimator::StraightThrough, Tau::Fixed(tau), _) => {
+            Some(gumbel_softmax(logits, *tau, hard, dim))
+        }
+        (Estimator::StraightThrough, _, Some(tau)) => {
+            Some(gumbel_softmax_learned(logits, tau, hard, dim))
+        }
+        (Estimator::GumbelRao { samples }, tau, learned) if hard => {
+            let tau = match (tau, learned) {
+                (_, Some(tau)) => tau,
+                (Tau::Fixed(tau), None) => Tensor::from_floats([*tau as f32], &logits.device()),
+                (Tau::Learned(_), None) => unreachable!("a learned temperature is kept above"),
+            };
+            Some(gumbel_rao(logits, tau, samples, dim))
+        }
+        _ => None,
+    }
 }
 
 /// The fused sample: soft, or one-hot with the soft sample's gradient. The key comes from the
@@ -82,6 +125,26 @@ pub(crate) fn gumbel_softmax_learned<const D: usize>(
         logits.into_dispatch(),
         tau.into_dispatch(),
         hard,
+        key,
+        dim,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The fused Gumbel-Rao sample: the hard sample, with the gradient of `samples` draws of the noise
+/// conditioned on it; `tau` a positive `[1]` f32 tensor on the logits' device, differentiated when
+/// tracked.
+pub(crate) fn gumbel_rao<const D: usize>(
+    logits: Tensor<D>,
+    tau: Tensor<1>,
+    samples: usize,
+    dim: usize,
+) -> Tensor<D> {
+    let key = key(&logits.device());
+    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_rao(
+        logits.into_dispatch(),
+        tau.into_dispatch(),
+        samples,
         key,
         dim,
     );
