@@ -217,6 +217,10 @@ pub(super) struct RaoChunk<'a> {
 /// The maximum of each conditional draw is `θ_i + G_i` by construction (`E_j + E_i p_j > E_i p_j`),
 /// so the softmax needs no search for it. Masked logits (`−∞`) have `p_j = 0`, a draw of `−∞`
 /// and a zero gradient.
+///
+/// The costly arithmetic (the hash, the logarithms, the exponentials) runs as loops over the
+/// whole chunk, so that it vectorizes for rows of ten categories as for long ones; only the cheap
+/// per-row steps (a maximum, a sum, a dot product) loop row by row.
 #[inline(always)]
 pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
     let RaoChunk {
@@ -230,79 +234,113 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
         samples,
         tau_sum,
     } = chunk;
-    assert_eq!(grad.len(), theta.len(), "one gradient per logit");
+    let len = theta.len();
+    assert_eq!(grad.len(), len, "one gradient per logit");
     let inv_k = 1.0 / samples as f32;
-    // One row's draw, softmax of θ and running mean of the gradient.
-    let (mut x, mut p, mut acc) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
-    let mut sum_tau = 0.0f32;
-    for (r, (theta, g)) in theta.chunks(n).zip(grad.chunks_mut(n)).enumerate() {
-        let base = first + (r * n) as u64;
-        // The sample's category, as the forward kernel computed it.
-        let mut state = key.wrapping_add(base.wrapping_add(1).wrapping_mul(GAMMA));
-        for (x, &t) in x.iter_mut().zip(theta) {
-            let u = uniform_of_state(state);
-            state = state.wrapping_add(GAMMA);
-            *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
+    // x: a draw, then its soft sample; p: softmax θ; acc: the sum of the draws' gradients;
+    // w: each element's row's E_i, then the draw's gradient. All chunk-long.
+    let (mut x, mut p) = (vec![0.0f32; len], vec![0.0f32; len]);
+    let (mut acc, mut w) = (vec![0.0f32; len], vec![0.0f32; len]);
+    let rows = len / n;
+    let (mut top, mut log_z) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+
+    // The sample's categories, as the forward kernel computed them.
+    let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
+    for (x, &t) in x.iter_mut().zip(theta) {
+        let u = uniform_of_state(state);
+        state = state.wrapping_add(GAMMA);
+        *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
+    }
+    for row in x.chunks(n) {
+        top.push(first_index_of(row, lane_max(row)));
+    }
+    // p = softmax(θ) and ln Z = max + ln Σ e^{θ − max} per row.
+    let mut max = Vec::with_capacity(rows);
+    for (row, p) in theta.chunks(n).zip(p.chunks_mut(n)) {
+        let m = lane_max(row);
+        for (p, &t) in p.iter_mut().zip(row) {
+            *p = t - m;
         }
-        let i = first_index_of(&x, lane_max(&x));
-        // p = softmax(θ) and ln Z = max + ln Σ e^{θ − max}.
-        let max = lane_max(theta);
-        for (p, &t) in p.iter_mut().zip(theta) {
-            *p = fast_exp(t - max);
-        }
-        let z = lane_sum(&p);
+        max.push(m);
+    }
+    for p in p.iter_mut() {
+        *p = fast_exp(*p);
+    }
+    for (p, &m) in p.chunks_mut(n).zip(&max) {
+        let z = lane_sum(p);
         let inv_z = 1.0 / z;
         for p in p.iter_mut() {
             *p *= inv_z;
         }
-        let log_z = max + fast_ln(z);
-        for a in acc.iter_mut() {
-            *a = 0.0;
+        log_z.push(m + fast_ln(z));
+    }
+
+    let mut sum_tau = 0.0f32;
+    for s in 0..samples as u64 {
+        let counter = (s + 1).wrapping_mul(total).wrapping_add(first);
+        let start = key.wrapping_add(counter.wrapping_add(1).wrapping_mul(GAMMA));
+        // E_i of each row, spread over the row.
+        let mut e_top = Vec::with_capacity(rows);
+        for (r, w) in w.chunks_mut(n).enumerate() {
+            let index = (r * n + top[r]) as u64;
+            let e = -fast_ln(uniform_of_state(
+                start.wrapping_add(index.wrapping_mul(GAMMA)),
+            ));
+            for w in w.iter_mut() {
+                *w = e;
+            }
+            e_top.push(e);
         }
-        for s in 0..samples as u64 {
-            let counter = (s + 1).wrapping_mul(total).wrapping_add(base);
-            let start = key.wrapping_add(counter.wrapping_add(1).wrapping_mul(GAMMA));
-            let top_state = start.wrapping_add((i as u64).wrapping_mul(GAMMA));
-            let e_top = -fast_ln(uniform_of_state(top_state));
-            let mut state = start;
-            for ((x, &t), &pj) in x.iter_mut().zip(theta).zip(p.iter()) {
-                let e = -fast_ln(uniform_of_state(state));
-                state = state.wrapping_add(GAMMA);
-                *x = (t - fast_ln(e + e_top * pj)) * inv_tau;
-            }
-            let top = (log_z - fast_ln(e_top)) * inv_tau;
-            x[i] = top;
+        let mut state = start;
+        for (((x, &t), &pj), &e_i) in x.iter_mut().zip(theta).zip(p.iter()).zip(w.iter()) {
+            let e = -fast_ln(uniform_of_state(state));
+            state = state.wrapping_add(GAMMA);
+            *x = (t - fast_ln(e + e_i * pj)) * inv_tau;
+        }
+        // The sampled category on top, and every draw less its row's top: exponents ≤ 0.
+        for (r, x) in x.chunks_mut(n).enumerate() {
+            let top_value = (log_z[r] - fast_ln(e_top[r])) * inv_tau;
+            x[top[r]] = top_value;
             for x in x.iter_mut() {
-                *x = fast_exp(*x - top);
+                *x -= top_value;
             }
-            let inv = 1.0 / lane_sum(&x);
+        }
+        for x in x.iter_mut() {
+            *x = fast_exp(*x);
+        }
+        // The soft sample, and this draw's gradient y ⊙ (g − yᵀg) into w.
+        for ((x, g), w) in x.chunks_mut(n).zip(grad.chunks(n)).zip(w.chunks_mut(n)) {
+            let inv = 1.0 / lane_sum(x);
             for x in x.iter_mut() {
                 *x *= inv;
             }
-            let dot = lane_dot(&x, g);
-            for ((a, &y), &gj) in acc.iter_mut().zip(x.iter()).zip(g.iter()) {
-                *a += y * (gj - dot);
-            }
-            if tau_sum {
-                let mut lanes = [0.0f32; LANES];
-                let (mut cx, mut cg) = (x.chunks_exact(LANES), g.chunks_exact(LANES));
-                for (y, gj) in (&mut cx).zip(&mut cg) {
-                    for ((lane, &y), &gj) in lanes.iter_mut().zip(y).zip(gj) {
-                        *lane += y * (gj - dot) * ln_or_zero(y);
-                    }
-                }
-                for (&y, &gj) in cx.remainder().iter().zip(cg.remainder()) {
-                    sum_tau += y * (gj - dot) * ln_or_zero(y);
-                }
-                sum_tau += lanes.iter().sum::<f32>();
+            let dot = lane_dot(x, g);
+            for ((w, &y), &gj) in w.iter_mut().zip(x.iter()).zip(g) {
+                *w = y * (gj - dot);
             }
         }
-        let scale = inv_tau * inv_k;
-        for (g, &a) in g.iter_mut().zip(acc.iter()) {
-            *g = a * scale;
+        for (a, &w) in acc.iter_mut().zip(w.iter()) {
+            *a += w;
+        }
+        if tau_sum {
+            let mut lanes = [0.0f32; LANES];
+            let (mut cx, mut cw) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
+            for (y, w) in (&mut cx).zip(&mut cw) {
+                for ((lane, &y), &w) in lanes.iter_mut().zip(y).zip(w) {
+                    *lane += w * ln_or_zero(y);
+                }
+            }
+            for (&y, &w) in cx.remainder().iter().zip(cw.remainder()) {
+                sum_tau += w * ln_or_zero(y);
+            }
+            sum_tau += lanes.iter().sum::<f32>();
         }
     }
-    sum_tau * inv_tau * inv_k
+    let scale = inv_tau * inv_k;
+    for (g, &a) in grad.iter_mut().zip(acc.iter()) {
+        *g = a * scale;
+    }
+    sum_tau * scale
 }
 
 /// `Σ x_i` in LANES independent accumulators, so that it vectorizes.
