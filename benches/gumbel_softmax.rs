@@ -1,5 +1,7 @@
 //! Benchmarks of `gumbel_softmax` per backend: soft and hard, forward and forward + backward,
-//! beside the memory floor (one read and one write of a tensor of the same size).
+//! beside the memory floor (one read and one write of a tensor of the same size); and of the
+//! Gumbel-Rao estimator with 10 conditional draws (`gumbel_rao`, forward + backward) on a few
+//! shapes.
 //!
 //! ```text
 //! cargo bench --bench gumbel_softmax                       # flex
@@ -11,7 +13,7 @@
 //! `BURN_GUMBEL_BENCH_LARGE` adds the shape `[1024, 50000]` (205 MB per tensor, several times a
 //! GPU's L2 cache), where a GPU's time can be compared with its memory bandwidth (`bench/gpu.sh`).
 //!
-//! Names read `{backend}/{op}/{shape}`, with `/dim1` for the channels-first shapes and `/f16` or
+//! Names read `{backend}/{op}/{mode}/{shape}` (`op` soft, hard or gumbel-rao), with `/dim1` for the channels-first shapes and `/f16` or
 //! `/bf16` for half-precision logits. The device is synchronized inside the timed region, so GPU
 //! numbers measure execution, not dispatch. Forward + backward uses the loss `Σ y · w` with fixed
 //! random weights `w`.
@@ -19,7 +21,7 @@
 use std::time::Duration;
 
 use burn::tensor::{Device, Distribution, FloatDType, Shape, Tensor};
-use burn_gumbel::gumbel_softmax;
+use burn_gumbel::{gumbel_rao, gumbel_softmax};
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -49,6 +51,17 @@ const CHANNELS_FIRST: [[usize; 4]; 3] = [[8, 512, 32, 32], [2, 8192, 16, 16], [1
 
 /// Shapes benchmarked with half-precision logits too, categories last. Named `…/f16`, `…/bf16`.
 const HALF_SHAPES: [[usize; 2]; 2] = [[256, 1000], [64, 50000]];
+
+/// Shapes of the Gumbel-Rao rows, with their category axis: the VAE's latent codes (rows of 10),
+/// long rows, and the channels-first codes of a convolutional VAE.
+const GUMBEL_RAO_SHAPES: [(&[usize], usize); 3] = [
+    (&[200, 20, 10], 2),
+    (&[256, 1000], 1),
+    (&[100, 64, 7, 7], 1),
+];
+
+/// Conditional draws of the Gumbel-Rao rows.
+const GUMBEL_RAO_SAMPLES: usize = 10;
 
 /// The shape added by `BURN_GUMBEL_BENCH_LARGE`: 51.2 M elements.
 const LARGE_SHAPE: [usize; 2] = [1024, 50000];
@@ -89,6 +102,60 @@ fn bench_routine<R>(
     });
 }
 
+/// A row's shape as it is named: `AxB`, then `/dim{dim}` unless the categories are last and
+/// `/f16` or `/bf16` for half-precision logits.
+fn row_name(shape: &[usize], dim: usize, dtype: FloatDType) -> String {
+    let mut name = match dim == shape.len() - 1 {
+        true => shape_name(shape),
+        false => format!("{}/dim{dim}", shape_name(shape)),
+    };
+    match dtype {
+        FloatDType::F16 => name.push_str("/f16"),
+        FloatDType::BF16 => name.push_str("/bf16"),
+        _ => {}
+    }
+    name
+}
+
+/// Logits of `shape` in `dtype` on `device` and on its autodiff twin (standard normal), and the
+/// loss's weights on the autodiff device (uniform).
+fn inputs<const D: usize>(
+    device: &Device,
+    shape: [usize; D],
+    dtype: FloatDType,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let logits =
+        Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device).cast(dtype);
+    let ad = device.clone().autodiff();
+    let ad_logits = Tensor::<D>::from_data(logits.to_data(), &ad).cast(dtype);
+    let weights = Tensor::<D>::random(Shape::from(shape), Distribution::Default, &ad).cast(dtype);
+    (logits, ad_logits, weights)
+}
+
+/// Benchmarks `gumbel_rao` with [`GUMBEL_RAO_SAMPLES`] draws, forward + backward, on one shape.
+fn bench_gumbel_rao<const D: usize>(
+    c: &mut Criterion,
+    backend: &str,
+    device: &Device,
+    shape: [usize; D],
+    dim: usize,
+) {
+    let name = row_name(&shape, dim, FloatDType::F32);
+    let (_, ad_logits, weights) = inputs(device, shape, FloatDType::F32);
+    let ad = ad_logits.device();
+    let mut group = c.benchmark_group(backend.to_string());
+    let id = BenchmarkId::new("gumbel-rao/forward_backward", &name);
+    bench_routine(&mut group, id, || {
+        let x = ad_logits.clone().require_grad();
+        let y = gumbel_rao(x.clone(), TAU, GUMBEL_RAO_SAMPLES, dim);
+        let grads = (y * weights.clone()).sum().backward();
+        let grad = x.grad(&grads);
+        sync(&ad);
+        grad
+    });
+    group.finish();
+}
+
 /// Benchmarks one shape of rank `D` on `device`, its logits (and the loss's weights) in `dtype`.
 fn bench_shape<const D: usize>(
     c: &mut Criterion,
@@ -98,20 +165,9 @@ fn bench_shape<const D: usize>(
     dim: usize,
     dtype: FloatDType,
 ) {
-    let mut name = match dim == D - 1 {
-        true => shape_name(&shape),
-        false => format!("{}/dim{dim}", shape_name(&shape)),
-    };
-    match dtype {
-        FloatDType::F16 => name.push_str("/f16"),
-        FloatDType::BF16 => name.push_str("/bf16"),
-        _ => {}
-    }
-    let logits =
-        Tensor::<D>::random(Shape::from(shape), Distribution::Normal(0.0, 1.0), device).cast(dtype);
-    let ad = device.clone().autodiff();
-    let ad_logits = Tensor::<D>::from_data(logits.to_data(), &ad).cast(dtype);
-    let weights = Tensor::<D>::random(Shape::from(shape), Distribution::Default, &ad).cast(dtype);
+    let name = row_name(&shape, dim, dtype);
+    let (logits, ad_logits, weights) = inputs(device, shape, dtype);
+    let ad = ad_logits.device();
     let mut group = c.benchmark_group(backend.to_string());
 
     bench_routine(&mut group, BenchmarkId::new("copy", &name), || {
@@ -165,6 +221,14 @@ fn benches(c: &mut Criterion) {
                 for shape in HALF_SHAPES {
                     bench_shape(c, backend, &device, shape, 1, dtype);
                 }
+            }
+        }
+        for (shape, dim) in GUMBEL_RAO_SHAPES {
+            match *shape {
+                [rows, k] => bench_gumbel_rao(c, backend, &device, [rows, k], dim),
+                [a, b, k] => bench_gumbel_rao(c, backend, &device, [a, b, k], dim),
+                [a, b, h, w] => bench_gumbel_rao(c, backend, &device, [a, b, h, w], dim),
+                _ => unreachable!("the Gumbel-Rao rows have rank 2 to 4"),
             }
         }
         if std::env::var_os("BURN_GUMBEL_BENCH_LARGE").is_some() {

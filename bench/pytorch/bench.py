@@ -13,13 +13,21 @@ calls end with block_until_ready() for the same reason. BURN_GUMBEL_BENCH_LARGE=
 
 The JAX version is what a JAX user writes: softmax((x + jax.random.gumbel(key, x.shape)) / tau)
 and, for hard samples, the one-hot of its argmax plus y - stop_gradient(y), jitted with its
-gradient. It takes a fixed key (the draws change nothing to the work). Prints JSON:
+gradient. It takes a fixed key (the draws change nothing to the work).
+
+The Gumbel-Rao rows (gumbel-rao/forward_backward/..., 10 conditional draws) run the estimator as
+its authors' reference code writes it (Paulus et al. 2021, arXiv:2010.04838): the one-hot of
+argmax(x + g), exponential draws E of shape [K, ...], the conditional perturbations
+D * (log Z - log E_i) + (1 - D) * (x - log(E + E_i p)), and the straight-through of the mean of
+the K softmaxes; in PyTorch (eager and compiled) and in JAX. --only REGEX keeps the rows whose
+name matches (and skips the VAE row unless it matches). Prints JSON:
 {"torch": version, "jax": version, "device": name, "threads": n,
  "rows": [{"name": "soft/forward/1024x10", "peer": "eager", "median_s": ...}, ...]}
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -35,6 +43,16 @@ HALF_SHAPES = [(256, 1000), (64, 50000)]
 LARGE_SHAPE = (1024, 50000)
 TAU = 1.0
 PEERS = ("eager", "compile", "jax")
+# Gumbel-Rao rows: (shape, category axis), as benches/gumbel_softmax.rs; 10 conditional draws.
+GUMBEL_RAO_SHAPES = [((200, 20, 10), 2), ((256, 1000), 1), ((100, 64, 7, 7), 1)]
+GUMBEL_RAO_SAMPLES = 10
+# Rows to run (--only), as a compiled regex; None: every row.
+ONLY = None
+
+
+def wanted(name):
+    """Whether --only keeps the row `name`."""
+    return ONLY is None or ONLY.search(name) is not None
 
 
 def sync(device):
@@ -81,7 +99,7 @@ def torch_rows(device, compiled):
     for name, shape, dim, dtype in cases():
         logits = torch.randn(shape, device=device).to(dtypes[dtype])
         weights = torch.rand(shape, device=device).to(dtypes[dtype])
-        if not compiled:
+        if not compiled and wanted(f"copy/{name}"):
             rows.append({"name": f"copy/{name}", "peer": peer,
                          "median_s": median_time(lambda: logits.clone(), device)})
         for op, hard in (("soft", False), ("hard", True)):
@@ -100,6 +118,8 @@ def torch_rows(device, compiled):
                 return x.grad
 
             for mode, fn in (("forward", lambda: sample(logits)), ("forward_backward", fwd_bwd)):
+                if not wanted(f"{op}/{mode}/{name}"):
+                    continue
                 try:
                     median = median_time(fn, device)
                 except Exception as e:  # a dtype the peer lacks on this device
@@ -140,8 +160,84 @@ def jax_rows():
             timed = (("forward", lambda: fwd(key, logits).block_until_ready()),
                      ("forward_backward", lambda: grad(logits, key).block_until_ready()))
             for mode, fn in timed:
+                if not wanted(f"{op}/{mode}/{name}"):
+                    continue
                 rows.append({"name": f"{op}/{mode}/{name}", "peer": "jax",
                              "median_s": median_time(fn, cpu)})
+    return rows
+
+
+def gumbel_rao_torch(x, tau, dim, k=GUMBEL_RAO_SAMPLES):
+    """The Gumbel-Rao estimator in PyTorch, after the authors' reference code."""
+    x = x.movedim(dim, -1)
+    index = torch.argmax(x - torch.log(-torch.log(torch.rand_like(x))), -1)
+    d = F.one_hot(index, x.shape[-1]).to(x.dtype)
+    with torch.no_grad():
+        e = -torch.log(torch.rand((k,) + tuple(x.shape), device=x.device, dtype=x.dtype))
+        e_i = (d * e).sum(-1, keepdim=True)
+        log_z = torch.logsumexp(x, -1, keepdim=True)
+        p = torch.softmax(x, -1)
+        adjusted = d * (log_z - torch.log(e_i)) + (1 - d) * (x - torch.log(e + e_i * p))
+        noise = adjusted - x
+    surrogate = torch.softmax((x + noise) / tau, -1).mean(0)
+    return (d - surrogate.detach() + surrogate).movedim(-1, dim)
+
+
+def gumbel_rao_jax(key, x, tau, dim, k=GUMBEL_RAO_SAMPLES):
+    """The Gumbel-Rao estimator in JAX, as gumbel_rao_torch."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.moveaxis(x, dim, -1)
+    k1, k2 = jax.random.split(key)
+    index = jnp.argmax(x + jax.random.gumbel(k1, x.shape, x.dtype), -1)
+    d = jax.nn.one_hot(index, x.shape[-1], dtype=x.dtype)
+    xs = jax.lax.stop_gradient(x)
+    e = jax.random.exponential(k2, (k,) + x.shape, x.dtype)
+    e_i = (d * e).sum(-1, keepdims=True)
+    log_z = jax.nn.logsumexp(xs, -1, keepdims=True)
+    p = jax.nn.softmax(xs, -1)
+    adjusted = d * (log_z - jnp.log(e_i)) + (1 - d) * (xs - jnp.log(e + e_i * p))
+    surrogate = jax.nn.softmax((x + (adjusted - xs)) / tau, -1).mean(0)
+    return jnp.moveaxis(d - jax.lax.stop_gradient(surrogate) + surrogate, -1, dim)
+
+
+def gumbel_rao_rows(device, peer):
+    """Gumbel-Rao forward + backward rows of one peer."""
+    rows = []
+    for shape, dim in GUMBEL_RAO_SHAPES:
+        name = "gumbel-rao/forward_backward/" + "x".join(map(str, shape))
+        name += "" if dim == len(shape) - 1 else f"/dim{dim}"
+        if not wanted(name):
+            continue
+        if peer == "jax":
+            import jax
+            import jax.numpy as jnp
+
+            key = jax.random.key(0)
+            logits = jax.random.normal(jax.random.key(1), shape, jnp.float32)
+            weights = jax.random.uniform(jax.random.key(2), shape, jnp.float32)
+            grad = jax.jit(jax.grad(
+                lambda x, key, dim=dim: jnp.sum(gumbel_rao_jax(key, x, TAU, dim) * weights)))
+            fn = lambda grad=grad, logits=logits: grad(logits, key).block_until_ready()
+            device_for_sync = torch.device("cpu")
+        else:
+            logits = torch.randn(shape, device=device)
+            weights = torch.rand(shape, device=device)
+
+            def loss(x, dim=dim, weights=weights):
+                return (gumbel_rao_torch(x, TAU, dim) * weights).sum()
+
+            if peer == "compile":
+                loss = torch.compile(loss)
+
+            def fn(loss=loss, logits=logits):
+                x = logits.detach().requires_grad_()
+                loss(x).backward()
+                return x.grad
+
+            device_for_sync = device
+        rows.append({"name": name, "peer": peer, "median_s": median_time(fn, device_for_sync)})
     return rows
 
 
@@ -156,6 +252,8 @@ def layer_rows(device, peers):
         rows += torch_rows(device, compiled=True)
     if "jax" in peers:
         rows += jax_rows()
+    for peer in peers:
+        rows += gumbel_rao_rows(device, peer)
     return rows
 
 
@@ -204,14 +302,19 @@ def main():
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--peers", default=",".join(PEERS),
                         help="comma-separated, of eager, compile, jax (JAX on the CPU only)")
+    parser.add_argument("--only", help="run only the rows whose name matches this regex")
     args = parser.parse_args()
+    global ONLY
+    ONLY = re.compile(args.only) if args.only else None
     device = torch.device(args.device)
     peers = args.peers.split(",")
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    rows = layer_rows(device, peers) + [vae_row(device)]
+    rows = layer_rows(device, peers)
+    if wanted("vae/train_step/100"):
+        rows.append(vae_row(device))
     versions = {"torch": torch.__version__}
     if "jax" in peers:
         import jax
