@@ -1,15 +1,26 @@
 //! The chunk driver: a flex tensor cut into cache-sized chunks of whole rows, spread over rayon's
 //! threads, each run through the kernel variant of this processor.
+//!
+//! Categories on the last axis are rows already: the chunks are slices of the tensor. On another
+//! axis no tensor-sized transposed copy is made: the forward and backward kernels have column
+//! variants that work across the positions of a band of the tensor in place (`kernels.rs`), and
+//! Gumbel-Rao's backward pass, whose work per element is ten times theirs, gathers bands of rows
+//! into a buffer of its thread and scatters the result back (`layout.rs`).
 
-use std::borrow::Cow;
+use std::cell::RefCell;
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::isa::{Isa, chunk_backward, chunk_forward, chunk_gumbel_rao};
-use super::kernels::{BackwardChunk, ForwardChunk, RaoChunk};
-use super::layout::{Layout, from_rows, to_rows};
+use super::isa::{
+    Isa, chunk_backward, chunk_columns_backward, chunk_columns_forward, chunk_forward,
+    chunk_gumbel_rao,
+};
+use super::kernels::{
+    BackwardChunk, COLUMNS, ColumnsBackward, ColumnsForward, ForwardChunk, RaoChunk,
+};
+use super::layout::{BAND, Band, Layout, gather, scatter};
 use super::precision::{contiguous, narrowed, tensor_of, widened};
 
 /// Elements per rayon task: small rows are grouped so that each task has work enough.
@@ -19,16 +30,12 @@ const TASK_ELEMENTS: usize = 16_384;
 pub(super) struct Sample {
     /// The soft sample, or the one-hot with `hard`, in the logits' layout.
     pub out: FlexTensor,
-    /// The soft sample as rows `[rows, n]` (the categories contiguous), for the backward pass;
-    /// kept when asked for.
-    pub soft_rows: Option<FlexTensor>,
+    /// The soft sample in f32 and in the logits' layout, for [`backward`], when asked for.
+    pub soft: Option<FlexTensor>,
 }
 
 /// The forward kernel on a flex tensor whose categories lie along `dim`: the soft sample, or its
-/// one-hot with `hard`, and with `keep_soft` the soft sample's rows for [`backward`].
-///
-/// Categories on the last axis are rows already; on another axis they are transposed into rows
-/// and back (`layout.rs`), in cache-sized tiles.
+/// one-hot with `hard`, and with `keep_soft` the soft sample for [`backward`].
 pub(super) fn forward(
     logits: &FlexTensor,
     tau: f32,
@@ -39,40 +46,97 @@ pub(super) fn forward(
 ) -> Sample {
     let shape = logits.layout().shape().clone();
     let layout = Layout::of(shape.as_slice(), dim);
-    let n = layout.n;
     let dtype = logits.dtype();
     let contiguous = contiguous(logits);
-    let theta = as_rows(widened(&contiguous), &layout);
+    let theta = widened(&contiguous);
+    let kernel = Kernel {
+        inv_tau: 1.0 / tau,
+        key,
+        normalize: !hard || keep_soft,
+        isa: Isa::detect(),
+    };
+    let (values, one_hot) = match layout.is_rows() {
+        true => forward_rows(&theta, layout.n, kernel, hard, keep_soft),
+        false => forward_columns(&theta, &layout, kernel, hard),
+    };
+    // The sample in the logits' dtype; the soft sample for the backward pass stays in f32.
+    let f32_tensor =
+        |values: Vec<f32>, shape| FlexTensor::from_data(TensorData::new(values, shape));
+    let (out, soft) = match one_hot {
+        Some(one_hot) => {
+            let soft = keep_soft.then(|| f32_tensor(values, shape.clone()));
+            (tensor_of(one_hot, shape, dtype), soft)
+        }
+        None if dtype == DType::F32 => {
+            let out = tensor_of(values, shape, dtype);
+            (out.clone(), keep_soft.then_some(out))
+        }
+        None => {
+            let out = narrowed(&values, shape.clone(), dtype);
+            (out, keep_soft.then(|| f32_tensor(values, shape)))
+        }
+    };
+    Sample { out, soft }
+}
+
+/// What the forward kernel needs besides the values.
+#[derive(Clone, Copy)]
+struct Kernel {
+    inv_tau: f32,
+    key: u64,
+    normalize: bool,
+    isa: Isa,
+}
+
+impl Kernel {
+    /// The forward kernel on rows `theta` (the first the `row`-th of the tensor) into `out`;
+    /// each row's argmax.
+    fn run(
+        self,
+        theta: &[f32],
+        out: &mut [std::mem::MaybeUninit<f32>],
+        n: usize,
+        row: usize,
+    ) -> Vec<usize> {
+        let chunk = ForwardChunk {
+            theta,
+            out,
+            n,
+            inv_tau: self.inv_tau,
+            key: self.key,
+            first: (row * n) as u64,
+            normalize: self.normalize,
+        };
+        chunk_forward(self.isa, chunk)
+    }
+}
+
+/// [`forward`] with the categories last: the kernel's values (`(θ + g) / tau`, or the soft sample
+/// when it normalizes) and, with `hard`, the one-hot.
+fn forward_rows(
+    theta: &[f32],
+    n: usize,
+    kernel: Kernel,
+    hard: bool,
+    keep_soft: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let total = theta.len();
-    // A hard sample in rows whose soft sample is not kept needs one buffer: the kernel leaves
+    // A hard sample whose soft sample is not kept needs one buffer: the kernel leaves
     // `(θ + g) / tau` there, and the same task, on the chunk still in cache, overwrites it with
     // the one-hot.
-    let one_hot_in_place = hard && !keep_soft && layout.is_rows();
+    let one_hot_in_place = hard && !keep_soft;
     // Not zero-filled: the kernel writes every element.
-    let mut soft: Vec<f32> = Vec::with_capacity(total);
+    let mut values: Vec<f32> = Vec::with_capacity(total);
     let mut argmaxes = Vec::new();
     if n > 0 && total > 0 {
         let chunk = chunk_len(n);
-        let normalize = !hard || keep_soft;
-        let inv_tau = 1.0 / tau;
-        let isa = Isa::detect();
-        let tasks = soft.spare_capacity_mut()[..total]
+        let tasks = values.spare_capacity_mut()[..total]
             .par_chunks_mut(chunk)
             .zip(theta.par_chunks(chunk))
             .enumerate();
         argmaxes = tasks
             .map(|(task, (out, theta))| {
-                let first = (task * chunk) as u64;
-                let chunk = ForwardChunk {
-                    theta,
-                    out,
-                    n,
-                    inv_tau,
-                    key,
-                    first,
-                    normalize,
-                };
-                let argmaxes = chunk_forward(isa, chunk);
+                let argmaxes = kernel.run(theta, out, n, task * chunk / n);
                 if !one_hot_in_place {
                     return argmaxes;
                 }
@@ -87,49 +151,74 @@ pub(super) fn forward(
             .collect::<Vec<_>>();
         // SAFETY: the chunks cover the first `total` elements, and the kernel wrote every element
         // of its chunk.
-        unsafe { soft.set_len(total) };
+        unsafe { values.set_len(total) };
     }
-    // The sample in the logits' dtype; the soft rows for the backward pass stay in f32.
-    let out_tensor = |values: Vec<f32>| tensor_of(values, shape.clone(), dtype);
-    let rows_shape = [total / n.max(1), n];
-    let rows_tensor = |values: Vec<f32>| FlexTensor::from_data(TensorData::new(values, rows_shape));
-    let (out, soft_rows) = match (hard, layout.is_rows()) {
-        (true, true) if one_hot_in_place => (out_tensor(soft), None),
-        (true, true) => {
-            // The one-hot beside the kept soft sample, written chunk by chunk over the threads.
-            let mut one_hot = vec![0.0f32; total];
-            one_hot
-                .par_chunks_mut(chunk_len(n))
-                .zip(argmaxes.par_iter())
-                .for_each(|(out, argmaxes)| {
-                    for (row, &j) in argmaxes.iter().enumerate() {
-                        out[row * n + j] = 1.0;
-                    }
-                });
-            (out_tensor(one_hot), Some(rows_tensor(soft)))
-        }
-        (true, false) => {
-            let mut one_hot = vec![0.0f32; total];
-            for (row, j) in argmaxes.into_iter().flatten().enumerate() {
-                one_hot[layout.index(row, j)] = 1.0;
+    if !hard {
+        return (values, None);
+    }
+    if one_hot_in_place {
+        return (Vec::new(), Some(values));
+    }
+    // The one-hot beside the kept soft sample, written chunk by chunk over the threads.
+    let mut one_hot = vec![0.0f32; total];
+    one_hot
+        .par_chunks_mut(chunk_len(n))
+        .zip(argmaxes.par_iter())
+        .for_each(|(out, argmaxes)| {
+            for (row, &j) in argmaxes.iter().enumerate() {
+                out[row * n + j] = 1.0;
             }
-            (out_tensor(one_hot), keep_soft.then(|| rows_tensor(soft)))
-        }
-        (false, true) if dtype == DType::F32 => {
-            let out = out_tensor(soft);
-            let rows = keep_soft.then(|| out.clone());
-            (out, rows)
-        }
-        (false, true) => {
-            let out = narrowed(&soft, shape.clone(), dtype);
-            (out, keep_soft.then(|| rows_tensor(soft)))
-        }
-        (false, false) => {
-            let out = out_tensor(from_rows(&soft, &layout));
-            (out, keep_soft.then(|| rows_tensor(soft)))
-        }
+        });
+    (values, Some(one_hot))
+}
+
+/// [`forward`] with the categories on another axis, band by band through the column kernel:
+/// the soft sample (when the kernel normalizes; else nothing) and, with `hard`, the one-hot, both
+/// in the logits' layout.
+fn forward_columns(
+    theta: &[f32],
+    layout: &Layout,
+    kernel: Kernel,
+    hard: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (total, n, inner) = (layout.len(), layout.n, layout.inner);
+    // The soft sample: written whole by the kernel, so not zero-filled. The one-hot: zeros and
+    // one 1 per row.
+    let mut values: Vec<f32> = Vec::with_capacity(if kernel.normalize { total } else { 0 });
+    let mut one_hot = if hard {
+        vec![0.0f32; total]
+    } else {
+        Vec::new()
     };
-    Sample { out, soft_rows }
+    let (values_out, one_hot_out) = (Shared(values.as_mut_ptr()), Shared(one_hot.as_mut_ptr()));
+    par_bands(layout, COLUMNS, 0, |band, _| {
+        let offset = layout.offset(band);
+        let args = ColumnsForward {
+            theta: &theta[offset..],
+            // The band's elements in the output: this task's alone (`par_bands`).
+            out: values_out.ptr().wrapping_add(offset),
+            n,
+            width: band.width,
+            stride: inner,
+            inv_tau: kernel.inv_tau,
+            key: kernel.key,
+            row: band.row as u64,
+            normalize: kernel.normalize,
+        };
+        let argmax = chunk_columns_forward(kernel.isa, args);
+        if hard {
+            for (p, &j) in argmax[..band.width].iter().enumerate() {
+                // SAFETY: an element of this task's band, inside the tensor.
+                unsafe { *one_hot_out.ptr().add(offset + j as usize * inner + p) = 1.0 };
+            }
+        }
+        0.0
+    });
+    if kernel.normalize {
+        // SAFETY: the bands cover the tensor, and the kernel wrote every element of its band.
+        unsafe { values.set_len(total) };
+    }
+    (values, hard.then_some(one_hot))
 }
 
 /// What [`backward`] returns.
@@ -141,27 +230,24 @@ pub(super) struct Gradients {
     pub tau_sum: f64,
 }
 
-/// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row, `y` the soft sample's rows from
-/// [`forward`], `grad` in the layout of the logits (categories along `dim`); with `tau_sum`, also
-/// the sum that gives the temperature's gradient (`kernels.rs` says how). Computed in place
-/// ([`in_rows`]).
+/// The backward kernel: `y ⊙ (g − yᵀg) / tau` row by row, `y` the soft sample from [`forward`],
+/// `grad` in the layout of the logits (categories along `dim`); with `tau_sum`, also the sum that
+/// gives the temperature's gradient (`kernels.rs` says how). Computed in place ([`in_place`]).
 pub(super) fn backward(
-    soft_rows: &FlexTensor,
+    soft: &FlexTensor,
     grad: FlexTensor,
     tau: f32,
     dim: usize,
     tau_sum: bool,
 ) -> Gradients {
-    let y = soft_rows
+    let y = soft
         .as_slice::<f32>()
         .expect("the saved soft sample is contiguous");
-    in_rows(grad, dim, |rows, n| {
-        let chunk = chunk_len(n);
-        let inv_tau = 1.0 / tau;
-        let isa = Isa::detect();
-        rows.par_chunks_mut(chunk)
-            .zip(y.par_chunks(chunk))
-            .map(|(grad, y)| {
+    let (inv_tau, isa) = (1.0 / tau, Isa::detect());
+    in_place(grad, dim, |values, layout| {
+        let n = layout.n;
+        if layout.is_rows() {
+            return par_rows(values, y, n, |_, grad, y| {
                 let chunk = BackwardChunk {
                     y,
                     grad,
@@ -170,15 +256,30 @@ pub(super) fn backward(
                     tau_sum,
                 };
                 chunk_backward(isa, chunk) as f64
-            })
-            .sum()
+            });
+        }
+        let out = Shared(values.as_mut_ptr());
+        par_bands(layout, COLUMNS, 0, |band, _| {
+            let offset = layout.offset(band);
+            let args = ColumnsBackward {
+                y: &y[offset..],
+                // The band's elements of the gradient: this task's alone (`par_bands`).
+                grad: out.ptr().wrapping_add(offset),
+                n,
+                width: band.width,
+                stride: layout.inner,
+                inv_tau,
+                tau_sum,
+            };
+            chunk_columns_backward(isa, args) as f64
+        })
     })
 }
 
 /// The Gumbel-Rao backward kernel (`kernels.rs`) on the logits of a hard sample that [`forward`]
 /// drew under `key`: the straight-through gradient averaged over `samples` draws of the noise
 /// conditioned on the sample, from the same key's counters after the forward pass's. Computed in
-/// place ([`in_rows`]).
+/// place ([`in_place`]).
 pub(super) fn gumbel_rao_backward(
     logits: &FlexTensor,
     grad: FlexTensor,
@@ -188,77 +289,169 @@ pub(super) fn gumbel_rao_backward(
     dim: usize,
     tau_sum: bool,
 ) -> Gradients {
-    let shape = logits.layout().shape().clone();
-    let layout = Layout::of(shape.as_slice(), dim);
     let contiguous = contiguous(logits);
-    let theta = as_rows(widened(&contiguous), &layout);
+    let theta = widened(&contiguous);
     let total = theta.len() as u64;
-    in_rows(grad, dim, |rows, n| {
-        let chunk = chunk_len(n);
-        let inv_tau = 1.0 / tau;
-        let isa = Isa::detect();
-        rows.par_chunks_mut(chunk)
-            .zip(theta.par_chunks(chunk))
-            .enumerate()
-            .map(|(task, (grad, theta))| {
-                let chunk = RaoChunk {
-                    theta,
-                    grad,
-                    n,
-                    inv_tau,
-                    key,
-                    first: (task * chunk) as u64,
-                    total,
-                    samples,
-                    tau_sum,
-                };
-                chunk_gumbel_rao(isa, chunk) as f64
-            })
-            .sum()
+    let (inv_tau, isa) = (1.0 / tau, Isa::detect());
+    let kernel = |row: usize, grad: &mut [f32], theta: &[f32], n: usize| {
+        let chunk = RaoChunk {
+            theta,
+            grad,
+            n,
+            inv_tau,
+            key,
+            first: (row * n) as u64,
+            total,
+            samples,
+            tau_sum,
+        };
+        chunk_gumbel_rao(isa, chunk) as f64
+    };
+    in_place(grad, dim, |values, layout| {
+        let n = layout.n;
+        if layout.is_rows() {
+            return par_rows(values, &theta, n, |row, grad, theta| {
+                kernel(row, grad, theta, n)
+            });
+        }
+        // Ten times the forward pass's work per element and more: bands of rows gathered into
+        // each thread's buffer and scattered back.
+        let out = Shared(values.as_mut_ptr());
+        par_bands(layout, BAND, 2, |band, scratch| {
+            let (rows, inputs) = scratch.split_at_mut(BAND * n);
+            let len = band.width * n;
+            let (rows, inputs) = (&mut rows[..len], &mut inputs[..len]);
+            // SAFETY: both tensors hold the layout's values; the band is this task's alone.
+            unsafe {
+                gather(isa, out.ptr(), layout, band, rows);
+                gather(isa, theta.as_ptr(), layout, band, inputs);
+            }
+            let result = kernel(band.row, rows, inputs, n);
+            // SAFETY: as above.
+            unsafe { scatter(isa, rows, layout, band, out.ptr()) };
+            result
+        })
     })
 }
 
-/// Runs `kernel(rows, n)` on `grad` as rows of categories (the categories along `dim`), which it
+/// Runs `work(values, layout)` on `grad`'s values in f32 (the categories along `dim`), which it
 /// overwrites with the gradient in the logits; returns that gradient in `grad`'s layout and dtype
-/// with the kernel's sum.
+/// with `work`'s result.
 ///
 /// In place: in `grad`'s own buffer when the tensor holds it alone (the usual case: autodiff
-/// hands over a gradient it has just computed) and the categories are its last axis; else in the
-/// copy that the transpose into rows, or a shared buffer, needs anyway.
-fn in_rows(
+/// hands over a gradient it has just computed), else in an f32 copy.
+fn in_place(
     mut grad: FlexTensor,
     dim: usize,
-    kernel: impl FnOnce(&mut [f32], usize) -> f64,
+    work: impl FnOnce(&mut [f32], &Layout) -> f64,
 ) -> Gradients {
     let shape = grad.layout().shape().clone();
     let layout = Layout::of(shape.as_slice(), dim);
-    let n = layout.n;
-    let len = shape.num_elements();
+    let len = layout.len();
     let dtype = grad.dtype();
-    let in_place = layout.is_rows() && whole_storage(&grad, len);
-    let mut copy = match in_place {
+    let owned = whole_storage(&grad, len);
+    let mut copy = match owned {
         true => Vec::new(),
-        false => as_rows(widened(&contiguous(&grad)), &layout).into_owned(),
+        false => widened(&contiguous(&grad)).into_owned(),
     };
-    let rows: &mut [f32] = match in_place {
+    let values: &mut [f32] = match owned {
         true => grad
             .try_storage_mut::<f32>()
             .expect("checked: the tensor holds its buffer alone"),
         false => &mut copy,
     };
-    let sum = match n > 0 && len > 0 {
-        true => kernel(rows, n),
+    let tau_sum = match layout.n > 0 && len > 0 {
+        true => work(values, &layout),
         false => 0.0,
     };
-    let logits = match (in_place, layout.is_rows()) {
-        (true, _) => grad,
-        (false, true) => tensor_of(copy, shape, dtype),
-        (false, false) => tensor_of(from_rows(&copy, &layout), shape, dtype),
+    let logits = match owned {
+        true => grad,
+        false => tensor_of(copy, shape, dtype),
     };
-    Gradients {
-        logits,
-        tau_sum: sum,
+    Gradients { logits, tau_sum }
+}
+
+/// Runs `kernel(row, values, input)` on chunks of whole rows of `n` of `values` and the same rows
+/// of `input` over rayon's threads, `row` the chunk's first; the sum of its results.
+fn par_rows(
+    values: &mut [f32],
+    input: &[f32],
+    n: usize,
+    kernel: impl Fn(usize, &mut [f32], &[f32]) -> f64 + Sync,
+) -> f64 {
+    assert_eq!(input.len(), values.len(), "one input value per value");
+    let chunk = chunk_len(n);
+    values
+        .par_chunks_mut(chunk)
+        .zip(input.par_chunks(chunk))
+        .enumerate()
+        .map(|(task, (values, input))| kernel(task * chunk / n, values, input))
+        .sum()
+}
+
+/// A tensor's values that tasks read and write band by band, no two tasks the same band.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+
+// SAFETY: the tasks that share it touch disjoint elements (`par_bands` gives each band to one
+// task), and the buffer outlives them (`par_bands` returns when they are done).
+unsafe impl Send for Shared {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The pointer (a method, so that closures capture the `Shared`, not the raw pointer).
+    fn ptr(self) -> *mut f32 {
+        self.0
     }
+}
+
+thread_local! {
+    /// Each thread's buffer for the bands of [`par_bands`], kept between calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers larger than this (in f32 values) are not kept by a thread after the call.
+const KEPT_SCRATCH: usize = 1 << 22;
+
+/// Runs `f(band, scratch)` for every band of `width` positions of `layout` over rayon's threads,
+/// several bands to a task when they are small, `scratch` a buffer of `buffers` bands of
+/// [`BAND`] rows (`buffers · BAND · n` values, none with 0) of the thread's; returns the sum of
+/// `f`'s results.
+fn par_bands(
+    layout: &Layout,
+    width: usize,
+    buffers: usize,
+    f: impl Fn(Band, &mut [f32]) -> f64 + Sync,
+) -> f64 {
+    let bands = layout.outer * layout.bands_per_slab(width);
+    let per_task = (TASK_ELEMENTS / (width * layout.n).max(1)).max(1);
+    let len = buffers * BAND * layout.n;
+    let run = |task: usize, scratch: &mut [f32]| {
+        let end = ((task + 1) * per_task).min(bands);
+        (task * per_task..end)
+            .map(|index| f(layout.band(index, width), scratch))
+            .sum::<f64>()
+    };
+    (0..bands.div_ceil(per_task))
+        .into_par_iter()
+        .map(|task| {
+            if len == 0 {
+                return run(task, &mut []);
+            }
+            if len > KEPT_SCRATCH {
+                return run(task, &mut vec![0.0; len]);
+            }
+            SCRATCH.with(|scratch| {
+                // `f` starts no rayon work, so this thread cannot enter here again meanwhile.
+                let mut scratch = scratch.borrow_mut();
+                if scratch.len() < len {
+                    scratch.resize(len, 0.0);
+                }
+                run(task, &mut scratch[..len])
+            })
+        })
+        .sum()
 }
 
 /// Whether `tensor` is a contiguous f32 tensor of `len` elements that owns its whole buffer alone,
@@ -275,19 +468,11 @@ fn chunk_len(n: usize) -> usize {
     (TASK_ELEMENTS / n).max(1) * n
 }
 
-/// Values of a tensor as rows of categories: as they are when the categories are its last axis,
-/// else transposed into rows (`layout.rs`).
-fn as_rows<'a>(values: Cow<'a, [f32]>, layout: &Layout) -> Cow<'a, [f32]> {
-    match layout.is_rows() {
-        true => values,
-        false => Cow::Owned(to_rows(&values, layout)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fused::kernels::{as_out, forward_chunk};
+    use crate::fused::layout::{from_rows, to_rows};
 
     fn values(tensor: &FlexTensor) -> Vec<f32> {
         tensor.as_slice::<f32>().expect("contiguous f32").to_vec()
@@ -330,7 +515,7 @@ mod tests {
         let theta = logits(rows, n);
         let sample = forward(&theta, 0.5, 7, true, true, 1);
         let hard = values(&sample.out);
-        let soft = values(&sample.soft_rows.expect("asked for"));
+        let soft = values(&sample.soft.expect("asked for"));
         for r in 0..rows {
             let (h, s) = (&hard[r * n..(r + 1) * n], &soft[r * n..(r + 1) * n]);
             let best = (0..n).fold(0, |b, j| if s[j] > s[b] { j } else { b });
@@ -348,7 +533,7 @@ mod tests {
         // y ⊙ (g − yᵀg) / tau, row by row, against the formula in f64.
         let (rows, n) = (40, 9);
         let soft = forward(&logits(rows, n), 0.8, 3, false, true, 1)
-            .soft_rows
+            .soft
             .expect("asked for");
         let g: Vec<f32> = (0..rows * n).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
         let grad = FlexTensor::from_data(TensorData::new(g.clone(), [rows, n]));
@@ -367,9 +552,30 @@ mod tests {
 
     #[test]
     fn categories_on_another_axis_give_the_rows_sample_transposed() {
-        // [3, n, 4] along dim 1 against the same logits laid out as [3, 4, n] along dim 2: the
-        // kernel sees the same rows with the same counters, so the same bits, forward and back.
-        let (outer, n, inner) = (3, 6, 4);
+        // [outer, n, inner] along dim 1 against the same logits laid out as [outer, inner, n]
+        // along dim 2: the same counters, so the same one-hots and soft values a few ulps apart
+        // (the column kernels sum in another order), forward and back.
+        // Layouts of one band, of partial bands over several tasks, and of long rows.
+        for (outer, n, inner) in [(3, 6, 4), (2, 9, 70), (1, 700, 40)] {
+            compare_layouts(outer, n, inner);
+        }
+    }
+
+    /// Asserts `a[i] ≈ b[i]` within `relative · max(|a|, |b|) + absolute`, naming the first
+    /// element that is not.
+    fn assert_close(a: &[f32], b: &[f32], relative: f32, absolute: f32, context: &str) {
+        assert_eq!(a.len(), b.len(), "{context}");
+        for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+            let tolerance = relative * x.abs().max(y.abs()) + absolute;
+            assert!(
+                (x - y).abs() <= tolerance,
+                "{context}, element {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    /// [`categories_on_another_axis_give_the_rows_sample_transposed`] for one layout.
+    fn compare_layouts(outer: usize, n: usize, inner: usize) {
         let rows = logits(outer * inner, n); // [outer · inner, n]
         let rows_values = values(&rows);
         let layout = Layout { outer, n, inner };
@@ -378,16 +584,23 @@ mod tests {
             [outer, n, inner],
         ));
         let last = FlexTensor::from_data(TensorData::new(rows_values, [outer, inner, n]));
+        let context = format!("[{outer}, {n}, {inner}]");
+        // Sums (the softmax's, the gradient's yᵀg, the temperature's) add the same terms in
+        // another order: apart by at most the bound of a running sum of n terms, (n − 1)·ε,
+        // relative to the values (and absolute for gradients, whose terms cancel).
+        let bound = n as f32 * f32::EPSILON;
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
         for hard in [false, true] {
             let a = forward(&strided, 0.9, 5, hard, true, 1);
             let b = forward(&last, 0.9, 5, hard, true, 2);
-            assert_eq!(
-                values(&a.out),
-                from_rows(&values(&b.out), &layout),
-                "hard {hard}"
-            );
-            let (ya, yb) = (a.soft_rows.unwrap(), b.soft_rows.unwrap());
-            assert_eq!(values(&ya), values(&yb));
+            let (out_a, out_b) = (values(&a.out), from_rows(&values(&b.out), &layout));
+            match hard {
+                true => assert_eq!(out_a, out_b, "{context}: the same one-hots"),
+                false => assert_close(&out_a, &out_b, bound, 0.0, &context),
+            }
+            let (ya, yb) = (a.soft.unwrap(), b.soft.unwrap());
+            let yb_strided = from_rows(&values(&yb), &layout);
+            assert_close(&values(&ya), &yb_strided, bound, 0.0, &context);
             let g: Vec<f32> = (0..outer * n * inner)
                 .map(|i| (i % 7) as f32 - 3.0)
                 .collect();
@@ -396,20 +609,34 @@ mod tests {
             let gb = FlexTensor::from_data(TensorData::new(g, [outer, inner, n]));
             let da = backward(&ya, ga, 0.9, 1, true);
             let db = backward(&yb, gb, 0.9, 2, true);
-            assert_eq!(da.tau_sum, db.tau_sum);
-            let (da, db) = (da.logits, db.logits);
-            assert_eq!(values(&da), from_rows(&values(&db), &layout));
+            assert!(
+                close(da.tau_sum, db.tau_sum),
+                "{} vs {}",
+                da.tau_sum,
+                db.tau_sum
+            );
+            let (da, db) = (values(&da.logits), from_rows(&values(&db.logits), &layout));
+            assert_close(&da, &db, 4.0 * bound, bound, &context);
             if hard {
-                // Gumbel-Rao: the same conditional draws, so the same gradient bits.
+                // Gumbel-Rao on the same incoming gradient: the same rows kernel on gathered
+                // bands, so the same bits.
                 let (ga, gb) = (
-                    FlexTensor::from_data(TensorData::new(values(&da), [outer, n, inner])),
-                    FlexTensor::from_data(TensorData::new(values(&db), [outer, inner, n])),
+                    FlexTensor::from_data(TensorData::new(db.clone(), [outer, n, inner])),
+                    FlexTensor::from_data(TensorData::new(
+                        to_rows(&db, &layout),
+                        [outer, inner, n],
+                    )),
                 );
                 let ra = gumbel_rao_backward(&strided, ga, 0.9, 3, 5, 1, true);
                 let rb = gumbel_rao_backward(&last, gb, 0.9, 3, 5, 2, true);
-                assert_eq!(ra.tau_sum, rb.tau_sum);
+                assert!(
+                    close(ra.tau_sum, rb.tau_sum),
+                    "{} vs {}",
+                    ra.tau_sum,
+                    rb.tau_sum
+                );
                 let (ra, rb) = (values(&ra.logits), values(&rb.logits));
-                assert_eq!(ra, from_rows(&rb, &layout));
+                assert_eq!(ra, from_rows(&rb, &layout), "{context}: Gumbel-Rao");
                 assert!(ra.iter().any(|&g| g != 0.0), "a gradient to compare");
             }
         }

@@ -98,9 +98,9 @@ impl Backward<Flex, 1> for FusedBackward {
     type State = State;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (soft_rows, tau, dim) = ops.state;
+        let (soft, tau, dim) = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            backward(&soft_rows, grad, tau, dim, false).logits
+            backward(&soft, grad, tau, dim, false).logits
         });
     }
 }
@@ -115,10 +115,10 @@ impl Backward<Flex, 2> for FusedLearnedBackward {
     type State = State;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let (soft_rows, tau, dim) = ops.state;
+        let (soft, tau, dim) = ops.state;
         let parents = ops.parents.map(|node| node.map(|node| node.id));
         let grad = grads.consume::<Flex>(&ops.node);
-        let out = backward(&soft_rows, grad, tau, dim, parents[1].is_some());
+        let out = backward(&soft, grad, tau, dim, parents[1].is_some());
         register(grads, parents, out);
     }
 }
@@ -239,11 +239,11 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
     }
 }
 
-/// The backward state of both fused operations: the soft sample's rows, the temperature's value
+/// The backward state of both fused operations: the soft sample, the temperature's value
 /// and the category axis.
 type State = (FlexTensor, f32, usize);
 
-/// The forward pass under autodiff: the soft sample's rows kept as the backward state when the
+/// The forward pass under autodiff: the soft sample kept as the backward state when the
 /// graph records the operation.
 fn tracked_forward<BO, C, const N: usize>(
     kind: OpsKind<BO, Flex, State, C, N>,
@@ -260,8 +260,8 @@ where
     match kind {
         OpsKind::Tracked(prep) => {
             let sample = forward(logits, tau, key, hard, true, dim);
-            let soft_rows = sample.soft_rows.expect("kept for the backward pass");
-            prep.finish((soft_rows, tau, dim), sample.out)
+            let soft = sample.soft.expect("kept for the backward pass");
+            prep.finish((soft, tau, dim), sample.out)
         }
         OpsKind::UnTracked(prep) => prep.finish(forward(logits, tau, key, hard, false, dim).out),
     }

@@ -2,7 +2,8 @@
 //! the widest variant the processor runs chosen at run time.
 
 use super::kernels::{
-    BackwardChunk, ForwardChunk, RaoChunk, backward_chunk, forward_chunk, gumbel_rao_chunk,
+    BackwardChunk, COLUMNS, ColumnsBackward, ColumnsForward, ForwardChunk, RaoChunk,
+    backward_chunk, columns_backward, columns_forward, forward_chunk, gumbel_rao_chunk,
 };
 
 /// The instruction sets [`chunk_forward`] and [`chunk_backward`] are compiled for, the best one
@@ -76,6 +77,16 @@ multiversion! {
 multiversion! {
     /// [`backward_chunk`] compiled for `isa`.
     fn chunk_backward => backward_chunk(BackwardChunk<'_>) -> f32
+}
+
+multiversion! {
+    /// [`columns_forward`] compiled for `isa`.
+    fn chunk_columns_forward => columns_forward(ColumnsForward<'_>) -> [u32; COLUMNS]
+}
+
+multiversion! {
+    /// [`columns_backward`] compiled for `isa`.
+    fn chunk_columns_backward => columns_backward(ColumnsBackward<'_>) -> f32
 }
 
 multiversion! {
@@ -192,6 +203,71 @@ mod tests {
             assert!(
                 n == 1 || a.iter().any(|&x| x != 0.0),
                 "n = {n}: a gradient to compare"
+            );
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_column_bits() {
+        // The column kernels on a band of strided categories, full and partial, soft and hard,
+        // forward and backward, against the generic code.
+        let isa = Isa::detect();
+        for (n, width, stride) in [(7, COLUMNS, 40), (64, 5, 9), (1, 3, 3)] {
+            let theta = theta((n - 1) * stride + width);
+            for normalize in [false, true] {
+                let (mut a, mut b) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
+                let band = |out: &mut Vec<f32>| ColumnsForward {
+                    theta: &theta,
+                    out: out.as_mut_ptr(),
+                    n,
+                    width,
+                    stride,
+                    inv_tau: 1.3,
+                    key: 17,
+                    row: 12,
+                    normalize,
+                };
+                let ja = columns_forward(band(&mut a));
+                let jb = chunk_columns_forward(isa, band(&mut b));
+                assert_eq!(ja, jb, "{isa:?}, n = {n}");
+                assert_eq!(
+                    bits(&a),
+                    bits(&b),
+                    "{isa:?}, n = {n}, normalize {normalize}"
+                );
+            }
+            let mut y = vec![0.0; theta.len()];
+            columns_forward(ColumnsForward {
+                theta: &theta,
+                out: y.as_mut_ptr(),
+                n,
+                width,
+                stride,
+                inv_tau: 1.3,
+                key: 17,
+                row: 12,
+                normalize: true,
+            });
+            let g: Vec<f32> = (0..y.len())
+                .map(|i| ((i * 13) % 7) as f32 * 0.3 - 1.0)
+                .collect();
+            let (mut a, mut b) = (g.clone(), g);
+            let band = |grad: &mut Vec<f32>| ColumnsBackward {
+                y: &y,
+                grad: grad.as_mut_ptr(),
+                n,
+                width,
+                stride,
+                inv_tau: 0.7,
+                tau_sum: true,
+            };
+            let sa = columns_backward(band(&mut a));
+            let sb = chunk_columns_backward(isa, band(&mut b));
+            assert_eq!(bits(&a), bits(&b), "{isa:?}, n = {n}: backward");
+            assert_eq!(
+                sa.to_bits(),
+                sb.to_bits(),
+                "{isa:?}, n = {n}: the temperature's sum"
             );
         }
     }

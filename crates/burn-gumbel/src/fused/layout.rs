@@ -1,11 +1,10 @@
 //! Rows of categories for a tensor whose categories are not on its last axis, and back.
 //!
 //! A tensor with `n` categories along an axis is `[outer, n, inner]` (the axes before and after
-//! it flattened). The kernels want `[outer, inner, n]`: rows of `n` contiguous categories. Each
-//! `[n, inner]` slab is transposed in square tiles that stay in the L1 cache, the slab's tiles
-//! spread over rayon's threads; the inverse does the same the other way.
-
-use rayon::prelude::*;
+//! it flattened). The kernels want `[outer, inner, n]`: rows of `n` contiguous categories. The
+//! driver never transposes a whole tensor: each task gathers a band of [`BAND`] rows into a
+//! cache-sized buffer ([`gather`]), runs the kernel on it and scatters the result back in place
+//! ([`scatter`]), in square tiles that stay in the L1 cache.
 
 use super::isa::Isa;
 
@@ -39,138 +38,232 @@ impl Layout {
     }
 
     /// The position in the tensor of category `j` of row `row` (rows in `[outer, inner]` order).
+    #[cfg(test)]
     pub(super) fn index(&self, row: usize, j: usize) -> usize {
         let (o, i) = (row / self.inner, row % self.inner);
         (o * self.n + j) * self.inner + i
     }
 }
 
-/// `[outer, n, inner]` values as `[outer, inner, n]` rows.
-pub(super) fn to_rows(values: &[f32], layout: &Layout) -> Vec<f32> {
-    transpose_slabs(values, layout.n, layout.inner)
+/// Rows of categories per band: the kernels work on the `[outer, n, inner]` view a band at a
+/// time, the `TILE` positions `c0..c0 + width` of one `[n, inner]` slab gathered into `[width, n]`
+/// rows in a cache-sized buffer and scattered back.
+pub(super) const BAND: usize = TILE;
+
+/// One band of a [`Layout`]: `width` rows of categories, the first the `row`-th of the
+/// `[outer · inner, n]` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Band {
+    /// The slab, `0..outer`.
+    pub slab: usize,
+    /// The first position in the slab, a multiple of the bands' width.
+    pub c0: usize,
+    /// Positions in the band.
+    pub width: usize,
+    /// The band's first row in `[outer, inner]` order.
+    pub row: usize,
 }
 
-/// `[outer, inner, n]` rows back to `[outer, n, inner]`.
-pub(super) fn from_rows(rows: &[f32], layout: &Layout) -> Vec<f32> {
-    transpose_slabs(rows, layout.inner, layout.n)
-}
-
-/// Slabs of fewer elements than this are transposed whole by one task, several to a task: a
-/// parallel loop over the bands of a small slab costs more in rayon's scheduling than it saves
-/// (a `[100, 64, 7, 7]` tensor, 100 slabs of 3136 elements, took 5 ms that way).
-const TASK_ELEMENTS: usize = 16_384;
-
-/// Each `[rows, cols]` slab of `values`, transposed. Large slabs spread their bands of `TILE`
-/// rows over rayon's threads, one slab after another; small ones go to the threads whole.
-fn transpose_slabs(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0.0; values.len()];
-    let slab = (rows * cols).max(1);
-    let isa = Isa::detect();
-    let band = |src, dst, band| {
-        let band = Band {
-            src,
-            dst,
-            band,
-            rows,
-            cols,
-        };
-        band_transpose(isa, band)
-    };
-    if slab >= TASK_ELEMENTS {
-        for (src, dst) in values.chunks(slab).zip(out.chunks_mut(slab)) {
-            dst.par_chunks_mut(TILE * rows)
-                .enumerate()
-                .for_each(|(i, dst)| band(src, dst, i));
-        }
-        return out;
+impl Layout {
+    /// Bands of `width` positions per slab.
+    pub(super) fn bands_per_slab(&self, width: usize) -> usize {
+        self.inner.div_ceil(width)
     }
-    let task = (TASK_ELEMENTS / slab) * slab;
-    out.par_chunks_mut(task)
-        .zip(values.par_chunks(task))
-        .for_each(|(dst, src)| {
-            for (src, dst) in src.chunks(slab).zip(dst.chunks_mut(slab)) {
-                for (i, dst) in dst.chunks_mut(TILE * rows).enumerate() {
-                    band(src, dst, i);
-                }
-            }
-        });
-    out
+
+    /// Band `index` (slab by slab) of the `outer · bands_per_slab(width)` bands of `width`
+    /// positions (the last of a slab narrower).
+    pub(super) fn band(&self, index: usize, width: usize) -> Band {
+        let per_slab = self.bands_per_slab(width);
+        let (slab, c0) = (index / per_slab, (index % per_slab) * width);
+        Band {
+            slab,
+            c0,
+            width: width.min(self.inner - c0),
+            row: slab * self.inner + c0,
+        }
+    }
+
+    /// The offset of band `band`'s first element in the `[outer, n, inner]` values.
+    pub(super) fn offset(&self, band: Band) -> usize {
+        band.slab * self.n * self.inner + band.c0
+    }
+
+    /// Elements of the tensor.
+    pub(super) fn len(&self) -> usize {
+        self.outer * self.n * self.inner
+    }
 }
 
-/// One band of a transpose for [`transpose_band`].
-struct Band<'a> {
-    /// The slab, `[rows, cols]`.
-    src: &'a [f32],
-    /// The band's rows of the transposed slab: `TILE` (or fewer, the last) rows of `rows`.
-    dst: &'a mut [f32],
-    /// The band's index.
-    band: usize,
-    /// Rows of `src`.
+/// Band `band`'s rows of categories, `[width, n]`, into `dst`, from the `[outer, n, inner]`
+/// values at `src`.
+///
+/// # Safety
+/// `src` must be valid for reads of `layout.len()` values, none of the band's written by another
+/// thread meanwhile; `dst` must hold `band.width · layout.n` values.
+pub(super) unsafe fn gather(
+    isa: Isa,
+    src: *const f32,
+    layout: &Layout,
+    band: Band,
+    dst: &mut [f32],
+) {
+    assert!(
+        dst.len() >= band.width * layout.n,
+        "gather: a buffer for the band"
+    );
+    // SAFETY: the band's values lie at offset + r · inner + c, r < n, c < width, inside the
+    // tensor; `dst` holds c · n + r for the same (r, c).
+    unsafe {
+        let src = src.add(layout.offset(band));
+        transpose(
+            isa,
+            src,
+            layout.inner,
+            dst.as_mut_ptr(),
+            layout.n,
+            layout.n,
+            band.width,
+        );
+    }
+}
+
+/// The inverse of [`gather`]: `[width, n]` rows of categories in `src` into band `band` of the
+/// `[outer, n, inner]` values at `dst`.
+///
+/// # Safety
+/// `dst` must be valid for writes of `layout.len()` values, none of the band's read or written by
+/// another thread meanwhile; `src` must hold `band.width · layout.n` values.
+pub(super) unsafe fn scatter(isa: Isa, src: &[f32], layout: &Layout, band: Band, dst: *mut f32) {
+    assert!(
+        src.len() >= band.width * layout.n,
+        "scatter: the band's rows"
+    );
+    // SAFETY: as `gather`'s, the other way.
+    unsafe {
+        let dst = dst.add(layout.offset(band));
+        transpose(
+            isa,
+            src.as_ptr(),
+            layout.n,
+            dst,
+            layout.inner,
+            band.width,
+            layout.n,
+        );
+    }
+}
+
+/// `dst[c · dst_stride + r] = src[r · src_stride + c]` for `r < rows`, `c < cols`: a `[rows, cols]`
+/// block transposed, in `TILE × TILE` tiles that stay in the L1 cache. With AVX (every variant
+/// above the baseline) the tiles' `BLOCK × BLOCK` blocks go through vector registers; the
+/// baseline moves them one value at a time.
+///
+/// # Safety
+/// `src` valid for reads at every `r · src_stride + c`, `dst` for writes at every
+/// `c · dst_stride + r`, the two disjoint.
+unsafe fn transpose(
+    isa: Isa,
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
     rows: usize,
-    /// Columns of `src`.
     cols: usize,
-}
-
-/// [`transpose_band`] for `isa`: with AVX (every variant above the baseline) the blocks go through
-/// eight vector registers and their shuffles; the baseline moves them one value at a time.
-fn band_transpose(isa: Isa, band: Band<'_>) {
+) {
+    let block = Block {
+        src,
+        src_stride,
+        dst,
+        dst_stride,
+    };
     #[cfg(target_arch = "x86_64")]
     if isa != Isa::Baseline {
         // SAFETY: `Isa::detect` chose a variant above the baseline only where the processor has
-        // AVX2, hence AVX.
-        return unsafe { band_transpose_avx(band) };
+        // AVX2, hence AVX; the pointers as the caller promised.
+        return unsafe { transpose_avx(block, rows, cols) };
     }
     let _ = isa;
-    transpose_band::<false>(band)
+    // SAFETY: as the caller promised.
+    unsafe { transpose_tiles::<false>(block, rows, cols) }
 }
 
-/// [`transpose_band`] with AVX blocks.
+/// The two sides of a transpose: `dst[c · dst_stride + r] = src[r · src_stride + c]`.
+#[derive(Clone, Copy)]
+struct Block {
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+}
+
+impl Block {
+    /// The same transpose from row `r`, column `c` of `src`.
+    ///
+    /// # Safety
+    /// `(r, c)` inside the block.
+    #[inline(always)]
+    unsafe fn at(self, r: usize, c: usize) -> Self {
+        // SAFETY: inside the block, as the caller promised.
+        unsafe {
+            Self {
+                src: self.src.add(r * self.src_stride + c),
+                dst: self.dst.add(c * self.dst_stride + r),
+                ..self
+            }
+        }
+    }
+}
+
+/// [`transpose_tiles`] with AVX blocks.
+///
+/// # Safety
+/// As [`transpose`]'s, on a processor with AVX.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-fn band_transpose_avx(band: Band<'_>) {
-    transpose_band::<true>(band)
+unsafe fn transpose_avx(block: Block, rows: usize, cols: usize) {
+    // SAFETY: as the caller promised; compiled with AVX.
+    unsafe { transpose_tiles::<true>(block, rows, cols) }
 }
 
-/// Band `band` of `dst = srcᵀ`, `src` of `[rows, cols]`: the `TILE` rows of `dst` (columns of
-/// `src`) from `band · TILE`, in tiles that stay in the L1 cache. With `AVX`, each tile's whole
-/// `BLOCK × BLOCK` blocks go through vector registers ([`transpose_block_avx`]); `AVX` must be
-/// true only in code compiled with AVX ([`band_transpose_avx`]).
+/// The transpose of [`transpose`] tile by tile. `AVX` must be true only in code compiled with AVX
+/// ([`transpose_avx`]).
+///
+/// # Safety
+/// As [`transpose`]'s.
 #[inline(always)]
-fn transpose_band<const AVX: bool>(band: Band<'_>) {
-    let Band {
-        src,
-        dst,
-        band,
-        rows,
-        cols,
-    } = band;
-    let c0 = band * TILE;
-    let width = dst.len() / rows; // columns of src in this band
-    // dst[c][r] = src[r][c0 + c] over a rectangle, one value at a time.
-    let copy = |dst: &mut [f32], rs: std::ops::Range<usize>, cs: std::ops::Range<usize>| {
+unsafe fn transpose_tiles<const AVX: bool>(block: Block, rows: usize, cols: usize) {
+    // One value at a time over a rectangle.
+    let copy = |rs: std::ops::Range<usize>, cs: std::ops::Range<usize>| {
         for c in cs {
             for r in rs.clone() {
-                dst[c * rows + r] = src[r * cols + c0 + c];
+                // SAFETY: (r, c) inside the block.
+                unsafe {
+                    let b = block.at(r, c);
+                    *b.dst = *b.src;
+                }
             }
         }
     };
     for r0 in (0..rows).step_by(TILE) {
         let r1 = (r0 + TILE).min(rows);
-        let mut c = 0;
-        #[cfg(target_arch = "x86_64")]
-        if AVX {
-            while c + BLOCK <= width {
-                let mut r = r0;
-                while r + BLOCK <= r1 {
-                    // SAFETY: `AVX` is true only inside `band_transpose_avx`, compiled with AVX.
-                    unsafe { transpose_block_avx(src, dst, r, c0 + c, c, rows, cols) };
-                    r += BLOCK;
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            let mut c = c0;
+            #[cfg(target_arch = "x86_64")]
+            if AVX {
+                while c + BLOCK <= c1 {
+                    let mut r = r0;
+                    while r + BLOCK <= r1 {
+                        // SAFETY: the block's 8 × 8 values inside; compiled with AVX.
+                        unsafe { transpose_block_avx(block.at(r, c)) };
+                        r += BLOCK;
+                    }
+                    copy(r..r1, c..c + BLOCK);
+                    c += BLOCK;
                 }
-                copy(dst, r..r1, c..c + BLOCK);
-                c += BLOCK;
             }
+            copy(r0..r1, c..c1);
         }
-        copy(dst, r0..r1, c..width);
     }
 }
 
@@ -178,28 +271,19 @@ fn transpose_band<const AVX: bool>(band: Band<'_>) {
 #[cfg(target_arch = "x86_64")]
 const BLOCK: usize = 8;
 
-/// The `BLOCK × BLOCK` block of `src` at row `r`, column `sc` into `dst` at row `dc`, column `r`,
-/// in AVX registers: eight rows loaded, exchanged by unpacks, shuffles and lane permutes (the
-/// classic 8 × 8 transpose), eight rows stored.
+/// The `BLOCK × BLOCK` values at the start of `block` transposed in AVX registers: eight rows
+/// loaded, exchanged by unpacks, shuffles and lane permutes (the classic 8 × 8 transpose), eight
+/// rows stored.
+///
+/// # Safety
+/// `block`'s first 8 rows of 8 values readable and its first 8 columns writable; AVX.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 #[inline]
-fn transpose_block_avx(
-    src: &[f32],
-    dst: &mut [f32],
-    r: usize,
-    sc: usize,
-    dc: usize,
-    rows: usize,
-    cols: usize,
-) {
+unsafe fn transpose_block_avx(block: Block) {
     use std::arch::x86_64::*;
-    let load = |i: usize| {
-        let start = (r + i) * cols + sc;
-        let row: &[f32; BLOCK] = src[start..start + BLOCK].try_into().unwrap();
-        // SAFETY: `row` holds the 8 floats read.
-        unsafe { _mm256_loadu_ps(row.as_ptr()) }
-    };
+    // SAFETY: rows 0..8 of 8 values each, as the caller promised.
+    let load = |i: usize| unsafe { _mm256_loadu_ps(block.src.add(i * block.src_stride)) };
     let (r0, r1, r2, r3) = (load(0), load(1), load(2), load(3));
     let (r4, r5, r6, r7) = (load(4), load(5), load(6), load(7));
     // [a0 b0 a1 b1 | a4 b4 a5 b5], [a2 b2 a3 b3 | a6 b6 a7 b7] for the row pairs (a, b).
@@ -227,11 +311,49 @@ fn transpose_block_avx(
         _mm256_permute2f128_ps::<0x31>(s3, s7),
     ];
     for (j, column) in columns.into_iter().enumerate() {
-        let start = (dc + j) * rows + r;
-        let out: &mut [f32; BLOCK] = (&mut dst[start..start + BLOCK]).try_into().unwrap();
-        // SAFETY: `out` holds the 8 floats written.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), column) };
+        // SAFETY: column j of the block, 8 values from row 0, as the caller promised.
+        unsafe { _mm256_storeu_ps(block.dst.add(j * block.dst_stride), column) };
     }
+}
+
+/// `[outer, n, inner]` values as `[outer, inner, n]` rows, band by band, with `isa`'s transposes.
+#[cfg(test)]
+pub(super) fn to_rows_with(isa: Isa, values: &[f32], layout: &Layout) -> Vec<f32> {
+    assert_eq!(values.len(), layout.len());
+    let mut rows = vec![0.0; values.len()];
+    for index in 0..layout.outer * layout.bands_per_slab(BAND) {
+        let band = layout.band(index, BAND);
+        let dst = &mut rows[band.row * layout.n..(band.row + band.width) * layout.n];
+        // SAFETY: `values` holds the whole tensor; one thread.
+        unsafe { gather(isa, values.as_ptr(), layout, band, dst) };
+    }
+    rows
+}
+
+/// `[outer, inner, n]` rows back to `[outer, n, inner]`, band by band, with `isa`'s transposes.
+#[cfg(test)]
+pub(super) fn from_rows_with(isa: Isa, rows: &[f32], layout: &Layout) -> Vec<f32> {
+    assert_eq!(rows.len(), layout.len());
+    let mut values = vec![0.0; rows.len()];
+    for index in 0..layout.outer * layout.bands_per_slab(BAND) {
+        let band = layout.band(index, BAND);
+        let src = &rows[band.row * layout.n..(band.row + band.width) * layout.n];
+        // SAFETY: `values` holds the whole tensor; one thread.
+        unsafe { scatter(isa, src, layout, band, values.as_mut_ptr()) };
+    }
+    values
+}
+
+/// [`to_rows_with`] this processor's transposes.
+#[cfg(test)]
+pub(super) fn to_rows(values: &[f32], layout: &Layout) -> Vec<f32> {
+    to_rows_with(Isa::detect(), values, layout)
+}
+
+/// [`from_rows_with`] this processor's transposes.
+#[cfg(test)]
+pub(super) fn from_rows(rows: &[f32], layout: &Layout) -> Vec<f32> {
+    from_rows_with(Isa::detect(), rows, layout)
 }
 
 #[cfg(test)]
@@ -262,32 +384,37 @@ mod tests {
     }
 
     #[test]
-    fn every_band_transpose_gives_the_same_values() {
-        // The baseline's blocks against this processor's (AVX where it has it), on a slab with
-        // full blocks, partial tiles and a ragged edge.
-        let (rows, cols) = (45, 77);
-        let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
-        let transposed = |isa| {
-            let mut dst = vec![0.0; rows * cols];
-            for (band, dst) in dst.chunks_mut(TILE * rows).enumerate() {
-                let args = Band {
-                    src: &src,
-                    dst,
-                    band,
-                    rows,
-                    cols,
-                };
-                band_transpose(isa, args);
+    fn every_instruction_set_transposes_alike() {
+        // The baseline's transposes against this processor's (AVX blocks where it has it), on
+        // slabs with full blocks, partial tiles and ragged edges, both ways.
+        for (outer, n, inner) in [(2, 45, 77), (1, 300, 40), (3, 8, 8)] {
+            let layout = Layout { outer, n, inner };
+            let values: Vec<f32> = (0..layout.len()).map(|v| v as f32).collect();
+            let baseline = to_rows_with(Isa::Baseline, &values, &layout);
+            for row in 0..outer * inner {
+                for j in 0..n {
+                    assert_eq!(baseline[row * n + j], values[layout.index(row, j)]);
+                }
             }
-            dst
-        };
-        let baseline = transposed(Isa::Baseline);
-        for r in 0..rows {
-            for c in 0..cols {
-                assert_eq!(baseline[c * rows + r], src[r * cols + c], "{r}, {c}");
-            }
+            let isa = Isa::detect();
+            assert_eq!(to_rows_with(isa, &values, &layout), baseline, "{isa:?}");
+            assert_eq!(from_rows_with(isa, &baseline, &layout), values, "{isa:?}");
+            assert_eq!(from_rows_with(Isa::Baseline, &baseline, &layout), values);
         }
-        assert_eq!(transposed(Isa::detect()), baseline, "{:?}", Isa::detect());
+    }
+
+    #[test]
+    fn bands_cover_each_slab_in_order() {
+        let layout = Layout {
+            outer: 2,
+            n: 3,
+            inner: 70,
+        };
+        assert_eq!(layout.bands_per_slab(32), 3);
+        let widths: Vec<_> = (0..6).map(|i| layout.band(i, 32).width).collect();
+        assert_eq!(widths, [32, 32, 6, 32, 32, 6]);
+        let band = layout.band(4, 32);
+        assert_eq!((band.slab, band.c0, band.row), (1, 32, 102));
     }
 
     #[test]

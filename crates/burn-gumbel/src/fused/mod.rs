@@ -23,8 +23,8 @@
 //! | `extension.rs` | the Burn backend extension and its autodiff backward |
 //! | `driver.rs` | chunks of whole rows over rayon's threads |
 //! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
-//! | `kernels.rs` | the forward and backward row kernels, Gumbel-Rao's backward |
-//! | `layout.rs` | rows of categories for any category axis, by tiled transposes |
+//! | `kernels.rs` | the forward and backward kernels on rows and on strided columns, Gumbel-Rao's backward |
+//! | `layout.rs` | the `[outer, n, inner]` view of any category axis, its bands, tiled transposes |
 //! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
