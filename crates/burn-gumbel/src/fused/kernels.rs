@@ -612,8 +612,7 @@ fn first_index_of(x: &[f32], value: f32) -> usize {
         .map_or(0, |i| base + i)
 }
 
-/// `v` as a kernel output (for tests: the kernel writes only initialized values into it).
-#[cfg(test)]
+/// Initialized values as a kernel output (the kernel writes only initialized values into it).
 pub(super) fn as_out(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; every value written through the result
     // is an initialized f32.

@@ -38,7 +38,6 @@ impl Layout {
     }
 
     /// The position in the tensor of category `j` of row `row` (rows in `[outer, inner]` order).
-    #[cfg(test)]
     pub(super) fn index(&self, row: usize, j: usize) -> usize {
         let (o, i) = (row / self.inner, row % self.inner);
         (o * self.n + j) * self.inner + i
