@@ -93,8 +93,19 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
     dim: usize,
 ) -> Tensor<D> {
     #[cfg(feature = "flex")]
-    if let Some(sample) = crate::fused::try_sample(&logits, tau, hard, estimator, dim) {
-        return sample;
+    {
+        let fused = match estimator {
+            Estimator::StraightThrough => {
+                crate::fused::try_straight_through(&logits, tau, hard, dim)
+            }
+            Estimator::GumbelRao { samples } if hard => {
+                crate::fused::try_gumbel_rao(&logits, tau, samples, dim)
+            }
+            _ => None,
+        };
+        if let Some(sample) = fused {
+            return sample;
+        }
     }
     in_f32(logits, |logits| {
         let noise = gumbel_noise::<D>(logits.shape(), &logits.device());

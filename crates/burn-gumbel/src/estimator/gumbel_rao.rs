@@ -4,10 +4,8 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
-use super::Estimator;
 use crate::check;
-use crate::gumbel_softmax::sample_with_fresh_noise;
-use crate::noise::exponential_noise;
+use crate::noise::{exponential_noise, gumbel_noise};
 use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f32, to_rows};
 
 /// Draws a one-hot categorical sample whose gradient is the Gumbel-Rao estimator.
@@ -72,8 +70,14 @@ pub fn gumbel_rao<const D: usize>(
     const OP: &str = "gumbel_rao";
     check::samples(OP, samples);
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
-    let estimator = Estimator::GumbelRao { samples };
-    sample_with_fresh_noise(logits, &Tau::Fixed(tau), true, estimator, dim)
+    #[cfg(feature = "flex")]
+    if let Some(sample) = crate::fused::try_gumbel_rao(&logits, &Tau::Fixed(tau), samples, dim) {
+        return sample;
+    }
+    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    in_f32(logits, |logits| {
+        sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
+    })
 }
 
 /// [`gumbel_rao`] with caller-given Gumbel noise for the sample: the one-hot of

@@ -1,9 +1,9 @@
 //! Instruction-set dispatch: the kernels compiled for the x86-64 baseline, AVX2 and AVX-512, and
 //! the widest variant the processor runs chosen at run time.
 
+use super::columns::{COLUMNS, ColumnsBackward, ColumnsForward, columns_backward, columns_forward};
 use super::kernels::{
-    BackwardChunk, COLUMNS, ColumnsBackward, ColumnsForward, ForwardChunk, RaoChunk,
-    backward_chunk, columns_backward, columns_forward, forward_chunk, gumbel_rao_chunk,
+    BackwardChunk, ForwardChunk, RaoChunk, backward_chunk, forward_chunk, gumbel_rao_chunk,
 };
 
 /// The instruction sets [`chunk_forward`] and [`chunk_backward`] are compiled for, the best one

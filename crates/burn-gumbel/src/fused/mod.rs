@@ -21,20 +21,23 @@
 //! | file | concern |
 //! |---|---|
 //! | `extension.rs` | the Burn backend extension and its autodiff backward |
+//! | `bands.rs` | bands of channels-first maps over rayon's threads, in place or gathered into rows |
+//! | `columns.rs` | the forward and backward kernels across the positions of a channels-first band |
 //! | `driver.rs` | chunks of whole rows over rayon's threads |
 //! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
-//! | `kernels.rs` | the forward and backward kernels on rows and on strided columns, Gumbel-Rao's backward |
+//! | `kernels.rs` | the forward and backward row kernels, Gumbel-Rao's backward |
 //! | `layout.rs` | the `[outer, n, inner]` view of any category axis, its bands, tiled transposes |
 //! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
 use burn::tensor::{DType, Device, Distribution, Tensor};
 
-use crate::estimator::Estimator;
 use crate::ops::Tau;
 
 use extension::FusedGumbelSoftmax;
 
+mod bands;
+mod columns;
 mod driver;
 mod extension;
 mod isa;
@@ -55,42 +58,48 @@ pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
         )
 }
 
-/// The sample by the fused kernel where it serves the call: [`applies`], the straight-through
-/// estimator (soft or hard) or Gumbel-Rao (hard), a fixed temperature or a learned f32 one. Else
-/// `None`, for the tensor-op path.
-pub(crate) fn try_sample<const D: usize>(
+/// The straight-through sample (soft, or one-hot with the soft sample's gradient) by the fused
+/// kernel where it serves the call: [`applies`], and a fixed temperature or a learned f32 one.
+/// Else `None`, for the tensor-op path.
+pub(crate) fn try_straight_through<const D: usize>(
     logits: &Tensor<D>,
     tau: &Tau,
     hard: bool,
-    estimator: Estimator,
     dim: usize,
 ) -> Option<Tensor<D>> {
     if !applies(logits) {
         return None;
     }
-    let logits = logits.clone();
-    let learned = match tau {
-        Tau::Learned(tau) if tau.dtype() == DType::F32 => Some(tau.as_ref().clone()),
-        Tau::Learned(_) => return None,
-        Tau::Fixed(_) => None,
-    };
-    match (estimator, tau, learned) {
-        (Estimator::StraightThrough, Tau::Fixed(tau), _) => {
-            Some(gumbel_softmax(logits, *tau, hard, dim))
+    match tau {
+        Tau::Fixed(tau) => Some(gumbel_softmax(logits.clone(), *tau, hard, dim)),
+        Tau::Learned(tau) => {
+            let tau = learned_f32(tau)?;
+            Some(gumbel_softmax_learned(logits.clone(), tau, hard, dim))
         }
-        (Estimator::StraightThrough, _, Some(tau)) => {
-            Some(gumbel_softmax_learned(logits, tau, hard, dim))
-        }
-        (Estimator::GumbelRao { samples }, tau, learned) if hard => {
-            let tau = match (tau, learned) {
-                (_, Some(tau)) => tau,
-                (Tau::Fixed(tau), None) => Tensor::from_floats([*tau as f32], &logits.device()),
-                (Tau::Learned(_), None) => unreachable!("a learned temperature is kept above"),
-            };
-            Some(gumbel_rao(logits, tau, samples, dim))
-        }
-        _ => None,
     }
+}
+
+/// The Gumbel-Rao sample of `samples` conditional draws by the fused kernel where it serves the
+/// call, as [`try_straight_through`]; else `None`.
+pub(crate) fn try_gumbel_rao<const D: usize>(
+    logits: &Tensor<D>,
+    tau: &Tau,
+    samples: usize,
+    dim: usize,
+) -> Option<Tensor<D>> {
+    if !applies(logits) {
+        return None;
+    }
+    let tau = match tau {
+        Tau::Fixed(tau) => Tensor::from_floats([*tau as f32], &logits.device()),
+        Tau::Learned(tau) => learned_f32(tau)?,
+    };
+    Some(gumbel_rao(logits.clone(), tau, samples, dim))
+}
+
+/// A learned temperature the kernel takes: an f32 one.
+fn learned_f32(tau: &Tensor<1>) -> Option<Tensor<1>> {
+    (tau.dtype() == DType::F32).then(|| tau.clone())
 }
 
 /// The fused sample: soft, or one-hot with the soft sample's gradient. The key comes from the
