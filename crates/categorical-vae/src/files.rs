@@ -57,7 +57,7 @@ fn parent(path: &Path) -> &Path {
 
 /// Replaces the file `path` by `bytes` atomically and durably: temporary file, `fsync`, rename,
 /// `fsync` of the folder.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = tmp_path(path);
     write_durable(&tmp, bytes)?;
     fault_point("rename");
@@ -86,7 +86,7 @@ pub(crate) fn sync_file(path: &Path) -> Result<(), Error> {
 }
 
 /// Flushes the folder `dir` (its list of names: creations, renames, removals) to the disk.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     fault_point("fsync folder");
     File::open(dir)
         .and_then(|f| f.sync_all())

@@ -19,7 +19,7 @@ use crate::model::CategoricalVae;
 /// system font.
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-/// Registers [`FONT`] as plotters' "sans-serif", once.
+/// Registers the embedded DejaVu Sans as plotters' "sans-serif" font, once.
 fn register_font() -> Result<(), String> {
     static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     REGISTERED
@@ -34,7 +34,7 @@ fn register_font() -> Result<(), String> {
 const GAP: usize = 2;
 
 /// Tiles `images` (each 28 × 28, grey levels in `[0, 1]`) in a grid of `columns`.
-fn tile(images: &[f32], columns: usize) -> GrayImage {
+pub fn tile(images: &[f32], columns: usize) -> GrayImage {
     let n = images.len() / PIXELS;
     let rows = n.div_ceil(columns);
     let cell = SIDE + GAP;
@@ -58,7 +58,7 @@ fn tile(images: &[f32], columns: usize) -> GrayImage {
 }
 
 /// Encodes `image` as PNG and writes it atomically and durably.
-fn save_png<P, C>(image: &image::ImageBuffer<P, C>, path: &Path) -> Result<(), Error>
+pub fn save_png<P, C>(image: &image::ImageBuffer<P, C>, path: &Path) -> Result<(), Error>
 where
     P: image::PixelWithColorType,
     [P::Subpixel]: image::EncodableLayout,
@@ -69,6 +69,33 @@ where
         .write_to(&mut png, image::ImageFormat::Png)
         .map_err(|e| Error::file(path, format!("cannot encode the image: {e}")))?;
     write_atomic(path, png.get_ref())
+}
+
+/// The drawing area [`save_plot`] hands to its caller: an 800 × 500 RGB bitmap.
+pub type PlotArea<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+/// Draws an 800 × 500 plot with `draw` on a white background, with the embedded font registered
+/// as "sans-serif", and writes it as a PNG atomically and durably.
+///
+/// # Errors
+/// An error of `draw` (as "cannot draw the plot: …"), or an unwritable `path`.
+pub fn save_plot(
+    path: &Path,
+    draw: impl FnOnce(&PlotArea<'_>) -> Result<(), Box<dyn std::error::Error>>,
+) -> Result<(), Error> {
+    const SIZE: (u32, u32) = (800, 500);
+    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
+        register_font()?;
+        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        draw(&root)?;
+        root.present()?;
+        Ok(())
+    })();
+    drawn.map_err(|e| Error::file(path, format!("cannot draw the plot: {e}")))?;
+    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).expect("the buffer's size");
+    save_png(&image, path)
 }
 
 /// Writes a PNG of `n` test digits (odd rows) above their reconstructions (even rows), decoded
@@ -154,12 +181,7 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
             "cannot draw the plot: the history needs at least one epoch of finite values",
         ));
     }
-    const SIZE: (u32, u32) = (800, 500);
-    let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-    let mut draw = || -> Result<(), Box<dyn std::error::Error>> {
-        register_font()?;
-        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
-        root.fill(&WHITE)?;
+    save_plot(path, |root| {
         let curve = |value: fn(&EpochMetrics) -> f64| -> Vec<(f64, f64)> {
             history.iter().map(|m| (m.epoch as f64, value(m))).collect()
         };
@@ -174,7 +196,7 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
         });
         let margin = ((hi - lo) * 0.05).max(1.0);
         let last = history.last().map_or(1.0, |m| m.epoch as f64).max(2.0);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 "Categorical VAE on binarized MNIST: negative ELBO",
                 ("sans-serif", 22),
@@ -201,12 +223,8 @@ pub fn elbo_curves(history: &[EpochMetrics], path: &Path) -> Result<(), Error> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
-        root.present()?;
         Ok(())
-    };
-    draw().map_err(|e| Error::file(path, format!("cannot draw the plot: {e}")))?;
-    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels).expect("the buffer's size");
-    save_png(&image, path)
+    })
 }
 
 /// Writes the three pictures of a run into `out_dir`: `reconstructions.png` (64 test digits, hard

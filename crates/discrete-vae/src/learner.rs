@@ -1,0 +1,277 @@
+//! The model in burn-train: [`TrainStep`] and [`InferenceStep`], the item a step returns, and
+//! its metrics.
+//!
+//! burn-train 0.22's [`TrainStep::step`] does not see the iteration number, so the model counts
+//! its optimizer steps itself: [`TrainStep::optimize`] (and `optimize_multi`, used by the
+//! sharded multi-device strategy) advances [`DiscreteVae`]'s counter after the optimizer's update.
+//! The counter is a parameter of the model, so burn-train's checkpoints save it and a resumed
+//! run anneals the temperature from where it stopped.
+
+use std::sync::Arc;
+
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
+use burn::tensor::{ExecutionError, Tensor, TensorReadError};
+use burn::train::metric::state::{FormatOptions, NumericMetricState};
+use burn::train::metric::{
+    Adaptor, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
+    NumericEntry, SerializedEntry,
+};
+use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
+
+use crate::data::DigitBatch;
+use crate::model::{DiscreteVae, code_perplexity, negative_elbo};
+
+/// What a training or validation step reports: the terms of the negative ELBO, the temperature
+/// and the perplexity of the codes used, each `[1]`.
+#[derive(Clone, Debug)]
+pub struct StepItem {
+    /// Images in the batch.
+    pub batch: usize,
+    /// The negative ELBO, nats per image.
+    pub nelbo: Tensor<1>,
+    /// Its reconstruction term.
+    pub reconstruction: Tensor<1>,
+    /// Its KL term.
+    pub kl: Tensor<1>,
+    /// The temperature of the step.
+    pub tau: Tensor<1>,
+    /// The perplexity of code usage in the batch (see [`code_perplexity`]).
+    pub perplexity: Tensor<1>,
+}
+
+impl ItemLazy for StepItem {
+    fn sync(self) -> Result<Self, ExecutionError> {
+        // The metrics read the scalars on their own thread, off the autodiff graph.
+        self.nelbo.device().flush()?;
+        let plain = |t: Tensor<1>| t.without_autodiff();
+        Ok(Self {
+            batch: self.batch,
+            nelbo: plain(self.nelbo),
+            reconstruction: plain(self.reconstruction),
+            kl: plain(self.kl),
+            tau: plain(self.tau),
+            perplexity: plain(self.perplexity),
+        })
+    }
+}
+
+impl DiscreteVae {
+    /// A forward pass over `batch` and the item it reports; the negative ELBO keeps its graph.
+    fn item(&self, batch: DigitBatch) -> StepItem {
+        let [n, _, _, _] = batch.images.dims();
+        let device = batch.images.device();
+        let tau = self.tau();
+        let forward = self.forward(batch.images.clone());
+        let elbo = negative_elbo(batch.images, &forward);
+        StepItem {
+            batch: n,
+            nelbo: elbo.loss,
+            reconstruction: elbo.reconstruction.detach(),
+            kl: elbo.kl.detach(),
+            tau: Tensor::from_floats([tau as f32], &device),
+            perplexity: code_perplexity(forward.codes.detach()),
+        }
+    }
+}
+
+impl TrainStep for DiscreteVae {
+    type Input = DigitBatch;
+    type Output = StepItem;
+
+    fn step(&self, batch: DigitBatch) -> TrainOutput<StepItem> {
+        let item = self.item(batch);
+        let grads = item.nelbo.backward();
+        TrainOutput::new(self, grads, item)
+    }
+
+    fn optimize(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: GradientsParams,
+    ) -> Self {
+        optim.step(lr, self, grads).advance()
+    }
+
+    fn optimize_multi(
+        self,
+        optim: &mut ModuleOptimizer,
+        lr: ModuleLearningRate,
+        grads: MultiGradientsParams,
+    ) -> Self {
+        optim.step_multi(lr, self, grads).advance()
+    }
+}
+
+impl InferenceStep for DiscreteVae {
+    type Input = DigitBatch;
+    type Output = StepItem;
+
+    fn step(&self, batch: DigitBatch) -> StepItem {
+        self.item(batch)
+    }
+}
+
+impl Adaptor<StepItem> for StepItem {
+    fn adapt(&self) -> StepItem {
+        self.clone()
+    }
+}
+
+/// Which value of a [`StepItem`] a [`VaeMetric`] follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    /// The negative ELBO (nats).
+    NegativeElbo,
+    /// Its reconstruction term (nats).
+    Reconstruction,
+    /// Its KL term (nats).
+    Kl,
+    /// The temperature.
+    Temperature,
+    /// The perplexity of code usage.
+    Perplexity,
+}
+
+impl Quantity {
+    /// Every quantity, in the order of the dashboard.
+    pub const ALL: [Quantity; 5] = [
+        Quantity::NegativeElbo,
+        Quantity::Reconstruction,
+        Quantity::Kl,
+        Quantity::Temperature,
+        Quantity::Perplexity,
+    ];
+
+    /// The metric's name, as burn-train logs it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantity::NegativeElbo => "-ELBO",
+            Quantity::Reconstruction => "Reconstruction",
+            Quantity::Kl => "KL",
+            Quantity::Temperature => "Temperature",
+            Quantity::Perplexity => "Code perplexity",
+        }
+    }
+
+    fn of(self, item: &StepItem) -> &Tensor<1> {
+        match self {
+            Quantity::NegativeElbo => &item.nelbo,
+            Quantity::Reconstruction => &item.reconstruction,
+            Quantity::Kl => &item.kl,
+            Quantity::Temperature => &item.tau,
+            Quantity::Perplexity => &item.perplexity,
+        }
+    }
+}
+
+/// A numeric burn-train metric of one [`Quantity`]: per batch, and averaged over the epoch
+/// weighted by the batch sizes.
+#[derive(Clone)]
+pub struct VaeMetric {
+    quantity: Quantity,
+    name: MetricName,
+    state: NumericMetricState,
+}
+
+impl VaeMetric {
+    /// The metric of `quantity`.
+    pub fn new(quantity: Quantity) -> Self {
+        Self {
+            quantity,
+            name: Arc::new(quantity.name().to_string()),
+            state: NumericMetricState::default(),
+        }
+    }
+
+    fn format(&self) -> FormatOptions {
+        let precision = match self.quantity {
+            Quantity::Temperature => 4,
+            _ => 2,
+        };
+        FormatOptions::new(self.name.clone()).precision(precision)
+    }
+}
+
+impl Metric for VaeMetric {
+    type Input = StepItem;
+
+    fn name(&self) -> MetricName {
+        self.name.clone()
+    }
+
+    fn attributes(&self) -> MetricAttributes {
+        NumericAttributes {
+            unit: None,
+            higher_is_better: matches!(self.quantity, Quantity::Perplexity),
+        }
+        .into()
+    }
+
+    fn update(
+        &mut self,
+        item: &StepItem,
+        _metadata: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
+        let value = self.quantity.of(item).clone().try_into_scalar::<f64>()?;
+        self.state.update(value, item.batch);
+        Ok(self.state.compute_update(self.format()))
+    }
+
+    fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
+        Ok(self.state.compute_final(self.format()))
+    }
+
+    fn clear(&mut self) {
+        self.state.reset();
+    }
+}
+
+impl Numeric for VaeMetric {
+    fn value(&self) -> Option<NumericEntry> {
+        Some(self.state.current_value())
+    }
+
+    fn running_value(&self) -> Option<NumericEntry> {
+        Some(self.state.running_value())
+    }
+
+    fn final_value(&self) -> NumericEntry {
+        self.state.final_value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{DigitBatcher, Digits};
+    use crate::model::DiscreteVaeConfig;
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::Dataset;
+    use burn::module::Module;
+    use burn::optim::AdamConfig;
+    use burn::tensor::Device;
+
+    #[test]
+    fn optimize_advances_the_step_and_the_record_keeps_it() {
+        let device = Device::default().autodiff();
+        let model = DiscreteVaeConfig::new()
+            .with_codes(4)
+            .with_channels(2)
+            .init(&device);
+        let digits = Digits::new(categorical_vae::data::Mnist::embedded().test.truncate(4));
+        let batch = DigitBatcher.batch((0..4).map(|i| digits.get(i).unwrap()).collect(), &device);
+        let mut optim = AdamConfig::new().init();
+        let output = TrainStep::step(&model, batch);
+        assert!(output.item.nelbo.clone().into_scalar::<f32>().is_finite());
+        let model = model.optimize(&mut optim, 1e-3.into(), output.grads);
+        assert_eq!(model.step(), 1);
+        let fresh = DiscreteVaeConfig::new()
+            .with_codes(4)
+            .with_channels(2)
+            .init(&device);
+        let restored = fresh.load_record(model.clone().into_record());
+        assert_eq!(restored.step(), 1);
+    }
+}

@@ -1,0 +1,157 @@
+//! How burn-train shows the run: its terminal dashboard on a terminal, else [`EpochLines`], one
+//! plain line per epoch (for logs, pipes and CI).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
+};
+use burn::train::{Interrupter, LearnerSummary};
+
+/// burn-train's dashboard when standard output is a terminal and `plain` is false, else
+/// [`EpochLines`].
+pub fn renderer(
+    plain: bool,
+    interrupter: Interrupter,
+    checkpoint: Option<usize>,
+) -> Box<dyn MetricsRenderer> {
+    if !plain && std::io::stdout().is_terminal() {
+        burn::train::renderer::default_renderer(interrupter, checkpoint)
+    } else {
+        Box::new(EpochLines::default())
+    }
+}
+
+/// A renderer that prints, at the end of each epoch, one line with the epoch's mean of every
+/// numeric metric, training then validation:
+///
+/// ```text
+/// epoch 3/10 | train -ELBO 131.52, Reconstruction 98.20, ... | valid -ELBO 128.91, ...
+/// ```
+#[derive(Default)]
+pub struct EpochLines {
+    names: BTreeMap<String, String>,
+    order: Vec<String>,
+    train: BTreeMap<String, f64>,
+    valid: BTreeMap<String, f64>,
+    epoch: usize,
+    epochs: usize,
+    split: String,
+}
+
+impl EpochLines {
+    fn record(values: &mut BTreeMap<String, f64>, state: MetricState) {
+        if let MetricState::Numeric(entry, Some(NumericEntry::Final(value))) = state {
+            values.insert(id_key(&entry.metric_id), value);
+        }
+    }
+
+    fn values(&self, values: &BTreeMap<String, f64>) -> String {
+        self.order
+            .iter()
+            .filter_map(|id| Some(format!("{} {:.4}", self.names[id], values.get(id)?)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The line of the epoch that just ended.
+    pub fn line(&self) -> String {
+        format!(
+            "epoch {}/{} | train {} | valid {}",
+            self.epoch,
+            self.epochs,
+            self.values(&self.train),
+            self.values(&self.valid)
+        )
+    }
+}
+
+fn id_key(id: &MetricId) -> String {
+    format!("{id:?}")
+}
+
+impl MetricsRendererTraining for EpochLines {
+    fn update_train(&mut self, state: MetricState) {
+        Self::record(&mut self.train, state);
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        Self::record(&mut self.valid, state);
+    }
+
+    fn on_train_end(
+        &mut self,
+        _summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        Ok(())
+    }
+}
+
+impl MetricsRendererEvaluation for EpochLines {
+    fn update_test(&mut self, _name: EvaluationName, _state: MetricState) {}
+}
+
+impl TrainingProgressLogger for EpochLines {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _total_items: Option<usize>,
+        _label: Option<&str>,
+    ) {
+        // burn-train counts epochs from 1: `starting_epoch` is the first one this process runs.
+        self.epochs = total_epochs;
+        self.epoch = starting_epoch;
+    }
+
+    fn update_epoch(&mut self, epoch: usize) {
+        // Called when the epoch `epoch` (counted from 1) has ended.
+        self.epoch = epoch + 1;
+    }
+
+    fn start_split(&mut self, split: &str, _total_items: usize) {
+        self.split = split.to_string();
+    }
+
+    fn update_split(&mut self, _items_processed: usize) {}
+
+    fn end_split(&mut self) {
+        if self.split.eq_ignore_ascii_case("valid") {
+            println!("{}", self.line());
+        }
+    }
+
+    fn end(&mut self) {}
+
+    fn log_event_training(&mut self, _event: String) {}
+}
+
+impl EvaluationProgressLogger for EpochLines {
+    fn start_global_progress(&mut self, _total_tests: usize) {}
+
+    fn start_test(&mut self, _name: &str, _total_items: usize) {}
+
+    fn update_test_progress(&mut self, _items_processed: usize) {}
+
+    fn end_test(&mut self) {}
+
+    fn end_global_progress(&mut self) {}
+
+    fn log_event_evaluation(&mut self, _event: String) {}
+}
+
+impl MetricsRenderer for EpochLines {
+    fn manual_close(&mut self) {}
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        let key = id_key(&definition.metric_id);
+        if !self.names.contains_key(&key) {
+            self.order.push(key.clone());
+        }
+        self.names.insert(key, definition.name.to_string());
+    }
+}
