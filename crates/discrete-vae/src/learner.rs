@@ -5,7 +5,8 @@
 //! its optimizer steps itself: [`TrainStep::optimize`] (and `optimize_multi`, used by the
 //! sharded multi-device strategy) advances [`DiscreteVae`]'s counter after the optimizer's update.
 //! The counter is a parameter of the model, so burn-train's checkpoints save it and a resumed
-//! run anneals the temperature from where it stopped.
+//! run anneals the temperature from where it stopped. Each optimizer step passes a fault point of
+//! [`categorical_vae::files`], where the crash tests kill the process.
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ use burn::train::metric::{
     NumericEntry, SerializedEntry,
 };
 use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
+
+use categorical_vae::files::fault_point;
 
 use crate::data::DigitBatch;
 use crate::model::{DiscreteVae, code_perplexity, negative_elbo};
@@ -91,6 +94,7 @@ impl TrainStep for DiscreteVae {
         lr: ModuleLearningRate,
         grads: GradientsParams,
     ) -> Self {
+        fault_point("training step");
         optim.step(lr, self, grads).advance()
     }
 
@@ -100,6 +104,7 @@ impl TrainStep for DiscreteVae {
         lr: ModuleLearningRate,
         grads: MultiGradientsParams,
     ) -> Self {
+        fault_point("training step");
         optim.step_multi(lr, self, grads).advance()
     }
 }

@@ -394,6 +394,36 @@ mod tests {
     }
 
     #[test]
+    fn dall_e_sized_codebooks_fit() {
+        let model = DiscreteVaeConfig::new()
+            .with_codes(MAX_CODES)
+            .with_channels(2)
+            .init(&device());
+        let out = model.forward(Tensor::zeros([1, 1, 28, 28], &device()));
+        assert_eq!(out.codes.dims(), [1, MAX_CODES, GRID, GRID]);
+        assert_eq!(out.codes.sum().into_scalar::<f32>(), 49.0); // one code per cell
+    }
+
+    #[test]
+    fn a_learned_temperature_is_used_and_trained() {
+        let device = device().autodiff();
+        let model = DiscreteVaeConfig::new()
+            .with_codes(4)
+            .with_channels(2)
+            .with_hard(false)
+            .with_learnable_tau(true)
+            .with_schedule(TemperatureSchedule::constant(2.0))
+            .init(&device);
+        assert!((model.tau() - 2.0).abs() < 1e-6);
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device);
+        let elbo = negative_elbo(images.clone(), &model.forward(images));
+        let grads = elbo.loss.backward();
+        let log_tau = model.gumbel.log_tau.as_ref().unwrap().val();
+        let grad = log_tau.grad(&grads).expect("ln tau has a gradient");
+        assert!(grad.into_scalar::<f32>() != 0.0);
+    }
+
+    #[test]
     fn bad_settings_name_their_flag() {
         let error = |config: DiscreteVaeConfig| config.validate().unwrap_err().to_string();
         assert_eq!(

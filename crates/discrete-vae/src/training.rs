@@ -8,6 +8,8 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::optim::AdamConfig;
+use burn::optim::OptimizerRecord;
+use burn::optim::lr_scheduler::LrSchedulerRecord;
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{Checkpointer, KeepLastNCheckpoints};
@@ -160,6 +162,8 @@ pub fn train(
     std::fs::create_dir_all(run).map_err(|e| Error::file(run, format!("cannot create: {e}")))?;
     let _lock = lock_run(run)?;
     let checkpoints = checkpoint_dir(run);
+    // The data first: a run that cannot read its data leaves no configuration behind.
+    let mnist = config.data.load()?;
     let resumed_from = if options.resume {
         last_complete_epoch(&checkpoints)?
     } else {
@@ -173,7 +177,6 @@ pub fn train(
         write_atomic(&config_path(run), json.as_bytes())?;
         None
     };
-    let mnist = config.data.load()?;
     let train_set = Digits::new(mnist.train.clone());
     let test_set = Digits::new(mnist.test.clone());
 
@@ -184,14 +187,30 @@ pub fn train(
         optim_checkpointer,
         scheduler_checkpointer,
     ] = RECORDS.map(|name| DurableCheckpointer::new(&checkpoints, name));
-    let model_checkpointer = model_checkpointer?;
+    let (model_checkpointer, optim_checkpointer, scheduler_checkpointer) = (
+        model_checkpointer?,
+        optim_checkpointer?,
+        scheduler_checkpointer?,
+    );
+    // burn-train panics on a checkpoint it cannot load: read the three records first, so that a
+    // damaged one is a one-line error naming it.
     let steps_before = match resumed_from {
         Some(epoch) => {
+            let unreadable = |name: &str, e: String| {
+                let path = checkpoints.join(format!("{name}-{epoch}.bpk"));
+                Error::file(&path, format!("cannot load: {e}"))
+            };
+            Checkpointer::<OptimizerRecord>::restore(&optim_checkpointer, epoch)
+                .map_err(|e| unreadable("optim", e.to_string()))?;
+            Checkpointer::<LrSchedulerRecord>::restore(&scheduler_checkpointer, epoch)
+                .map_err(|e| unreadable("scheduler", e.to_string()))?;
             let record = Checkpointer::<ModuleRecord>::restore(&model_checkpointer, epoch)
-                .map_err(|e| {
-                    Error::file(&checkpoints, format!("cannot read epoch {epoch}: {e}"))
-                })?;
-            model.clone().load_record(record).step()
+                .map_err(|e| unreadable("model", e.to_string()))?;
+            model
+                .clone()
+                .try_load_record(record)
+                .map_err(|e| unreadable("model", e.to_string()))?
+                .step()
         }
         None => 0,
     };
@@ -225,8 +244,8 @@ pub fn train(
     ))
     .with_custom_checkpointers(
         model_checkpointer,
-        optim_checkpointer?,
-        scheduler_checkpointer?,
+        optim_checkpointer,
+        scheduler_checkpointer,
     )
     .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
     .num_epochs(config.epochs)
