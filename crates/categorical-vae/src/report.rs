@@ -119,10 +119,24 @@ pub fn reconstructions(
     let x = batch_tensor(originals.clone(), device); // [n, 784]
     let means = sigmoid(model.forward_sampled(x, tau, true).pixel_logits);
     let means = means.into_data().try_into_vec_as::<f32>().unwrap();
-    let mut interleaved = Vec::with_capacity(2 * originals.len());
+    save_pairs(&originals, &means, columns, path)
+}
+
+/// Writes a PNG of digits above their reconstructions: rows of `columns` digits of `originals`
+/// alternate with the rows of `reconstructions` (both 784 grey levels in `[0, 1]` per digit).
+///
+/// # Errors
+/// An unwritable `path`.
+pub fn save_pairs(
+    originals: &[f32],
+    reconstructions: &[f32],
+    columns: usize,
+    path: &Path,
+) -> Result<(), Error> {
+    let mut interleaved = Vec::with_capacity(originals.len() + reconstructions.len());
     for (row_in, row_out) in originals
         .chunks(columns * PIXELS)
-        .zip(means.chunks(columns * PIXELS))
+        .zip(reconstructions.chunks(columns * PIXELS))
     {
         interleaved.extend_from_slice(row_in);
         interleaved.extend_from_slice(row_out);

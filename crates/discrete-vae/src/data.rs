@@ -30,6 +30,29 @@ impl Digits {
     }
 }
 
+impl Digits {
+    /// The digits in order, in batches of `batch_size` (the last one shorter) on `device`, for
+    /// evaluation and pictures.
+    ///
+    /// # Shapes
+    /// - each batch: `[≤ batch_size, 1, 28, 28]`
+    pub fn batches<'a>(
+        &'a self,
+        batch_size: usize,
+        device: &'a Device,
+    ) -> impl Iterator<Item = Tensor<4>> + 'a {
+        (0..self.len())
+            .step_by(batch_size.max(1))
+            .map(move |start| {
+                let end = (start + batch_size).min(self.len());
+                let items = (start..end)
+                    .map(|i| self.get(i).expect("in range"))
+                    .collect();
+                DigitBatcher.batch(items, device).images
+            })
+    }
+}
+
 impl Dataset<Digit> for Digits {
     /// # Panics
     /// If `index >= len()`, as Burn's datasets.
@@ -95,6 +118,9 @@ mod tests {
         );
         assert_eq!(batch.images.dims(), [2, 1, 28, 28]);
         let values = batch.images.into_data().try_to_vec::<f32>().unwrap();
+        let batches: Vec<_> = digits.batches(1, &Device::default()).collect();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].dims(), [1, 1, 28, 28]);
         let on: Vec<usize> = (0..values.len()).filter(|&i| values[i] == 1.0).collect();
         assert_eq!(on, vec![3, PIXELS + 29]);
     }

@@ -63,8 +63,6 @@ impl DiscreteVae {
     /// A forward pass over `batch` and the item it reports; the negative ELBO keeps its graph.
     fn item(&self, batch: DigitBatch) -> StepItem {
         let [n, _, _, _] = batch.images.dims();
-        let device = batch.images.device();
-        let tau = self.tau();
         let forward = self.forward(batch.images.clone());
         let elbo = negative_elbo(batch.images, &forward);
         StepItem {
@@ -72,8 +70,8 @@ impl DiscreteVae {
             nelbo: elbo.loss,
             reconstruction: elbo.reconstruction.detach(),
             kl: elbo.kl.detach(),
-            tau: Tensor::from_floats([tau as f32], &device),
             perplexity: code_perplexity(forward.codes.detach()),
+            tau: forward.tau,
         }
     }
 }
@@ -140,15 +138,6 @@ pub enum Quantity {
 }
 
 impl Quantity {
-    /// Every quantity, in the order of the dashboard.
-    pub const ALL: [Quantity; 5] = [
-        Quantity::NegativeElbo,
-        Quantity::Reconstruction,
-        Quantity::Kl,
-        Quantity::Temperature,
-        Quantity::Perplexity,
-    ];
-
     /// The metric's name, as burn-train logs it.
     pub fn name(self) -> &'static str {
         match self {

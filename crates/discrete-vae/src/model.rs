@@ -157,6 +157,8 @@ pub struct Forward {
     pub codes: Tensor<4>,
     /// The decoder's logits of the pixels, `[batch, 1, 28, 28]`.
     pub pixel_logits: Tensor<4>,
+    /// The temperature the codes were sampled at, `[1]`, off the graph.
+    pub tau: Tensor<1>,
 }
 
 /// The terms of the negative ELBO of a batch, each `[1]`, in nats per image.
@@ -233,17 +235,21 @@ impl DiscreteVae {
     /// # Shapes
     /// - images: `[batch, 1, 28, 28]`
     pub fn forward(&self, images: Tensor<4>) -> Forward {
+        let device = images.device();
         let logits = self.encode(images);
-        let codes = match self.gumbel.log_tau {
-            Some(_) => self.gumbel.forward(logits.clone()),
-            None => self
-                .gumbel
-                .forward_with_tau(logits.clone(), self.schedule.tau(self.step())),
-        }; // [batch, K, 7, 7]
+        let (codes, tau) = match self.gumbel.learned_tau() {
+            Some(tau) => (self.gumbel.forward(logits.clone()), tau.detach()),
+            None => {
+                let tau = self.schedule.tau(self.step());
+                let codes = self.gumbel.forward_with_tau(logits.clone(), tau);
+                (codes, Tensor::from_floats([tau as f32], &device))
+            }
+        }; // [batch, K, 7, 7], [1]
         Forward {
             pixel_logits: self.decode(codes.clone()),
             codes,
             logits,
+            tau,
         }
     }
 }
@@ -334,12 +340,14 @@ mod tests {
     #[test]
     fn elbo_terms_match_their_closed_forms() {
         // Pixel logits 0: each pixel costs ln 2 whatever it is. Logits of the codes 0: q is
-        // uniform and the KL is 0.
+        // uniform and the KL is 0. Tolerances: f32 sums of 784 (or 196) terms near 1, whose
+        // rounding stays below 1e-4; 1e-3 leaves room and still catches a missing term.
         let d = device();
         let forward = Forward {
             logits: Tensor::zeros([2, 4, GRID, GRID], &d),
             codes: Tensor::zeros([2, 4, GRID, GRID], &d),
             pixel_logits: Tensor::zeros([2, 1, 28, 28], &d),
+            tau: Tensor::ones([1], &d),
         };
         let elbo = negative_elbo(Tensor::ones([2, 1, 28, 28], &d), &forward);
         let reconstruction = elbo.reconstruction.into_scalar::<f32>() as f64;
@@ -362,7 +370,8 @@ mod tests {
     #[test]
     fn perplexity_counts_the_codes_in_use() {
         let d = device();
-        // Every cell uses code 2 of 8: perplexity 1.
+        // Every cell uses code 2 of 8: perplexity 1 (exact but for the f32 logarithm and
+        // exponential: 1e-5).
         let one = Tensor::<4>::zeros([2, 8, GRID, GRID], &d).slice_assign(
             [0..2, 2..3, 0..GRID, 0..GRID],
             Tensor::ones([2, 1, GRID, GRID], &d),

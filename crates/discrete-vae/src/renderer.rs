@@ -1,7 +1,7 @@
 //! How burn-train shows the run: its terminal dashboard on a terminal, else [`EpochLines`], one
 //! plain line per epoch (for logs, pipes and CI).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
@@ -34,23 +34,23 @@ pub fn renderer(
 /// ```
 #[derive(Default)]
 pub struct EpochLines {
-    names: BTreeMap<String, String>,
-    order: Vec<String>,
-    train: BTreeMap<String, f64>,
-    valid: BTreeMap<String, f64>,
+    names: HashMap<MetricId, String>,
+    order: Vec<MetricId>,
+    train: HashMap<MetricId, f64>,
+    valid: HashMap<MetricId, f64>,
     epoch: usize,
     epochs: usize,
     split: String,
 }
 
 impl EpochLines {
-    fn record(values: &mut BTreeMap<String, f64>, state: MetricState) {
+    fn record(values: &mut HashMap<MetricId, f64>, state: MetricState) {
         if let MetricState::Numeric(entry, Some(NumericEntry::Final(value))) = state {
-            values.insert(id_key(&entry.metric_id), value);
+            values.insert(entry.metric_id, value);
         }
     }
 
-    fn values(&self, values: &BTreeMap<String, f64>) -> String {
+    fn values(&self, values: &HashMap<MetricId, f64>) -> String {
         self.order
             .iter()
             .filter_map(|id| Some(format!("{} {:.4}", self.names[id], values.get(id)?)))
@@ -68,10 +68,6 @@ impl EpochLines {
             self.values(&self.valid)
         )
     }
-}
-
-fn id_key(id: &MetricId) -> String {
-    format!("{id:?}")
 }
 
 impl MetricsRendererTraining for EpochLines {
@@ -148,10 +144,10 @@ impl MetricsRenderer for EpochLines {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        let key = id_key(&definition.metric_id);
-        if !self.names.contains_key(&key) {
-            self.order.push(key.clone());
+        let id = definition.metric_id;
+        if !self.names.contains_key(&id) {
+            self.order.push(id.clone());
         }
-        self.names.insert(key, definition.name.to_string());
+        self.names.insert(id, definition.name.to_string());
     }
 }

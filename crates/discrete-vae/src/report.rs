@@ -3,29 +3,17 @@
 
 use std::path::Path;
 
-use burn::data::dataloader::batcher::Batcher;
-use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use categorical_vae::Error;
-use categorical_vae::data::PIXELS;
-use categorical_vae::report::{save_plot, save_png, tile};
+use categorical_vae::report::{save_pairs, save_plot, save_png, tile};
 use plotters::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::data::{DigitBatcher, Digits};
+use crate::data::Digits;
 use crate::model::{DiscreteVae, GRID};
-
-/// The binary pixels of the first `n` digits, and the batch on `device`.
-fn first(digits: &Digits, n: usize, device: &Device) -> (Vec<f32>, Tensor<4>) {
-    let items: Vec<_> = (0..n.min(digits.len()))
-        .map(|i| digits.get(i).expect("in range"))
-        .collect();
-    let pixels = items.iter().flat_map(|d| d.0.iter().copied()).collect();
-    (pixels, DigitBatcher.batch(items, device).images)
-}
 
 /// Writes a PNG of 64 test digits (odd rows) above their reconstructions (even rows), decoded
 /// from one-hot codes sampled at the model's temperature; pixels are the Bernoulli means.
@@ -36,20 +24,20 @@ pub fn reconstructions(model: &DiscreteVae, test: &Digits, path: &Path) -> Resul
     let columns = 16;
     let model = model.clone().valid();
     let device = model.devices()[0].clone();
-    let (originals, images) = first(test, 4 * columns, &device);
-    let means = sigmoid(model.forward(images).pixel_logits) // [n, 1, 28, 28]
+    let images = test
+        .batches(4 * columns, &device)
+        .next()
+        .expect("a test set"); // [64, 1, 28, 28]
+    let originals = images
+        .clone()
         .into_data()
         .try_to_vec::<f32>()
         .expect("f32 pixels");
-    let mut interleaved = Vec::with_capacity(2 * originals.len());
-    for (row_in, row_out) in originals
-        .chunks(columns * PIXELS)
-        .zip(means.chunks(columns * PIXELS))
-    {
-        interleaved.extend_from_slice(row_in);
-        interleaved.extend_from_slice(row_out);
-    }
-    save_png(&tile(&interleaved, columns), path)
+    let means = sigmoid(model.forward(images).pixel_logits) // [64, 1, 28, 28]
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32 pixels");
+    save_pairs(&originals, &means, columns, path)
 }
 
 /// Writes a PNG of 100 digits decoded from random codes: each of the 49 cells takes a code
@@ -87,15 +75,10 @@ pub fn code_usage(model: &DiscreteVae, digits: &Digits, batch_size: usize) -> Ve
     let device = model.devices()[0].clone();
     let k = model.codes();
     let mut counts = vec![0.0f64; k];
-    for start in (0..digits.len()).step_by(batch_size) {
-        let end = (start + batch_size).min(digits.len());
-        let items = (start..end)
-            .map(|i| digits.get(i).expect("in range"))
-            .collect();
-        let codes = model
-            .forward(DigitBatcher.batch(items, &device).images)
-            .codes; // [b, K, 7, 7]
-        let per_code = codes
+    for images in digits.batches(batch_size, &device) {
+        let per_code = model
+            .forward(images)
+            .codes // [b, K, 7, 7]
             .swap_dims(0, 1) // [K, b, 7, 7]
             .reshape([k as i32, -1]) // [K, b · 49]
             .sum_dim(1) // [K, 1]

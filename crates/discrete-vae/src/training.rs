@@ -22,7 +22,7 @@ use categorical_vae::files::{lock_run, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{DurableCheckpointer, RECORDS, checkpoint_dir, last_complete_epoch};
-use crate::data::{DigitBatch, DigitBatcher, Digits};
+use crate::data::{DigitBatcher, Digits};
 use crate::learner::{Quantity, VaeMetric};
 use crate::model::{DiscreteVae, DiscreteVaeConfig, negative_elbo};
 use crate::renderer::renderer;
@@ -140,7 +140,7 @@ pub struct Outcome {
 }
 
 /// Trains `config` in the folder `run` on `device` (and `config.devices − 1` more of its kind):
-/// burn-train's `SupervisedTraining` with the metrics of [`Quantity::ALL`] on the training and
+/// burn-train's `SupervisedTraining` with a [`VaeMetric`] of each [`Quantity`] on the training and
 /// test sets, its file logging (`run/train/`, `run/valid/`, `run/experiment.log`), and a
 /// checkpoint of the model, Adam and the scheduler after every epoch in `run/checkpoint/`
 /// (written by [`DurableCheckpointer`], the last two kept).
@@ -294,44 +294,37 @@ pub struct Evaluation {
 }
 
 /// The negative ELBO of `model` (at its temperature) on `digits`, one sample per image with the
-/// noise of `seed`, with hard and with soft codes.
+/// noise of `seed`, with hard and with soft codes: the means over the images of the terms of
+/// [`negative_elbo`].
 pub fn evaluate(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u64) -> Evaluation {
     let model = model.clone().valid();
-    let soft = model.clone().with_soft_codes();
-    let device = model.devices()[0].clone();
-    let mut sums = [0.0f64; 4];
-    let mut passes = |m: &DiscreteVae, slot: usize, terms: bool| {
-        device.seed(seed);
-        let mut total = [0.0f64; 3];
-        for start in (0..digits.len()).step_by(batch_size) {
-            let end = (start + batch_size).min(digits.len());
-            let items = (start..end)
-                .map(|i| digits.get(i).expect("in range"))
-                .collect();
-            let DigitBatch { images } =
-                burn::data::dataloader::batcher::Batcher::batch(&DigitBatcher, items, &device);
-            let forward = m.forward(images.clone());
-            let elbo = negative_elbo(images, &forward);
-            let n = (end - start) as f64;
-            total[0] += n * elbo.loss.into_scalar::<f32>() as f64;
-            total[1] += n * elbo.reconstruction.into_scalar::<f32>() as f64;
-            total[2] += n * elbo.kl.into_scalar::<f32>() as f64;
-        }
-        let n = digits.len() as f64;
-        sums[slot] = total[0] / n;
-        if terms {
-            sums[2] = total[1] / n;
-            sums[3] = total[2] / n;
-        }
-    };
-    passes(&model, 0, true);
-    passes(&soft, 1, false);
+    let [nelbo_hard, reconstruction_hard, kl] = mean_terms(&model, digits, batch_size, seed);
+    let [nelbo_soft, _, _] = mean_terms(&model.with_soft_codes(), digits, batch_size, seed);
     Evaluation {
-        nelbo_hard: sums[0],
-        nelbo_soft: sums[1],
-        reconstruction_hard: sums[2],
-        kl: sums[3],
+        nelbo_hard,
+        nelbo_soft,
+        reconstruction_hard,
+        kl,
     }
+}
+
+/// The negative ELBO, reconstruction and KL of `model` averaged over `digits`, after seeding
+/// the device with `seed`.
+fn mean_terms(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u64) -> [f64; 3] {
+    let device = model.devices()[0].clone();
+    device.seed(seed);
+    let mut total = [0.0f64; 3];
+    for images in digits.batches(batch_size, &device) {
+        let n = images.dims()[0] as f64;
+        let elbo = negative_elbo(images.clone(), &model.forward(images));
+        for (sum, term) in total
+            .iter_mut()
+            .zip([elbo.loss, elbo.reconstruction, elbo.kl])
+        {
+            *sum += n * term.into_scalar::<f32>() as f64;
+        }
+    }
+    total.map(|sum| sum / digits.len() as f64)
 }
 
 /// Writes `run/evaluation.json`: the optimizer steps, the [`Evaluation`] and the
