@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepares a GPU benchmark run (bench/gpu.sh) on this machine: builds the wgpu benchmarks in
-# release mode into .gpubin/benches.tar.xz and downloads the Vulkan loader's Debian package into
+# Prepares a GPU benchmark run (bench/gpu.sh) on this machine: builds the wgpu benchmarks, and the
+# integration tests that compare the GPU kernel with the CPU one, in release mode into
+# .gpubin/benches.tar.xz and downloads the Vulkan loader's Debian package into
 # .gl/, the two folders the run carries to a machine that has a GPU but no registry (both are
 # git-ignored through .git/info/exclude). The build is the one `BENCH_FEATURES=flex,ndarray,wgpu bench/run.sh`
 # makes; bench/gpu.sh runs only its wgpu benchmarks.
@@ -11,19 +12,19 @@ for dir in .gl .gpubin; do
 done
 mkdir -p .gpubin .gl
 cargo bench --no-run --no-default-features --features flex,ndarray,wgpu \
-  --bench gumbel_softmax --bench vae_step --message-format=json \
+  --bench gumbel_softmax --bench vae_step --test gumbel --message-format=json \
   | python3 -c '
 import json, shutil, sys
 for line in sys.stdin:
     msg = json.loads(line)
     if msg.get("reason") == "compiler-artifact" and msg.get("executable") \
-            and msg["target"]["kind"] == ["bench"]:
+            and msg["target"]["kind"] in (["bench"], ["test"]):
         shutil.copy(msg["executable"], ".gpubin/" + msg["target"]["name"])
         print("built", msg["target"]["name"])'
-strip .gpubin/gumbel_softmax .gpubin/vae_step
-# The two binaries are ~140 MB; what travels is limited to 64 MiB, so they go compressed.
-tar -C .gpubin -cJf .gpubin/benches.tar.xz gumbel_softmax vae_step
-rm .gpubin/gumbel_softmax .gpubin/vae_step
+strip .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/gumbel
+# The binaries are ~200 MB; what travels is limited to 64 MiB, so they go compressed.
+tar -C .gpubin -cJf .gpubin/benches.tar.xz gumbel_softmax vae_step gumbel
+rm .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/gumbel
 if ! ls .gl/libvulkan1_*.deb > /dev/null 2>&1; then
   lists=$(mktemp -d); mkdir -p "$lists/partial"
   o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"

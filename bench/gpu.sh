@@ -31,6 +31,9 @@ s = start.elapsed_time(end) / 1e3 / 20
 print(f"{2 * x.numel() / s / 1e9:.0f}")  # GB/s, read + write
 PY
 status=0
+# The GPU kernel against the CPU one on this card: one key, the same hard samples (keyed::), and
+# the fused paths against the tensor ops in law (fused::).
+.gpubin/gumbel keyed:: fused:: 2>&1 | tee "$OUT/tests.log" | grep -E '^test |test result' || status=1
 .gpubin/gumbel_softmax --bench 'wgpu/' 2>&1 | tee "$OUT/burn-gumbel_softmax.log" | grep -E '^wgpu|time:' || status=1
 .gpubin/vae_step --bench 'wgpu/' 2>&1 | tee "$OUT/burn-vae_step.log" | grep -E '^wgpu|time:' || status=1
 PYTHONUNBUFFERED=1 python3 bench/pytorch/bench.py --device cuda --peers eager > "$OUT/pytorch-cuda.json" || status=1

@@ -13,15 +13,17 @@
 //! `BURN_GUMBEL_BENCH_LARGE` adds the shape `[1024, 50000]` (205 MB per tensor, several times a
 //! GPU's L2 cache), where a GPU's time can be compared with its memory bandwidth (`bench/gpu.sh`).
 //!
-//! Names read `{backend}/{op}/{mode}/{shape}` (`op` soft, hard or gumbel-rao), with `/dim1` for the channels-first shapes and `/f16` or
-//! `/bf16` for half-precision logits. The device is synchronized inside the timed region, so GPU
+//! Names read `{backend}/{op}/{mode}/{shape}` (`op` soft, hard or gumbel-rao), with `/dim1` for
+//! the channels-first shapes and `/f16` or `/bf16` for half-precision logits. The mode
+//! `forward_tensor_ops` is the soft sample by the tensor-op path (Gumbel noise, then
+//! `gumbel_softmax_with_noise`) that the fused kernels of flex and wgpu replace. The device is synchronized inside the timed region, so GPU
 //! numbers measure execution, not dispatch. Forward + backward uses the loss `Σ y · w` with fixed
 //! random weights `w`.
 
 use std::time::Duration;
 
 use burn::tensor::{Device, Distribution, FloatDType, Shape, Tensor};
-use burn_gumbel::{gumbel_rao, gumbel_softmax};
+use burn_gumbel::{gumbel_noise, gumbel_rao, gumbel_softmax, gumbel_softmax_with_noise};
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -175,6 +177,20 @@ fn bench_shape<const D: usize>(
         sync(device);
         y
     });
+    if dtype == FloatDType::F32 {
+        // The tensor-op path the fused kernels replace (noise, then `gumbel_softmax_with_noise`),
+        // beside them in the same run.
+        bench_routine(
+            &mut group,
+            BenchmarkId::new("soft/forward_tensor_ops", &name),
+            || {
+                let noise = gumbel_noise(logits.shape(), device);
+                let y = gumbel_softmax_with_noise(logits.clone(), noise, TAU, false, dim);
+                sync(device);
+                y
+            },
+        );
+    }
     for (op, hard) in [("soft", false), ("hard", true)] {
         bench_routine(
             &mut group,

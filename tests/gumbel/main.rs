@@ -13,6 +13,7 @@ mod fused;
 mod gradients;
 mod gumbel_max;
 mod half;
+mod keyed;
 mod layer;
 mod noise;
 mod numerics;

@@ -83,7 +83,8 @@ pub fn gumbel_softmax<const D: usize>(
 ///
 /// On a flex device, for the straight-through estimator (the temperature fixed or learned), the
 /// fused kernel draws its own noise and computes the sample in one pass (`fused/`; half-precision
-/// logits are widened inside it); everything else widens half-precision logits to f32
+/// logits are widened inside it); on a cube device (wgpu) the GPU kernel does, for a fixed
+/// temperature (`cube/`), and draws the noise of the tensor-op path otherwise; everything else widens half-precision logits to f32
 /// ([`in_f32`]), draws [`gumbel_noise`] and calls [`sample`].
 pub(crate) fn sample_with_fresh_noise<const D: usize>(
     logits: Tensor<D>,
@@ -106,6 +107,19 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
         if let Some(sample) = fused {
             return sample;
         }
+    }
+    #[cfg(feature = "wgpu")]
+    if crate::cube::applies(&logits) {
+        if estimator == Estimator::StraightThrough
+            && let Some(sample) = crate::cube::try_straight_through(&logits, tau, hard, dim)
+        {
+            return sample;
+        }
+        // The tensor ops on the kernel's noise: the draws the kernel would make.
+        let noise = crate::cube::gumbel_noise(&logits, dim);
+        return in_f32(logits, |logits| {
+            sample(logits, noise, tau, hard, estimator, dim)
+        });
     }
     in_f32(logits, |logits| {
         let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
@@ -171,6 +185,70 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
             estimator,
             dim,
         )
+    })
+}
+
+/// [`gumbel_softmax`] with the noise of an explicit generator key: reproducible across devices.
+///
+/// `y = softmax((logits + g) / tau)` along `dim` (its one-hot with `hard`, straight-through), with
+/// `g_i = −ln(−ln u_i)` and `u_i` the counter-based uniform of element `i` under `key`: a 32-bit
+/// hash of the element's index with the category axis moved last (`row · n + category`). It is
+/// the noise the fused kernels draw, under the key they otherwise take from the device's
+/// generator; naming the key makes it the same on every device. Burn's device generators differ
+/// between backends, so `Device::seed` reproduces a run on one backend, and a key reproduces it
+/// across backends: on flex and on wgpu the kernels give identical hard samples and soft samples
+/// within a few ulp. On other backends the noise is computed on the host (with f64 logarithms, so
+/// within rounding of the kernels') and passed to [`gumbel_softmax_with_noise`].
+///
+/// Use one key per draw: the same key on the same logits gives the same sample.
+///
+/// # Arguments
+/// - `logits`: unnormalized log-probabilities.
+/// - `tau`: the temperature, finite and `> 0`.
+/// - `hard`: return a one-hot sample with the soft sample's gradient.
+/// - `dim`: the category dimension; negative values count from the end.
+/// - `key`: the generator key, any `u64`.
+///
+/// # Shapes
+/// - logits: `[..., n_categories, ...]` (categories along `dim`)
+/// - output: the shape of `logits`
+///
+/// # Panics
+/// As [`gumbel_softmax`].
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_softmax_with_key;
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], &device);
+/// let a = gumbel_softmax_with_key(logits.clone(), 0.5, true, -1, 7);
+/// let b = gumbel_softmax_with_key(logits, 0.5, true, -1, 7);
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn gumbel_softmax_with_key<const D: usize>(
+    logits: Tensor<D>,
+    tau: f64,
+    hard: bool,
+    dim: impl AsIndex,
+    key: u64,
+) -> Tensor<D> {
+    const OP: &str = "gumbel_softmax_with_key";
+    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    #[cfg(feature = "flex")]
+    if crate::fused::applies(&logits) {
+        return crate::fused::gumbel_softmax_with_key(logits, tau, hard, dim, key);
+    }
+    #[cfg(feature = "wgpu")]
+    if crate::cube::applies(&logits) {
+        return crate::cube::gumbel_softmax_with_key(logits, tau, hard, dim, key);
+    }
+    let noise = crate::counter::gumbel_noise_with_key(&logits.shape(), dim, key, &logits.device());
+    in_f32(logits, |logits| {
+        let estimator = Estimator::StraightThrough;
+        sample(logits, noise, &Tau::Fixed(tau), hard, estimator, dim)
     })
 }
 

@@ -68,6 +68,9 @@
 #![warn(missing_docs)]
 
 mod check;
+mod counter;
+#[cfg(feature = "wgpu")]
+mod cube;
 mod estimator;
 #[cfg(feature = "flex")]
 mod fused;
@@ -83,7 +86,7 @@ mod schedule;
 
 pub use estimator::{Estimator, gumbel_rao, gumbel_rao_with_noise, reinmax, reinmax_with_noise};
 pub use gumbel_max::{gumbel_max, gumbel_top_k};
-pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_noise};
+pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_key, gumbel_softmax_with_noise};
 pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};
 pub use noise::{gumbel_noise, logistic_noise};
 pub use relaxed_bernoulli::{relaxed_bernoulli, relaxed_bernoulli_with_noise};

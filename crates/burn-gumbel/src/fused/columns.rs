@@ -4,7 +4,8 @@
 //! row kernels of `kernels.rs`, which they are tested against.
 
 use super::kernels::ln_or_zero;
-use super::math::{GAMMA, fast_exp, fast_ln, uniform_of_state};
+use super::math::{fast_exp, fast_ln};
+use crate::counter::uniform;
 
 /// Positions per band of the column kernels: four cache lines of f32 per category, so that a
 /// band's passes over a large map touch each memory page for 64 positions at once (a map of 8192
@@ -65,20 +66,18 @@ pub(super) fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
         "a band of 1 to {COLUMNS} positions"
     );
     assert!(theta.len() >= (n - 1) * stride + width, "the band's logits");
-    // The generator's state of category 0 of each position; category j adds j γ.
+    // The generator's counter of category 0 of each position; category j adds j.
     let mut base = [0u64; COLUMNS];
     for (p, base) in base.iter_mut().enumerate() {
-        let first = (row + p as u64).wrapping_mul(n as u64);
-        *base = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
+        *base = (row + p as u64).wrapping_mul(n as u64);
     }
     let mut max = [f32::NEG_INFINITY; COLUMNS];
     let mut argmax = [0u32; COLUMNS];
     let mut x = [0.0f32; COLUMNS];
     for j in 0..n {
-        let step = (j as u64).wrapping_mul(GAMMA);
         let t = &theta[j * stride..j * stride + width];
         for p in 0..width {
-            let u = uniform_of_state(base[p].wrapping_add(step));
+            let u = uniform(key, base[p].wrapping_add(j as u64));
             x[p] = (t[p] - fast_ln(-fast_ln(u))) * inv_tau;
         }
         for p in 0..width {

@@ -272,7 +272,7 @@ mod tests {
     use burn::tensor::{Device, Tensor};
 
     use super::FusedGumbelSoftmax;
-    use crate::fused::math::{GAMMA, uniform_of_state};
+    use crate::counter::uniform;
 
     type Dispatched = burn::backend::tensor::FloatTensor<burn::backend::Dispatch>;
 
@@ -330,8 +330,7 @@ mod tests {
             let u: Vec<f64> = row
                 .clone()
                 .map(|i| {
-                    let state = key.wrapping_add((i as u64 + 1).wrapping_mul(GAMMA));
-                    let g = -(-(uniform_of_state(state) as f64).ln()).ln();
+                    let g = -(-(uniform(key, i as u64) as f64).ln()).ln();
                     (theta[i] + g) / tau
                 })
                 .collect();
@@ -378,9 +377,7 @@ mod tests {
         let (rows, n, key, samples) = (*rows, *n, 4321u64, 3usize);
         let total = (rows * n) as u64;
         let tau = 0.7f64;
-        let uniform = |counter: u64| {
-            uniform_of_state(key.wrapping_add((counter + 1).wrapping_mul(GAMMA))) as f64
-        };
+        let uniform = |counter: u64| uniform(key, counter) as f64;
         let (mut hard, mut grad, mut tau_grad) = (vec![0.0; rows * n], vec![0.0; rows * n], 0.0);
         for r in 0..rows {
             let row = r * n..(r + 1) * n;

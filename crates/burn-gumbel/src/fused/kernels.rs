@@ -4,7 +4,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::math::{GAMMA, fast_exp, fast_ln, uniform_of_state};
+use super::math::{fast_exp, fast_ln};
+use crate::counter::uniform;
 
 /// Independent lanes of the row reductions: one AVX-512 register of f32.
 const LANES: usize = 16;
@@ -66,10 +67,8 @@ pub(super) fn forward_chunk(chunk: ForwardChunk<'_>) -> Vec<usize> {
     } = chunk;
     // g = −ln(−ln u); branch-free, so that the compiler vectorizes the loop.
     assert_eq!(out.len(), theta.len(), "one output per logit");
-    let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
-    for (x, &t) in out.iter_mut().zip(theta) {
-        let u = uniform_of_state(state);
-        state = state.wrapping_add(GAMMA);
+    for (i, (x, &t)) in out.iter_mut().zip(theta).enumerate() {
+        let u = uniform(key, first.wrapping_add(i as u64));
         x.write((t - fast_ln(-fast_ln(u))) * inv_tau);
     }
     // SAFETY: the loop above wrote every element of `out` (as long as `theta`), and
@@ -245,10 +244,8 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
     let (mut top, mut log_z) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
 
     // The sample's categories, as the forward kernel computed them.
-    let mut state = key.wrapping_add(first.wrapping_add(1).wrapping_mul(GAMMA));
-    for (x, &t) in x.iter_mut().zip(theta) {
-        let u = uniform_of_state(state);
-        state = state.wrapping_add(GAMMA);
+    for (i, (x, &t)) in x.iter_mut().zip(theta).enumerate() {
+        let u = uniform(key, first.wrapping_add(i as u64));
         *x = (t - fast_ln(-fast_ln(u))) * inv_tau;
     }
     for row in x.chunks(n) {
@@ -278,23 +275,19 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
     let mut sum_tau = 0.0f32;
     for s in 0..samples as u64 {
         let counter = (s + 1).wrapping_mul(total).wrapping_add(first);
-        let start = key.wrapping_add(counter.wrapping_add(1).wrapping_mul(GAMMA));
         // E_i of each row, spread over the row.
         let mut e_top = Vec::with_capacity(rows);
         for (r, w) in w.chunks_mut(n).enumerate() {
             let index = (r * n + top[r]) as u64;
-            let e = -fast_ln(uniform_of_state(
-                start.wrapping_add(index.wrapping_mul(GAMMA)),
-            ));
+            let e = -fast_ln(uniform(key, counter.wrapping_add(index)));
             for w in w.iter_mut() {
                 *w = e;
             }
             e_top.push(e);
         }
-        let mut state = start;
-        for (((x, &t), &pj), &e_i) in x.iter_mut().zip(theta).zip(p.iter()).zip(w.iter()) {
-            let e = -fast_ln(uniform_of_state(state));
-            state = state.wrapping_add(GAMMA);
+        let draws = x.iter_mut().zip(theta).zip(p.iter()).zip(w.iter());
+        for (i, (((x, &t), &pj), &e_i)) in draws.enumerate() {
+            let e = -fast_ln(uniform(key, counter.wrapping_add(i as u64)));
             *x = (t - fast_ln(e + e_i * pj)) * inv_tau;
         }
         // The sampled category on top, and every draw less its row's top: exponents ≤ 0.

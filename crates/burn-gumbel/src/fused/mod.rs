@@ -3,8 +3,9 @@
 //! The tensor-op version ([`crate::gumbel_softmax_with_noise`] with [`crate::gumbel_noise`]) makes
 //! about ten passes over memory, draws its uniforms from a ChaCha generator and takes two scalar
 //! logarithms per element. This kernel works on cache-sized chunks of whole rows: a counter-based
-//! generator (SplitMix64 of the element's index under a key drawn from the device's generator, so
-//! `Device::seed` still makes results reproducible), branch-free logarithm and exponential that the
+//! generator (a 32-bit hash of the element's index under a key drawn from the device's generator,
+//! so `Device::seed` still makes results reproducible, and the GPU kernel draws the same noise),
+//! branch-free logarithm and exponential that the
 //! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
 //! in one pass. Chunks are spread over rayon's threads. On x86-64 the forward and backward kernels
 //! are each compiled three times (baseline, AVX2, AVX-512) and the widest variant the processor
@@ -27,10 +28,12 @@
 //! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
 //! | `kernels.rs` | the forward and backward row kernels, Gumbel-Rao's backward |
 //! | `layout.rs` | the `[outer, n, inner]` view of any category axis, its bands, tiled transposes |
-//! | `math.rs` | the counter-based uniforms, `ln` and `exp` |
+//! | `math.rs` | `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
-use burn::tensor::{DType, Device, Distribution, Tensor};
+use burn::tensor::{DType, Tensor};
+
+use crate::counter::key;
 
 use crate::ops::Tau;
 
@@ -111,6 +114,17 @@ pub(crate) fn gumbel_softmax<const D: usize>(
     dim: usize,
 ) -> Tensor<D> {
     let key = key(&logits.device());
+    gumbel_softmax_with_key(logits, tau, hard, dim, key)
+}
+
+/// [`gumbel_softmax`] under a given generator key.
+pub(crate) fn gumbel_softmax_with_key<const D: usize>(
+    logits: Tensor<D>,
+    tau: f64,
+    hard: bool,
+    dim: usize,
+    key: u64,
+) -> Tensor<D> {
     let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
         logits.into_dispatch(),
         tau as f32,
@@ -158,14 +172,4 @@ pub(crate) fn gumbel_rao<const D: usize>(
         dim,
     );
     Tensor::from_dispatch(out)
-}
-
-/// A generator key of 48 bits from the device's generator.
-fn key(device: &Device) -> u64 {
-    let bits = Tensor::<1>::random([2], Distribution::Default, device)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 uniforms");
-    // 24 random bits from each uniform.
-    ((bits[0] * 16_777_216.0) as u64) << 24 | (bits[1] * 16_777_216.0) as u64
 }

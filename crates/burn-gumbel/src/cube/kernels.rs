@@ -1,0 +1,437 @@
+//! The CubeCL kernels: the forward pass (soft sample, one-hot, or both) and the backward pass,
+//! each in two layouts: a cube of units per row for long rows whose categories are contiguous,
+//! and one unit per row (a *lane*) for short rows or categories strided by the positions after
+//! them (channels-first maps), where neighbouring units read neighbouring addresses.
+//!
+//! Every value is computed in f32, whatever the storage type. The noise is the counter-based
+//! generator of [`crate::counter`] (`mix32`, the key's two words), and `ln` and `exp` are the
+//! same Cephes polynomials as the CPU kernel's (`fused/math.rs`), so that one key gives the CPU's
+//! noise to the bit where the GPU does not contract a multiply and an add into one rounding.
+
+use burn_cubecl::cubecl;
+use cubecl::prelude::*;
+
+/// Units per cube of the row kernels, a power of two.
+pub(super) const ROW_UNITS: u32 = 256;
+
+/// Units per cube of the lane kernels.
+pub(super) const LANE_UNITS: u32 = 256;
+
+/// A very negative finite f32: the running maximum before any element (WGSL has no infinite
+/// literal; a masked logit, −∞ in memory, never exceeds it, and adds `exp(−∞) = 0`).
+const LOWEST: f32 = -3.0e38;
+
+/// One round of the 32-bit hash, [`crate::counter::mix32`].
+#[cube]
+fn mix32(x: u32) -> u32 {
+    let mut x = x;
+    x ^= x >> 16u32;
+    x *= 0x7FEB_352Du32;
+    x ^= x >> 15u32;
+    x *= 0x846C_A68Bu32;
+    x ^ (x >> 16u32)
+}
+
+/// The uniform of element `counter` under the key words `k1`, `k2`: [`crate::counter::uniform`]
+/// for counters below 2^32.
+#[cube]
+fn uniform(k1: u32, k2: u32, counter: u32) -> f32 {
+    let h = mix32(mix32(counter ^ k1) ^ k2);
+    (f32::cast_from(h >> 9u32) + 0.5f32) * (1.0f32 / 8_388_608.0f32)
+}
+
+/// `ln x` for normal `x > 0`: the CPU kernel's `fast_ln`.
+#[cube]
+fn fast_ln(x: f32) -> f32 {
+    let bits = u32::reinterpret(x);
+    let exponent = i32::cast_from((bits >> 23u32) & 0xFFu32) - 127i32;
+    let mantissa = f32::reinterpret((bits & 0x007F_FFFFu32) | 0x3F80_0000u32);
+    let big = mantissa > core::f32::consts::SQRT_2;
+    let m = select(big, mantissa * 0.5f32, mantissa);
+    let e = f32::cast_from(exponent + select(big, 1i32, 0i32));
+    let f = m - 1.0f32;
+    let z = f * f;
+    let mut p = 7.037_683_6e-2f32;
+    p = p * f - 1.151_461_1e-1f32;
+    p = p * f + 1.167_699_9e-1f32;
+    p = p * f - 1.242_014_1e-1f32;
+    p = p * f + 1.424_932_3e-1f32;
+    p = p * f - 1.666_805_8e-1f32;
+    p = p * f + 2.000_071_5e-1f32;
+    p = p * f - 2.499_999_4e-1f32;
+    p = p * f + 3.333_333e-1f32;
+    let y = p * f * z - 2.121_944_4e-4f32 * e - 0.5f32 * z;
+    f + y + 0.693_359_4f32 * e
+}
+
+/// `exp x` for `x ≤ 0`, exactly 0 below −87: the CPU kernel's `fast_exp`.
+#[cube]
+fn fast_exp(x: f32) -> f32 {
+    let inside = x > -87.0f32;
+    let xc = select(inside, x, -87.0f32);
+    let t = xc * core::f32::consts::LOG2_E;
+    let n = i32::cast_from(t - 0.5f32);
+    let nf = f32::cast_from(n);
+    let r = xc - nf * 0.693_359_4f32 + nf * 2.121_944_4e-4f32;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3f32;
+    p = p * r + 8.333_452e-3f32;
+    p = p * r + 4.166_579_6e-2f32;
+    p = p * r + 1.666_666_5e-1f32;
+    p = p * r + 5e-1f32;
+    let y = p * r * r + r + 1.0f32;
+    let scale = f32::reinterpret(u32::cast_from(n + 127i32) << 23u32);
+    select(inside, y * scale, 0.0f32)
+}
+
+/// The perturbed, scaled logit `(θ + g) / tau` of element `counter`.
+#[cube]
+fn perturbed(theta: f32, k1: u32, k2: u32, counter: u32, inv_tau: f32) -> f32 {
+    (theta - fast_ln(-fast_ln(uniform(k1, k2, counter)))) * inv_tau
+}
+
+/// The running state of one unit over its share of a row: maximum, sum of `exp(z − max)`, and
+/// the first index of the maximum.
+#[derive(CubeType, Clone, Copy)]
+struct Running {
+    max: f32,
+    sum: f32,
+    arg: u32,
+}
+
+/// `state` after element `j` of value `z` (indices increase along a unit's share, so the strict
+/// comparison keeps the first index of the maximum).
+#[cube]
+fn step(state: &mut Running, z: f32, j: u32) {
+    if z > state.max {
+        state.sum = state.sum * fast_exp(state.max - z) + 1.0f32;
+        state.max = z;
+        state.arg = j;
+    } else {
+        state.sum += fast_exp(z - state.max);
+    }
+}
+
+/// The index of the row a cube (row kernels) or unit (lane kernels) works on, over a 2D grid of
+/// cubes.
+#[cube]
+fn cube_index() -> u32 {
+    CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X
+}
+
+/// Pass 1 of the forward kernels on element `i` (counter `counter`): draws `z = (θ + g) / tau`
+/// and keeps it where pass 2 will read it (see [`row_forward`]).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn draw<F: Float>(
+    logits: &Tensor<F>,
+    out: &mut Tensor<F>,
+    soft: &mut Tensor<f32>,
+    i: usize,
+    counter: u32,
+    k1: u32,
+    k2: u32,
+    inv_tau: f32,
+    #[comptime] keep_soft: bool,
+    #[comptime] z_in_out: bool,
+) -> f32 {
+    let z = perturbed(f32::cast_from(logits[i]), k1, k2, counter, inv_tau);
+    if keep_soft {
+        soft[i] = z;
+    } else if z_in_out {
+        out[i] = F::cast_from(z);
+    }
+    z
+}
+
+/// Pass 2 of the forward kernels on element `i`, category `j` of its row: the soft sample
+/// `exp(z − max) · inv_sum` and, with `hard`, the one-hot of the row's argmax `top` (see
+/// [`row_forward`]).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn finish<F: Float>(
+    logits: &Tensor<F>,
+    out: &mut Tensor<F>,
+    soft: &mut Tensor<f32>,
+    i: usize,
+    counter: u32,
+    j: u32,
+    max: f32,
+    inv_sum: f32,
+    top: u32,
+    k1: u32,
+    k2: u32,
+    inv_tau: f32,
+    #[comptime] hard: bool,
+    #[comptime] keep_soft: bool,
+    #[comptime] z_in_out: bool,
+) {
+    if !hard || keep_soft {
+        let z = if keep_soft {
+            soft[i]
+        } else if z_in_out {
+            f32::cast_from(out[i])
+        } else {
+            perturbed(f32::cast_from(logits[i]), k1, k2, counter, inv_tau)
+        };
+        let y = fast_exp(z - max) * inv_sum;
+        if keep_soft {
+            soft[i] = y;
+        }
+        if !hard {
+            out[i] = F::cast_from(y);
+        }
+    }
+    if hard {
+        out[i] = F::cast_from(select(j == top, 1.0f32, 0.0f32));
+    }
+}
+
+/// The forward pass, a cube of [`ROW_UNITS`] units per row of `n` contiguous categories.
+///
+/// Pass 1 draws `z = (θ + g) / tau`, keeps it (in `soft` with `keep_soft`, in `out` with
+/// `z_in_out`, an f32 output; else it is drawn again in pass 2) and reduces max, sum and argmax
+/// across the cube in shared memory. Pass 2 writes `softmax(z)` into `out` (without `hard`) and
+/// into the f32 `soft` (with `keep_soft`: the backward pass's copy, when `out` is one-hot or
+/// half precision), and with `hard` the one-hot into `out`.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn row_forward<F: Float>(
+    logits: &Tensor<F>,
+    out: &mut Tensor<F>,
+    soft: &mut Tensor<f32>,
+    rows: u32,
+    n: u32,
+    k1: u32,
+    k2: u32,
+    inv_tau: f32,
+    #[comptime] hard: bool,
+    #[comptime] keep_soft: bool,
+    #[comptime] z_in_out: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let row = cube_index();
+    if row >= rows {
+        terminate!();
+    }
+    let unit = UNIT_POS_X as usize;
+    let units = comptime!(ROW_UNITS as usize);
+    let n = n as usize;
+    let base = row as usize * n;
+    let mut state = Running {
+        max: LOWEST,
+        sum: 0.0f32,
+        arg: n as u32,
+    };
+    // Loop variables are fresh runtime values (`.runtime()` for a comptime one): CubeCL cannot
+    // assign to a constant.
+    let mut j = UNIT_POS_X as usize;
+    while j < n {
+        let i = base + j;
+        let z = draw(
+            logits, out, soft, i, i as u32, k1, k2, inv_tau, keep_soft, z_in_out,
+        );
+        step(&mut state, z, j as u32);
+        j += units;
+    }
+
+    let mut shared_max = Shared::<[f32]>::new_slice(units);
+    let mut shared_sum = Shared::<[f32]>::new_slice(units);
+    let mut shared_arg = Shared::<[u32]>::new_slice(units);
+    shared_max[unit] = state.max;
+    shared_sum[unit] = state.sum;
+    shared_arg[unit] = state.arg;
+    sync_cube();
+    let mut half = (units / 2).runtime();
+    while half > 0 {
+        if unit < half {
+            let v = unit + half;
+            let m1 = shared_max[unit];
+            let m2 = shared_max[v];
+            let m = select(m2 > m1, m2, m1);
+            shared_sum[unit] =
+                shared_sum[unit] * fast_exp(m1 - m) + shared_sum[v] * fast_exp(m2 - m);
+            let a1 = shared_arg[unit];
+            let a2 = shared_arg[v];
+            shared_arg[unit] = select(m2 > m1 || (m2 == m1 && a2 < a1), a2, a1);
+            shared_max[unit] = m;
+        }
+        sync_cube();
+        half /= 2;
+    }
+    let (max, inv_sum, top) = (shared_max[0], 1.0f32 / shared_sum[0], shared_arg[0]);
+
+    let mut j = UNIT_POS_X as usize;
+    while j < n {
+        let i = base + j;
+        finish(
+            logits, out, soft, i, i as u32, j as u32, max, inv_sum, top, k1, k2, inv_tau, hard,
+            keep_soft, z_in_out,
+        );
+        j += units;
+    }
+}
+
+/// The forward pass, one unit per row: row `p` of `n` categories at `offset(p) + j · stride`,
+/// `offset(p) = (p / stride) · n · stride + p mod stride` (stride 1: contiguous rows; else the
+/// positions after the category axis). Otherwise as [`row_forward`].
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lane_forward<F: Float>(
+    logits: &Tensor<F>,
+    out: &mut Tensor<F>,
+    soft: &mut Tensor<f32>,
+    rows: u32,
+    n: u32,
+    stride: u32,
+    k1: u32,
+    k2: u32,
+    inv_tau: f32,
+    #[comptime] hard: bool,
+    #[comptime] keep_soft: bool,
+    #[comptime] z_in_out: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let p = cube_index() * LANE_UNITS + UNIT_POS_X;
+    if p >= rows {
+        terminate!();
+    }
+    let offset = (p / stride) * n * stride + p % stride;
+    let counter = p * n;
+    let mut state = Running {
+        max: LOWEST,
+        sum: 0.0f32,
+        arg: n,
+    };
+    for j in 0..n {
+        let i = (offset + j * stride) as usize;
+        let z = draw(
+            logits,
+            out,
+            soft,
+            i,
+            counter + j,
+            k1,
+            k2,
+            inv_tau,
+            keep_soft,
+            z_in_out,
+        );
+        step(&mut state, z, j);
+    }
+    let inv_sum = 1.0f32 / state.sum;
+    for j in 0..n {
+        let i = (offset + j * stride) as usize;
+        finish(
+            logits,
+            out,
+            soft,
+            i,
+            counter + j,
+            j,
+            state.max,
+            inv_sum,
+            state.arg,
+            k1,
+            k2,
+            inv_tau,
+            hard,
+            keep_soft,
+            z_in_out,
+        );
+    }
+}
+
+/// The backward pass, a cube per row: `∂L/∂θ = y ⊙ (g − yᵀg) / tau` with `y` the soft sample (in
+/// f32) and `g` the incoming gradient; the dot product reduced across the cube in shared memory.
+#[cube(launch_unchecked)]
+pub(super) fn row_backward<F: Float>(
+    soft: &Tensor<f32>,
+    grad: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: u32,
+    n: u32,
+    inv_tau: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let row = cube_index();
+    if row >= rows {
+        terminate!();
+    }
+    let unit = UNIT_POS_X as usize;
+    let units = comptime!(ROW_UNITS as usize);
+    let n = n as usize;
+    let base = row as usize * n;
+    let mut dot = 0.0f32;
+    let mut j = UNIT_POS_X as usize;
+    while j < n {
+        let i = base + j;
+        dot += soft[i] * f32::cast_from(grad[i]);
+        j += units;
+    }
+    let mut partial = Shared::<[f32]>::new_slice(units);
+    partial[unit] = dot;
+    sync_cube();
+    let mut half = (units / 2).runtime();
+    while half > 0 {
+        if unit < half {
+            let other = partial[unit + half];
+            partial[unit] += other;
+        }
+        sync_cube();
+        half /= 2;
+    }
+    let dot = partial[0];
+    let mut j = UNIT_POS_X as usize;
+    while j < n {
+        let i = base + j;
+        let y = soft[i];
+        out[i] = F::cast_from(y * (f32::cast_from(grad[i]) - dot) * inv_tau);
+        j += units;
+    }
+}
+
+/// The backward pass, one unit per row, rows laid out as in [`lane_forward`].
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lane_backward<F: Float>(
+    soft: &Tensor<f32>,
+    grad: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: u32,
+    n: u32,
+    stride: u32,
+    inv_tau: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let p = cube_index() * LANE_UNITS + UNIT_POS_X;
+    if p >= rows {
+        terminate!();
+    }
+    let offset = (p / stride) * n * stride + p % stride;
+    let mut dot = 0.0f32;
+    for j in 0..n {
+        let i = (offset + j * stride) as usize;
+        dot += soft[i] * f32::cast_from(grad[i]);
+    }
+    for j in 0..n {
+        let i = (offset + j * stride) as usize;
+        let y = soft[i];
+        out[i] = F::cast_from(y * (f32::cast_from(grad[i]) - dot) * inv_tau);
+    }
+}
+
+/// Gumbel noise `−ln(−ln u)` of every element of a tensor whose category axis has `n` categories
+/// and `inner` positions after it, in f32: element `e` is row `(e / (n · inner)) · inner +
+/// e mod inner`'s category `(e / inner) mod n`, with that row's counter. The noise of the
+/// sampling kernels, for the tensor-op paths.
+#[cube(launch_unchecked)]
+pub(super) fn noise(out: &mut Tensor<f32>, total: u32, n: u32, inner: u32, k1: u32, k2: u32) {
+    let e = cube_index() * LANE_UNITS + UNIT_POS_X;
+    if e >= total {
+        terminate!();
+    }
+    let row = e / (n * inner) * inner + e % inner;
+    let counter = row * n + (e / inner) % n;
+    out[e as usize] = -fast_ln(-fast_ln(uniform(k1, k2, counter)));
+}

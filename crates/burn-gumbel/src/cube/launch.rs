@@ -1,0 +1,212 @@
+//! The launches of the CubeCL kernels on `CubeTensor`s: the `[outer, n, inner]` view of the
+//! category axis, the choice between the row and lane kernels, and the grid.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::tensor::{DType, Shape};
+use burn_cubecl::cubecl::prelude::{CubeCount, CubeDim};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+
+use super::kernels::{
+    LANE_UNITS, ROW_UNITS, lane_backward, lane_forward, noise, row_backward, row_forward,
+};
+use crate::counter::key_words;
+
+/// Rows at least this long whose categories are contiguous get a cube each; shorter ones, and
+/// rows strided by the positions after the category axis, a unit each.
+const ROW_KERNEL_FROM: usize = 128;
+
+/// The most cubes along one axis of the grid (WebGPU's guaranteed limit).
+const GRID_AXIS: u32 = 65_535;
+
+/// The category axis `dim` of `shape` as `[outer, n, inner]`: rows of `n` categories, `inner`
+/// positions after the axis.
+struct Layout {
+    /// Rows: every position but the category axis (`outer · inner`).
+    rows: usize,
+    /// Categories per row.
+    n: usize,
+    /// Positions after the category axis: the stride between a row's categories.
+    inner: usize,
+}
+
+impl Layout {
+    fn of(shape: &Shape, dim: usize) -> Self {
+        let n = shape[dim];
+        let inner: usize = shape.iter().skip(dim + 1).product();
+        Layout {
+            rows: shape.num_elements() / n.max(1),
+            n,
+            inner,
+        }
+    }
+
+    /// Whether a cube per row serves it (else a unit per row).
+    fn by_rows(&self) -> bool {
+        self.inner == 1 && self.n >= ROW_KERNEL_FROM
+    }
+}
+
+/// A grid of `cubes` cubes over two axes.
+fn grid(cubes: usize) -> CubeCount {
+    let cubes = cubes.max(1) as u32;
+    let x = cubes.min(GRID_AXIS);
+    CubeCount::Static(x, cubes.div_ceil(x), 1)
+}
+
+/// The sample of `logits` along `dim`: the soft sample, or with `hard` the one-hot of its argmax;
+/// with `keep_soft` also the soft sample in f32, for the backward pass.
+pub(super) fn forward(
+    logits: CubeTensor,
+    inv_tau: f32,
+    hard: bool,
+    keep_soft: bool,
+    key: u64,
+    dim: usize,
+) -> (CubeTensor, Option<CubeTensor>) {
+    let logits = into_contiguous(logits);
+    let shape = logits.meta.shape().clone();
+    let layout = Layout::of(&shape, dim);
+    let dtype = logits.dtype;
+    let empty = |shape: Shape, dtype: DType| {
+        empty_device_contiguous_dtype(logits.client.clone(), logits.device.clone(), shape, dtype)
+    };
+    let out = empty(shape.clone(), dtype);
+    let soft = keep_soft.then(|| empty(shape.clone(), DType::F32));
+    if layout.rows == 0 || layout.n == 0 {
+        return (out, soft);
+    }
+    // An unused element when the soft sample is not kept apart.
+    let soft_arg = soft
+        .clone()
+        .unwrap_or_else(|| empty(Shape::new([1]), DType::F32));
+    let (k1, k2) = key_words(key);
+    // Where z waits between the passes: the kept soft sample, else an f32 soft output; else it
+    // is drawn again.
+    let z_in_out = !keep_soft && !hard && dtype == DType::F32;
+    let storage = dtype_to_storage_type(dtype);
+    let (rows, n, inner) = (layout.rows as u32, layout.n as u32, layout.inner as u32);
+    let client = logits.client.clone();
+    // SAFETY: the tensors are contiguous with `rows · n` elements (the soft argument one when
+    // not kept, and then never indexed), and every index the kernels form is below that.
+    unsafe {
+        if layout.by_rows() {
+            row_forward::launch_unchecked(
+                &client,
+                grid(layout.rows),
+                CubeDim::new_1d(ROW_UNITS),
+                logits.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                soft_arg.into_tensor_arg(),
+                rows,
+                n,
+                k1,
+                k2,
+                inv_tau,
+                hard,
+                keep_soft,
+                z_in_out,
+                storage,
+            );
+        } else {
+            lane_forward::launch_unchecked(
+                &client,
+                grid(layout.rows.div_ceil(LANE_UNITS as usize)),
+                CubeDim::new_1d(LANE_UNITS),
+                logits.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                soft_arg.into_tensor_arg(),
+                rows,
+                n,
+                inner,
+                k1,
+                k2,
+                inv_tau,
+                hard,
+                keep_soft,
+                z_in_out,
+                storage,
+            );
+        }
+    }
+    (out, soft)
+}
+
+/// The gradient in the logits, `y ⊙ (g − yᵀg) / tau` along `dim`, from the f32 soft sample `y`
+/// and the incoming gradient `g` (in the logits' dtype).
+pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: usize) -> CubeTensor {
+    let soft = into_contiguous(soft);
+    let grad = into_contiguous(grad);
+    let shape = soft.meta.shape().clone();
+    let layout = Layout::of(&shape, dim);
+    let dtype = grad.dtype;
+    let out = empty_device_contiguous_dtype(soft.client.clone(), soft.device.clone(), shape, dtype);
+    if layout.rows == 0 || layout.n == 0 {
+        return out;
+    }
+    let storage = dtype_to_storage_type(dtype);
+    let (rows, n, inner) = (layout.rows as u32, layout.n as u32, layout.inner as u32);
+    let client = soft.client.clone();
+    // SAFETY: three contiguous tensors of `rows · n` elements; every index is below that.
+    unsafe {
+        if layout.by_rows() {
+            row_backward::launch_unchecked(
+                &client,
+                grid(layout.rows),
+                CubeDim::new_1d(ROW_UNITS),
+                soft.into_tensor_arg(),
+                grad.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                rows,
+                n,
+                inv_tau,
+                storage,
+            );
+        } else {
+            lane_backward::launch_unchecked(
+                &client,
+                grid(layout.rows.div_ceil(LANE_UNITS as usize)),
+                CubeDim::new_1d(LANE_UNITS),
+                soft.into_tensor_arg(),
+                grad.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                rows,
+                n,
+                inner,
+                inv_tau,
+                storage,
+            );
+        }
+    }
+    out
+}
+
+/// The Gumbel noise of the sampling kernels for a tensor like `like`, categories along `dim`,
+/// under `key`, in f32.
+pub(super) fn gumbel_noise(like: &CubeTensor, key: u64, dim: usize) -> CubeTensor {
+    let shape = like.meta.shape().clone();
+    let layout = Layout::of(&shape, dim);
+    let total = shape.num_elements();
+    let out =
+        empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, DType::F32);
+    if total == 0 {
+        return out;
+    }
+    let (k1, k2) = key_words(key);
+    // SAFETY: one contiguous tensor of `total` elements; every index is below that.
+    unsafe {
+        noise::launch_unchecked(
+            &like.client,
+            grid(total.div_ceil(LANE_UNITS as usize)),
+            CubeDim::new_1d(LANE_UNITS),
+            out.clone().into_tensor_arg(),
+            total as u32,
+            layout.n as u32,
+            layout.inner as u32,
+            k1,
+            k2,
+        );
+    }
+    out
+}

@@ -1,0 +1,101 @@
+//! A fused Gumbel-Softmax for Burn's CubeCL backend (wgpu here), with its backward pass: the GPU
+//! twin of `fused/`.
+//!
+//! The tensor-op version makes about ten passes over memory (uniforms, two logarithms, row max,
+//! exponential, row sum, division) and launches a kernel for each. This one reads the logits once
+//! and writes the sample once per row (`kernels.rs`): each unit draws `z = (θ + g) / tau` for its
+//! share of the row from the counter-based generator of [`crate::counter`] (the CPU kernel's
+//! hash of the element's index, so one `Device::seed` gives the same noise, hence the same hard
+//! samples, on flex and on wgpu), keeps it in the output buffer, and the units reduce the row's
+//! maximum, sum and argmax in shared memory; a second sweep normalizes in place (reading back what
+//! the unit wrote itself, from cache). The backward pass `y ⊙ (g − yᵀg) / tau` is one kernel too.
+//!
+//! It serves [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on cube devices
+//! (plain or autodiff, with Burn's fusion on) for f32, f16 and bf16 logits (computed in f32) with
+//! the categories along any axis, a fixed temperature and the straight-through estimator, for
+//! tensors under 2^32 elements. The tensor-op path takes the rest (a learned temperature, the
+//! other estimators), on the same generator's noise (a one-pass noise kernel), so that one seed
+//! gives the same draws whichever path a call takes; the tests compare the two.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `extension.rs` | the Burn backend extension (cube, fusion, autodiff) and its backward pass |
+//! | `kernels.rs` | the CubeCL kernels: per row (a cube per row) and per lane (a unit per row) |
+//! | `launch.rs` | the `[outer, n, inner]` view of the category axis, and the launches |
+
+use burn::tensor::{DType, Tensor};
+
+use crate::counter::key;
+use crate::ops::Tau;
+
+use extension::CubeGumbelSoftmax;
+
+mod extension;
+mod kernels;
+mod launch;
+
+/// Whether the kernel serves a call: a cube device (plain or autodiff), f32, f16 or bf16 logits,
+/// and fewer than 2^32 elements (the kernel's counters and indices are 32-bit).
+pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
+    let device = logits.device();
+    matches!(logits.dtype(), DType::F32 | DType::F16 | DType::BF16)
+        && logits.shape().num_elements() < 1 << 32
+        && matches!(
+            device.without_autodiff().as_dispatch(),
+            burn::backend::DispatchDevice::Cube(_)
+        )
+}
+
+/// The straight-through sample (soft, or one-hot with the soft sample's gradient) by the kernel
+/// where it serves the call: [`applies`] and a fixed temperature. Else `None`, for the tensor-op
+/// path.
+pub(crate) fn try_straight_through<const D: usize>(
+    logits: &Tensor<D>,
+    tau: &Tau,
+    hard: bool,
+    dim: usize,
+) -> Option<Tensor<D>> {
+    match tau {
+        Tau::Fixed(tau) if applies(logits) => {
+            let key = key(&logits.device());
+            Some(gumbel_softmax_with_key(
+                logits.clone(),
+                *tau,
+                hard,
+                dim,
+                key,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The fused sample on a cube device under the generator key `key`: soft, or one-hot with the
+/// soft sample's gradient.
+pub(crate) fn gumbel_softmax_with_key<const D: usize>(
+    logits: Tensor<D>,
+    tau: f64,
+    hard: bool,
+    dim: usize,
+    key: u64,
+) -> Tensor<D> {
+    let out = <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_softmax(
+        logits.into_dispatch(),
+        tau as f32,
+        hard,
+        key,
+        dim,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The Gumbel noise the kernel draws for `logits` (categories along `dim`) under a key from the
+/// device's generator, in f32: the noise of the tensor-op paths on cube devices, so that one seed
+/// gives them the kernel's noise (a learned temperature and a fixed one, for instance).
+pub(crate) fn gumbel_noise<const D: usize>(logits: &Tensor<D>, dim: usize) -> Tensor<D> {
+    let key = key(&logits.device());
+    let logits = logits.clone().into_dispatch();
+    let noise =
+        <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_noise(&logits, key, dim);
+    Tensor::from_dispatch(noise)
+}

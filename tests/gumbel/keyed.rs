@@ -1,0 +1,191 @@
+//! `gumbel_softmax_with_key`: one key gives the same noise on every backend. On flex and wgpu
+//! the fused kernels draw it (the CPU kernel and the CubeCL one), elsewhere the host does; the
+//! samples of every enabled backend are compared with the first one's (flex when enabled).
+
+use burn::tensor::{Device, FloatDType, Tensor};
+use burn_gumbel::{gumbel_softmax_with_key, gumbel_softmax_with_noise};
+
+use crate::support::{devices, values};
+
+/// `len` logits with values in [−4, 4] and, with `masked`, every 7th element −∞ (a masked
+/// category, which rows of more than 2 categories always outnumber).
+fn logits(len: usize, masked: bool) -> Vec<f32> {
+    (0..len)
+        .map(|i| match masked && i % 7 == 3 {
+            true => f32::NEG_INFINITY,
+            false => ((i * 7919) % 1601) as f32 / 200.0 - 4.0,
+        })
+        .collect()
+}
+
+/// The hard and soft samples, and the gradient of `Σ w·y` through the soft one, of `logits`
+/// reshaped to `shape`, under `key` on `device`, in `dtype`.
+fn run<const D: usize>(
+    device: &Device,
+    shape: [usize; D],
+    dim: usize,
+    dtype: FloatDType,
+    key: u64,
+    masked: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let device = device.clone().autodiff();
+    let len = shape.iter().product();
+    let x = Tensor::<1>::from_floats(logits(len, masked).as_slice(), &device)
+        .reshape(shape)
+        .cast(dtype);
+    let hard = gumbel_softmax_with_key(x.clone(), 0.7, true, dim, key);
+    let x = x.require_grad();
+    let soft = gumbel_softmax_with_key(x.clone(), 0.7, false, dim, key);
+    let w: Vec<f32> = (0..len).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+    let w = Tensor::<1>::from_floats(w.as_slice(), &device)
+        .reshape(shape)
+        .cast(dtype);
+    let grads = (soft.clone() * w).sum().backward();
+    let grad = x.grad(&grads).unwrap();
+    let f32s = |t: Tensor<D>| values(t.cast(FloatDType::F32));
+    (f32s(hard), f32s(soft), f32s(grad))
+}
+
+/// Asserts `a` and `b` equal within `rel` of the larger magnitude plus `abs`.
+fn assert_close(a: &[f32], b: &[f32], rel: f32, abs: f32, context: &str) {
+    assert_eq!(a.len(), b.len());
+    let mut worst = (0.0f32, 0);
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        let excess = (x - y).abs() - (rel * x.abs().max(y.abs()) + abs);
+        if excess > worst.0 || x.is_nan() != y.is_nan() {
+            worst = (excess.max(f32::MIN_POSITIVE), i);
+        }
+    }
+    let (excess, i) = worst;
+    assert!(
+        excess == 0.0,
+        "{context}: element {i}: {} vs {}",
+        a[i],
+        b[i]
+    );
+}
+
+#[test]
+fn one_key_gives_the_same_samples_on_every_backend() {
+    // 10⁵ rows of 10 categories (one unit per row on the GPU), 400 rows of 1000 (a cube per row),
+    // and channels-first maps [60, 8, 12, 12] along axis 1 (categories strided by 144), some
+    // categories masked. The noise is the same to the bit where both sides round alike; the GPU
+    // may contract a multiply and an add into one rounding, which moves z = (θ + g)/tau by an ulp
+    // of z (|z| ≤ 30 here, so 4e-6) and the soft sample by that relative amount: 2e-5 relative,
+    // 5 times it, plus 1e-7 absolute for sums of small values. Hard samples are identical: a
+    // flip needs two of a row's z within an ulp, which none of these 10⁶ rows has (the test
+    // would say which).
+    let _lock = crate::support::rng_lock();
+    let backends = devices();
+    let (first, reference) = &backends[0];
+    let cases: [(&str, Vec<usize>, usize); 3] = [
+        ("[100000, 10] along 1", vec![100_000, 10], 1),
+        ("[400, 1000] along 1", vec![400, 1000], 1),
+        ("[60, 8, 12, 12] along 1", vec![60, 8, 12, 12], 1),
+    ];
+    for (name, shape, dim) in cases {
+        let go = |device: &Device| match shape.len() {
+            2 => run(device, [shape[0], shape[1]], dim, FloatDType::F32, 42, true),
+            _ => run(
+                device,
+                [shape[0], shape[1], shape[2], shape[3]],
+                dim,
+                FloatDType::F32,
+                42,
+                true,
+            ),
+        };
+        let (hard, soft, grad) = go(reference);
+        assert!(
+            hard.iter().all(|&v| v == 0.0 || v == 1.0),
+            "{name}: one-hot"
+        );
+        for (backend, device) in &backends[1..] {
+            let context = format!("{name}, {backend} vs {first}");
+            let (h, s, g) = go(device);
+            let flips = hard.iter().zip(&h).filter(|(a, b)| a != b).count() / 2;
+            assert_eq!(flips, 0, "{context}: rows whose hard sample differs");
+            assert_close(&s, &soft, 2e-5, 1e-7, &format!("{context}: soft sample"));
+            // ∂/∂θ = y ⊙ (w − yᵀw)/tau: the soft sample's relative error, plus y/tau times the
+            // dot product's error, at most 3 Σ|Δy| (|w| ≤ 3) ≤ 6e-5 and in practice some 1e-6:
+            // 1e-5 absolute.
+            assert_close(&g, &grad, 2e-5, 1e-5, &format!("{context}: gradient"));
+        }
+    }
+}
+
+#[test]
+fn half_precision_keyed_samples_agree_across_backends() {
+    // f16 logits: the same f32 computation, rounded to f16 (an ulp of it, 2^-11 relative, covers
+    // the f32 differences above being rounded the other way). Row lengths on both GPU kernels.
+    let _lock = crate::support::rng_lock();
+    let backends = devices();
+    let (first, reference) = &backends[0];
+    for (shape, dim) in [([2000, 300], 1), ([4000, 12], 1), ([12, 4000], 0)] {
+        let go = |device: &Device| {
+            if !device.supports_dtype(FloatDType::F16) {
+                return None;
+            }
+            Some(run(device, shape, dim, FloatDType::F16, 7, false))
+        };
+        let Some((hard, soft, grad)) = go(reference) else {
+            continue;
+        };
+        for (backend, device) in &backends[1..] {
+            let Some((h, s, g)) = go(device) else {
+                continue;
+            };
+            let context = format!("f16 {shape:?} along {dim}, {backend} vs {first}");
+            let flips = hard.iter().zip(&h).filter(|(a, b)| a != b).count() / 2;
+            assert_eq!(flips, 0, "{context}: rows whose hard sample differs");
+            assert_close(&s, &soft, 1e-3, 1e-7, &format!("{context}: soft sample"));
+            assert_close(&g, &grad, 2e-3, 1e-5, &format!("{context}: gradient"));
+        }
+    }
+}
+
+#[test]
+fn the_kernels_compute_the_tensor_op_sample_of_their_noise() {
+    // On each backend: the keyed sample against the tensor-op path given the same noise, rebuilt
+    // on the host from the generator's definition (`(θ + g)/tau` then softmax, in f32): equal
+    // within the rounding of two logarithms of 2 ulp each (1e-5 relative of the soft sample).
+    // Ties in the hard sample are as unlikely as above.
+    let _lock = crate::support::rng_lock();
+    for (backend, device) in devices() {
+        let (rows, n) = (3000, 37);
+        let theta = logits(rows * n, true);
+        let x = Tensor::<1>::from_floats(theta.as_slice(), &device).reshape([rows, n]);
+        let noise: Vec<f32> = (0..rows * n)
+            .map(|i| -(-(host_uniform(99, i as u64) as f64).ln()).ln() as f32)
+            .collect();
+        let noise = Tensor::<1>::from_floats(noise.as_slice(), &device).reshape([rows, n]);
+        for hard in [false, true] {
+            let keyed = values(gumbel_softmax_with_key(x.clone(), 0.5, hard, 1, 99));
+            let reference = values(gumbel_softmax_with_noise(
+                x.clone(),
+                noise.clone(),
+                0.5,
+                hard,
+                1,
+            ));
+            let context = format!("{backend}, hard {hard}");
+            assert_close(&keyed, &reference, 1e-5, 1e-7, &context);
+        }
+    }
+}
+
+/// The generator's definition, written out from its documentation: the uniform of element
+/// `counter` under `key`.
+fn host_uniform(key: u64, counter: u64) -> f32 {
+    fn mix32(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7FEB_352D);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846C_A68B);
+        x ^ (x >> 16)
+    }
+    let (k1, k2) = (key as u32, (key >> 32) as u32 ^ mix32(key as u32));
+    let hi = k2 ^ ((counter >> 32) as u32).wrapping_mul(0x9E37_79B9);
+    let h = mix32(mix32(counter as u32 ^ k1) ^ hi);
+    ((h >> 9) as f32 + 0.5) / 8_388_608.0
+}
