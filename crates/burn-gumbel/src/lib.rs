@@ -26,13 +26,21 @@
 //!
 //! ## Backends
 //! Every sampler is written as Burn tensor ops and takes tensors on any
-//! [`burn::tensor::Device`]; the cargo features `ndarray` and `wgpu` only forward to Burn's. The
-//! one exception is `flex` (the default): with it, [`gumbel_softmax`] and [`GumbelSoftmax`] run
-//! as one fused kernel on flex devices (a Burn backend extension for `Flex` and
-//! `Autodiff<Flex>`, its rows spread over rayon's threads) when the logits are f32 (or half
-//! precision, widened), the categories along any axis, the temperature fixed or learned (its
-//! gradient computed in the same backward pass) and the estimator straight-through. Other calls,
-//! and every call on another backend, take the tensor-op path.
+//! [`burn::tensor::Device`]; the cargo feature `ndarray` only forwards to Burn's. Two features
+//! add a fused kernel (a Burn backend extension with a hand-written backward pass) that
+//! [`gumbel_softmax`] and [`GumbelSoftmax`] use where it applies:
+//! - `flex` (the default), on flex devices: the rows spread over rayon's threads, for f32 logits
+//!   (or half precision, widened), the categories along any axis, the temperature fixed or
+//!   learned (its gradient computed in the same backward pass), the straight-through or
+//!   Gumbel-Rao estimator.
+//! - `wgpu`, on wgpu devices (with Burn's fusion): a CubeCL kernel reading the logits and writing
+//!   the sample once per row, for f32, f16 and bf16 logits, the categories along any axis, a fixed
+//!   temperature, the straight-through estimator; the other calls take the tensor-op path on the
+//!   kernel's noise.
+//!
+//! Both draw the same counter-based noise: [`gumbel_softmax_with_key`] gives identical hard
+//! samples on flex and on wgpu. Other calls, and every call on another backend, take the
+//! tensor-op path.
 //!
 //! ## Precision
 //! Logits in f16 or bf16 are sampled in f32 (noise, softmax, gradient) and the sample comes back
@@ -46,7 +54,7 @@
 //! | the layer | `layer` ([`GumbelSoftmaxConfig`], [`GumbelSoftmax`], [`EvalMode`]) |
 //! | samplers | `gumbel_softmax`, `gumbel_max`, `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot` |
 //! | gradient estimators | `estimator` (straight-through, `gumbel_rao`, `reinmax`) |
-//! | kernels and noise | `fused` (flex), `noise` |
+//! | kernels and noise | `counter` (the kernels' generator), `fused` (flex), `cube` (wgpu), `noise` |
 //! | foundations | `check` (argument checks), `ops` (one-hot of argmax, straight-through, row reshapes, temperature), `schedule` |
 //!
 //! ## Example

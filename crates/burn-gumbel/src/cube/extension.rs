@@ -8,7 +8,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::fusion::custom::TensorSpec;
-use burn::backend::tensor::FloatTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Cube, backend_extension};
 use burn::tensor::DType;
 use burn_cubecl::CubeBackend;
@@ -21,13 +21,14 @@ use super::launch::{backward, forward, gumbel_noise};
 #[backend_extension(Cube: cfg(feature = "wgpu"), Fusion: cfg(feature = "wgpu"), Autodiff)]
 pub trait CubeGumbelSoftmax: Backend {
     /// `softmax((logits + g) / tau)` along `dim` (or its one-hot with `hard`), `g` Gumbel noise
-    /// from the counter-based generator under `key`.
+    /// from the counter-based generator under `key` (`[4]` i32, 16-bit pieces, low first: the
+    /// key stays on the device).
     #[fusion(dtype = logits, shape = logits)]
     fn cube_gumbel_softmax(
         logits: FloatTensor<Self>,
         tau: f32,
         hard: bool,
-        key: u64,
+        key: IntTensor<Self>,
         dim: usize,
     ) -> FloatTensor<Self>;
 
@@ -42,7 +43,7 @@ pub trait CubeGumbelSoftmax: Backend {
         logits: FloatTensor<Self>,
         tau: f32,
         hard: bool,
-        key: u64,
+        key: IntTensor<Self>,
         dim: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
@@ -50,7 +51,11 @@ pub trait CubeGumbelSoftmax: Backend {
     /// `key`, in f32: for the tensor-op paths (a learned temperature, the other estimators), so
     /// that one seed gives them the kernels' noise.
     #[fusion(meta = |logits, _key, _dim| TensorSpec::new(logits.shape.clone(), DType::F32))]
-    fn cube_gumbel_noise(logits: &FloatTensor<Self>, key: u64, dim: usize) -> FloatTensor<Self>;
+    fn cube_gumbel_noise(
+        logits: &FloatTensor<Self>,
+        key: IntTensor<Self>,
+        dim: usize,
+    ) -> FloatTensor<Self>;
 
     /// The gradient in the logits, `y ⊙ (grad − yᵀgrad) / tau` along `dim`, `y` the soft sample
     /// in f32: the backward pass of both samples (straight-through for the hard one).
@@ -68,7 +73,7 @@ impl CubeGumbelSoftmax for CubeBackend {
         logits: CubeTensor,
         tau: f32,
         hard: bool,
-        key: u64,
+        key: IntTensor<Self>,
         dim: usize,
     ) -> CubeTensor {
         forward(logits, 1.0 / tau, hard, false, key, dim).0
@@ -78,14 +83,14 @@ impl CubeGumbelSoftmax for CubeBackend {
         logits: CubeTensor,
         tau: f32,
         hard: bool,
-        key: u64,
+        key: IntTensor<Self>,
         dim: usize,
     ) -> (CubeTensor, CubeTensor) {
         let (out, soft) = forward(logits, 1.0 / tau, hard, true, key, dim);
         (out, soft.expect("kept"))
     }
 
-    fn cube_gumbel_noise(logits: &CubeTensor, key: u64, dim: usize) -> CubeTensor {
+    fn cube_gumbel_noise(logits: &CubeTensor, key: IntTensor<Self>, dim: usize) -> CubeTensor {
         gumbel_noise(logits, key, dim)
     }
 
@@ -123,7 +128,7 @@ impl<C: CheckpointStrategy> CubeGumbelSoftmax for Autodiff<Cube, C> {
         logits: FloatTensor<Self>,
         tau: f32,
         hard: bool,
-        key: u64,
+        key: IntTensor<Self>,
         dim: usize,
     ) -> FloatTensor<Self> {
         let (logits, node) = logits.into_parts();
@@ -149,7 +154,7 @@ impl<C: CheckpointStrategy> CubeGumbelSoftmax for Autodiff<Cube, C> {
         logits: FloatTensor<Self>,
         tau: f32,
         hard: bool,
-        key: u64,
+        key: IntTensor<Self>,
         dim: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         // Not differentiated: only the operation above asks for both, for its backward pass.
@@ -161,7 +166,11 @@ impl<C: CheckpointStrategy> CubeGumbelSoftmax for Autodiff<Cube, C> {
         )
     }
 
-    fn cube_gumbel_noise(logits: &FloatTensor<Self>, key: u64, dim: usize) -> FloatTensor<Self> {
+    fn cube_gumbel_noise(
+        logits: &FloatTensor<Self>,
+        key: IntTensor<Self>,
+        dim: usize,
+    ) -> FloatTensor<Self> {
         // Not differentiated: noise is a constant of the graph.
         let logits = Autodiff::<Cube, C>::inner(logits.clone());
         Autodiff::<Cube, C>::from_inner(Cube::cube_gumbel_noise(&logits, key, dim))

@@ -32,12 +32,31 @@ fn mix32(x: u32) -> u32 {
     x ^ (x >> 16u32)
 }
 
-/// The uniform of element `counter` under the key words `k1`, `k2`: [`crate::counter::uniform`]
-/// for counters below 2^32.
+/// The uniform of element `counter` under the key words `k1`, `k2` ([`key_words`]):
+/// [`crate::counter::uniform`] for counters below 2^32.
 #[cube]
 fn uniform(k1: u32, k2: u32, counter: u32) -> f32 {
     let h = mix32(mix32(counter ^ k1) ^ k2);
     (f32::cast_from(h >> 9u32) + 0.5f32) * (1.0f32 / 8_388_608.0f32)
+}
+
+/// The two words of a generator key as the hash takes them ([`crate::counter::key_words`]).
+#[derive(CubeType, Clone, Copy)]
+struct KeyWords {
+    k1: u32,
+    k2: u32,
+}
+
+/// The key words of a key held on the device as four 16-bit pieces, low first (so that drawing
+/// it, or uploading a given one, needs no read back to the host).
+#[cube]
+fn key_words(key: &Tensor<i32>) -> KeyWords {
+    let lo = u32::cast_from(key[0]) | (u32::cast_from(key[1]) << 16u32);
+    let hi = u32::cast_from(key[2]) | (u32::cast_from(key[3]) << 16u32);
+    KeyWords {
+        k1: lo,
+        k2: hi ^ mix32(lo),
+    }
 }
 
 /// `ln x` for normal `x > 0`: the CPU kernel's `fast_ln`.
@@ -202,8 +221,7 @@ pub(super) fn row_forward<F: Float>(
     soft: &mut Tensor<f32>,
     rows: u32,
     n: u32,
-    k1: u32,
-    k2: u32,
+    key: &Tensor<i32>,
     inv_tau: f32,
     #[comptime] hard: bool,
     #[comptime] keep_soft: bool,
@@ -214,6 +232,8 @@ pub(super) fn row_forward<F: Float>(
     if row >= rows {
         terminate!();
     }
+    let words = key_words(key);
+    let (k1, k2) = (words.k1, words.k2);
     let unit = UNIT_POS_X as usize;
     let units = comptime!(ROW_UNITS as usize);
     let n = n as usize;
@@ -284,8 +304,7 @@ pub(super) fn lane_forward<F: Float>(
     rows: u32,
     n: u32,
     stride: u32,
-    k1: u32,
-    k2: u32,
+    key: &Tensor<i32>,
     inv_tau: f32,
     #[comptime] hard: bool,
     #[comptime] keep_soft: bool,
@@ -296,6 +315,8 @@ pub(super) fn lane_forward<F: Float>(
     if p >= rows {
         terminate!();
     }
+    let words = key_words(key);
+    let (k1, k2) = (words.k1, words.k2);
     let offset = (p / stride) * n * stride + p % stride;
     let counter = p * n;
     let mut state = Running {
@@ -426,11 +447,13 @@ pub(super) fn lane_backward<F: Float>(
 /// e mod inner`'s category `(e / inner) mod n`, with that row's counter. The noise of the
 /// sampling kernels, for the tensor-op paths.
 #[cube(launch_unchecked)]
-pub(super) fn noise(out: &mut Tensor<f32>, total: u32, n: u32, inner: u32, k1: u32, k2: u32) {
+pub(super) fn noise(out: &mut Tensor<f32>, key: &Tensor<i32>, total: u32, n: u32, inner: u32) {
     let e = cube_index() * LANE_UNITS + UNIT_POS_X;
     if e >= total {
         terminate!();
     }
+    let words = key_words(key);
+    let (k1, k2) = (words.k1, words.k2);
     let row = e / (n * inner) * inner + e % inner;
     let counter = row * n + (e / inner) % n;
     out[e as usize] = -fast_ln(-fast_ln(uniform(k1, k2, counter)));

@@ -11,7 +11,6 @@ use burn_cubecl::tensor::CubeTensor;
 use super::kernels::{
     LANE_UNITS, ROW_UNITS, lane_backward, lane_forward, noise, row_backward, row_forward,
 };
-use crate::counter::key_words;
 
 /// Rows at least this long whose categories are contiguous get a cube each; shorter ones, and
 /// rows strided by the positions after the category axis, a unit each.
@@ -48,6 +47,15 @@ impl Layout {
     }
 }
 
+/// A generator key as the kernels read it: four 16-bit pieces in a contiguous i32 tensor.
+fn device_key(key: CubeTensor) -> CubeTensor {
+    assert!(
+        key.dtype == DType::I32 && key.meta.num_elements() == 4,
+        "the cube kernel's key: four i32 pieces"
+    );
+    into_contiguous(key)
+}
+
 /// A grid of `cubes` cubes over two axes.
 fn grid(cubes: usize) -> CubeCount {
     let cubes = cubes.max(1) as u32;
@@ -62,10 +70,11 @@ pub(super) fn forward(
     inv_tau: f32,
     hard: bool,
     keep_soft: bool,
-    key: u64,
+    key: CubeTensor,
     dim: usize,
 ) -> (CubeTensor, Option<CubeTensor>) {
     let logits = into_contiguous(logits);
+    let key = device_key(key);
     let shape = logits.meta.shape().clone();
     let layout = Layout::of(&shape, dim);
     let dtype = logits.dtype;
@@ -81,7 +90,6 @@ pub(super) fn forward(
     let soft_arg = soft
         .clone()
         .unwrap_or_else(|| empty(Shape::new([1]), DType::F32));
-    let (k1, k2) = key_words(key);
     // Where z waits between the passes: the kept soft sample, else an f32 soft output; else it
     // is drawn again.
     let z_in_out = !keep_soft && !hard && dtype == DType::F32;
@@ -101,8 +109,7 @@ pub(super) fn forward(
                 soft_arg.into_tensor_arg(),
                 rows,
                 n,
-                k1,
-                k2,
+                key.into_tensor_arg(),
                 inv_tau,
                 hard,
                 keep_soft,
@@ -120,8 +127,7 @@ pub(super) fn forward(
                 rows,
                 n,
                 inner,
-                k1,
-                k2,
+                key.into_tensor_arg(),
                 inv_tau,
                 hard,
                 keep_soft,
@@ -184,7 +190,8 @@ pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: us
 
 /// The Gumbel noise of the sampling kernels for a tensor like `like`, categories along `dim`,
 /// under `key`, in f32.
-pub(super) fn gumbel_noise(like: &CubeTensor, key: u64, dim: usize) -> CubeTensor {
+pub(super) fn gumbel_noise(like: &CubeTensor, key: CubeTensor, dim: usize) -> CubeTensor {
+    let key = device_key(key);
     let shape = like.meta.shape().clone();
     let layout = Layout::of(&shape, dim);
     let total = shape.num_elements();
@@ -193,7 +200,6 @@ pub(super) fn gumbel_noise(like: &CubeTensor, key: u64, dim: usize) -> CubeTenso
     if total == 0 {
         return out;
     }
-    let (k1, k2) = key_words(key);
     // SAFETY: one contiguous tensor of `total` elements; every index is below that.
     unsafe {
         noise::launch_unchecked(
@@ -201,11 +207,10 @@ pub(super) fn gumbel_noise(like: &CubeTensor, key: u64, dim: usize) -> CubeTenso
             grid(total.div_ceil(LANE_UNITS as usize)),
             CubeDim::new_1d(LANE_UNITS),
             out.clone().into_tensor_arg(),
+            key.into_tensor_arg(),
             total as u32,
             layout.n as u32,
             layout.inner as u32,
-            k1,
-            k2,
         );
     }
     out

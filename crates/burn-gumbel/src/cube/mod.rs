@@ -23,9 +23,8 @@
 //! | `kernels.rs` | the CubeCL kernels: per row (a cube per row) and per lane (a unit per row) |
 //! | `launch.rs` | the `[outer, n, inner]` view of the category axis, and the launches |
 
-use burn::tensor::{DType, Tensor};
+use burn::tensor::{DType, Device, Distribution, Int, IntDType, Tensor, TensorData};
 
-use crate::counter::key;
 use crate::ops::Tau;
 
 use extension::CubeGumbelSoftmax;
@@ -57,14 +56,8 @@ pub(crate) fn try_straight_through<const D: usize>(
 ) -> Option<Tensor<D>> {
     match tau {
         Tau::Fixed(tau) if applies(logits) => {
-            let key = key(&logits.device());
-            Some(gumbel_softmax_with_key(
-                logits.clone(),
-                *tau,
-                hard,
-                dim,
-                key,
-            ))
+            let key = random_key(&logits.device());
+            Some(sample(logits.clone(), *tau, hard, dim, key))
         }
         _ => None,
     }
@@ -79,21 +72,45 @@ pub(crate) fn gumbel_softmax_with_key<const D: usize>(
     dim: usize,
     key: u64,
 ) -> Tensor<D> {
+    let key = given_key(key, &logits.device());
+    sample(logits, tau, hard, dim, key)
+}
+
+/// The fused sample under a key held on the device ([`random_key`], [`given_key`]).
+fn sample<const D: usize>(
+    logits: Tensor<D>,
+    tau: f64,
+    hard: bool,
+    dim: usize,
+    key: Tensor<1, Int>,
+) -> Tensor<D> {
     let out = <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_softmax(
         logits.into_dispatch(),
         tau as f32,
         hard,
-        key,
+        key.into_dispatch(),
         dim,
     );
     Tensor::from_dispatch(out)
+}
+
+/// A generator key drawn by the device's generator and kept there, as the kernels read it: four
+/// 16-bit pieces (i32), low first. Seeding the device fixes it; no read back to the host.
+fn random_key(device: &Device) -> Tensor<1, Int> {
+    Tensor::<1, Int>::random([4], Distribution::Uniform(0.0, 65_536.0), device).cast(IntDType::I32)
+}
+
+/// The generator key `key` on `device`, as [`random_key`] lays it out.
+fn given_key(key: u64, device: &Device) -> Tensor<1, Int> {
+    let pieces: Vec<i32> = (0..4).map(|k| (key >> (16 * k)) as i32 & 0xFFFF).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(pieces, [4]), device).cast(IntDType::I32)
 }
 
 /// The Gumbel noise the kernel draws for `logits` (categories along `dim`) under a key from the
 /// device's generator, in f32: the noise of the tensor-op paths on cube devices, so that one seed
 /// gives them the kernel's noise (a learned temperature and a fixed one, for instance).
 pub(crate) fn gumbel_noise<const D: usize>(logits: &Tensor<D>, dim: usize) -> Tensor<D> {
-    let key = key(&logits.device());
+    let key = random_key(&logits.device()).into_dispatch();
     let logits = logits.clone().into_dispatch();
     let noise =
         <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_noise(&logits, key, dim);
