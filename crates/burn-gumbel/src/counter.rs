@@ -5,7 +5,9 @@
 //! (`cube/`, where WGSL has no 64-bit integers) compute the same bits: one seed gives the same
 //! noise, hence the same hard samples, on flex and on wgpu.
 
-use burn::tensor::{Device, Distribution, Shape, Tensor, TensorData};
+#[cfg(feature = "flex")]
+use burn::tensor::Distribution;
+use burn::tensor::{Device, Shape, Tensor, TensorData};
 
 /// The golden ratio's 32-bit multiplier, which spreads the high word of a counter over the key.
 const PHI: u32 = 0x9E37_79B9;
@@ -48,7 +50,9 @@ pub(crate) fn uniform(key: u64, counter: u64) -> f32 {
     ((h >> 9) as i32 as f32 + 0.5) * (1.0 / 8_388_608.0)
 }
 
-/// A generator key of 64 bits from the device's generator.
+/// A generator key of 64 bits from the device's generator, read back to the host (the CPU
+/// kernel's; the GPU kernel keeps its key on the device).
+#[cfg(feature = "flex")]
 pub(crate) fn key(device: &Device) -> u64 {
     let bits = Tensor::<1>::random([3], Distribution::Default, device)
         .into_data()
