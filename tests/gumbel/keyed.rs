@@ -67,8 +67,8 @@ fn assert_close(a: &[f32], b: &[f32], rel: f32, abs: f32, context: &str) {
 
 #[test]
 fn one_key_gives_the_same_samples_on_every_backend() {
-    // 10⁵ rows of 10 categories (one unit per row on the GPU), 400 rows of 1000 (a cube per row),
-    // and channels-first maps [60, 8, 12, 12] along axis 1 (categories strided by 144), some
+    // 10⁵ rows of 10 categories (one unit per row on the GPU), 400 rows of 1000 and 20 of 6000
+    // (a cube of 64 and of 256 units per row), and channels-first maps [60, 8, 12, 12] along axis 1 (categories strided by 144), some
     // categories masked. The noise is the same to the bit where both sides round alike; the GPU
     // may contract a multiply and an add into one rounding, which moves z = (θ + g)/tau by an ulp
     // of z (|z| ≤ 30 here, so 4e-6) and the soft sample by that relative amount: 2e-5 relative,
@@ -78,9 +78,10 @@ fn one_key_gives_the_same_samples_on_every_backend() {
     let _lock = crate::support::rng_lock();
     let backends = devices();
     let (first, reference) = &backends[0];
-    let cases: [(&str, Vec<usize>, usize); 3] = [
+    let cases: [(&str, Vec<usize>, usize); 4] = [
         ("[100000, 10] along 1", vec![100_000, 10], 1),
         ("[400, 1000] along 1", vec![400, 1000], 1),
+        ("[20, 6000] along 1", vec![20, 6000], 1),
         ("[60, 8, 12, 12] along 1", vec![60, 8, 12, 12], 1),
     ];
     for (name, shape, dim) in cases {

@@ -11,9 +11,6 @@
 use burn_cubecl::cubecl;
 use cubecl::prelude::*;
 
-/// Units per cube of the row kernels, a power of two.
-pub(super) const ROW_UNITS: u32 = 256;
-
 /// Units per cube of the lane kernels.
 pub(super) const LANE_UNITS: u32 = 256;
 
@@ -206,7 +203,8 @@ fn finish<F: Float>(
     }
 }
 
-/// The forward pass, a cube of [`ROW_UNITS`] units per row of `n` contiguous categories.
+/// The forward pass, a cube of `units` units (a power of two) per row of `n` contiguous
+/// categories.
 ///
 /// Pass 1 draws `z = (θ + g) / tau`, keeps it (in `soft` with `keep_soft`, in `out` with
 /// `z_in_out`, an f32 output; else it is drawn again in pass 2) and reduces max, sum and argmax
@@ -226,6 +224,7 @@ pub(super) fn row_forward<F: Float>(
     #[comptime] hard: bool,
     #[comptime] keep_soft: bool,
     #[comptime] z_in_out: bool,
+    #[comptime] units: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let row = cube_index();
@@ -235,7 +234,7 @@ pub(super) fn row_forward<F: Float>(
     let words = key_words(key);
     let (k1, k2) = (words.k1, words.k2);
     let unit = UNIT_POS_X as usize;
-    let units = comptime!(ROW_UNITS as usize);
+    let units = comptime!(units as usize);
     let n = n as usize;
     let base = row as usize * n;
     let mut state = Running {
@@ -373,6 +372,7 @@ pub(super) fn row_backward<F: Float>(
     rows: u32,
     n: u32,
     inv_tau: f32,
+    #[comptime] units: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let row = cube_index();
@@ -380,7 +380,7 @@ pub(super) fn row_backward<F: Float>(
         terminate!();
     }
     let unit = UNIT_POS_X as usize;
-    let units = comptime!(ROW_UNITS as usize);
+    let units = comptime!(units as usize);
     let n = n as usize;
     let base = row as usize * n;
     let mut dot = 0.0f32;
