@@ -11,100 +11,14 @@
 use burn_cubecl::cubecl;
 use cubecl::prelude::*;
 
+use super::math::{fast_exp, gumbel, key_words, perturbed};
+
 /// Units per cube of the lane kernels.
 pub(super) const LANE_UNITS: u32 = 256;
 
 /// A very negative finite f32: the running maximum before any element (WGSL has no infinite
 /// literal; a masked logit, −∞ in memory, never exceeds it, and adds `exp(−∞) = 0`).
 const LOWEST: f32 = -3.0e38;
-
-/// One round of the 32-bit hash, [`crate::counter::mix32`].
-#[cube]
-fn mix32(x: u32) -> u32 {
-    let mut x = x;
-    x ^= x >> 16u32;
-    x *= 0x7FEB_352Du32;
-    x ^= x >> 15u32;
-    x *= 0x846C_A68Bu32;
-    x ^ (x >> 16u32)
-}
-
-/// The uniform of element `counter` under the key words `k1`, `k2` ([`key_words`]):
-/// [`crate::counter::uniform`] for counters below 2^32.
-#[cube]
-fn uniform(k1: u32, k2: u32, counter: u32) -> f32 {
-    let h = mix32(mix32(counter ^ k1) ^ k2);
-    (f32::cast_from(h >> 9u32) + 0.5f32) * (1.0f32 / 8_388_608.0f32)
-}
-
-/// The two words of a generator key as the hash takes them ([`crate::counter::key_words`]).
-#[derive(CubeType, Clone, Copy)]
-struct KeyWords {
-    k1: u32,
-    k2: u32,
-}
-
-/// The key words of a key held on the device as four 16-bit pieces, low first (so that drawing
-/// it, or uploading a given one, needs no read back to the host).
-#[cube]
-fn key_words(key: &Tensor<i32>) -> KeyWords {
-    let lo = u32::cast_from(key[0]) | (u32::cast_from(key[1]) << 16u32);
-    let hi = u32::cast_from(key[2]) | (u32::cast_from(key[3]) << 16u32);
-    KeyWords {
-        k1: lo,
-        k2: hi ^ mix32(lo),
-    }
-}
-
-/// `ln x` for normal `x > 0`: the CPU kernel's `fast_ln`.
-#[cube]
-fn fast_ln(x: f32) -> f32 {
-    let bits = u32::reinterpret(x);
-    let exponent = i32::cast_from((bits >> 23u32) & 0xFFu32) - 127i32;
-    let mantissa = f32::reinterpret((bits & 0x007F_FFFFu32) | 0x3F80_0000u32);
-    let big = mantissa > core::f32::consts::SQRT_2;
-    let m = select(big, mantissa * 0.5f32, mantissa);
-    let e = f32::cast_from(exponent + select(big, 1i32, 0i32));
-    let f = m - 1.0f32;
-    let z = f * f;
-    let mut p = 7.037_683_6e-2f32;
-    p = p * f - 1.151_461_1e-1f32;
-    p = p * f + 1.167_699_9e-1f32;
-    p = p * f - 1.242_014_1e-1f32;
-    p = p * f + 1.424_932_3e-1f32;
-    p = p * f - 1.666_805_8e-1f32;
-    p = p * f + 2.000_071_5e-1f32;
-    p = p * f - 2.499_999_4e-1f32;
-    p = p * f + 3.333_333e-1f32;
-    let y = p * f * z - 2.121_944_4e-4f32 * e - 0.5f32 * z;
-    f + y + 0.693_359_4f32 * e
-}
-
-/// `exp x` for `x ≤ 0`, exactly 0 below −87: the CPU kernel's `fast_exp`.
-#[cube]
-fn fast_exp(x: f32) -> f32 {
-    let inside = x > -87.0f32;
-    let xc = select(inside, x, -87.0f32);
-    let t = xc * core::f32::consts::LOG2_E;
-    let n = i32::cast_from(t - 0.5f32);
-    let nf = f32::cast_from(n);
-    let r = xc - nf * 0.693_359_4f32 + nf * 2.121_944_4e-4f32;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3f32;
-    p = p * r + 8.333_452e-3f32;
-    p = p * r + 4.166_579_6e-2f32;
-    p = p * r + 1.666_666_5e-1f32;
-    p = p * r + 5e-1f32;
-    let y = p * r * r + r + 1.0f32;
-    let scale = f32::reinterpret(u32::cast_from(n + 127i32) << 23u32);
-    select(inside, y * scale, 0.0f32)
-}
-
-/// The perturbed, scaled logit `(θ + g) / tau` of element `counter`.
-#[cube]
-fn perturbed(theta: f32, k1: u32, k2: u32, counter: u32, inv_tau: f32) -> f32 {
-    (theta - fast_ln(-fast_ln(uniform(k1, k2, counter)))) * inv_tau
-}
 
 /// The running state of one unit over its share of a row: maximum, sum of `exp(z − max)`, and
 /// the first index of the maximum.
@@ -456,5 +370,5 @@ pub(super) fn noise(out: &mut Tensor<f32>, key: &Tensor<i32>, total: u32, n: u32
     let (k1, k2) = (words.k1, words.k2);
     let row = e / (n * inner) * inner + e % inner;
     let counter = row * n + (e / inner) % n;
-    out[e as usize] = -fast_ln(-fast_ln(uniform(k1, k2, counter)));
+    out[e as usize] = gumbel(k1, k2, counter);
 }

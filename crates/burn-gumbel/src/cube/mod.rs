@@ -21,6 +21,7 @@
 //! |---|---|
 //! | `extension.rs` | the Burn backend extension (cube, fusion, autodiff) and its backward pass |
 //! | `kernels.rs` | the CubeCL kernels: per row (a cube per row) and per lane (a unit per row) |
+//! | `math.rs` | the generator's hash and key words, `ln` and `exp` in CubeCL |
 //! | `launch.rs` | the `[outer, n, inner]` view of the category axis, and the launches |
 
 use burn::tensor::{DType, Device, Distribution, Int, IntDType, Tensor, TensorData};
@@ -32,6 +33,7 @@ use extension::CubeGumbelSoftmax;
 mod extension;
 mod kernels;
 mod launch;
+mod math;
 
 /// Whether the kernel serves a call: a cube device (plain or autodiff), f32, f16 or bf16 logits,
 /// and fewer than 2^32 elements (the kernel's counters and indices are 32-bit).
