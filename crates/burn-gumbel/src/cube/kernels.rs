@@ -33,13 +33,11 @@ struct Running {
 /// comparison keeps the first index of the maximum).
 #[cube]
 fn step(state: &mut Running, z: f32, j: u32) {
-    if z > state.max {
-        state.sum = state.sum * fast_exp(state.max - z) + 1.0f32;
-        state.max = z;
-        state.arg = j;
-    } else {
-        state.sum += fast_exp(z - state.max);
-    }
+    let bigger = z > state.max;
+    let e = fast_exp(-f32::abs(z - state.max));
+    state.sum = select(bigger, state.sum * e + 1.0f32, state.sum + e);
+    state.max = select(bigger, z, state.max);
+    state.arg = select(bigger, j, state.arg);
 }
 
 /// The index of the row a cube (row kernels) or unit (lane kernels) works on, over a 2D grid of
@@ -118,27 +116,33 @@ fn finish<F: Float>(
 }
 
 /// The forward pass, a cube of `units` units (a power of two) per row of `n` contiguous
-/// categories.
+/// categories, read and written as vectors of `W` categories (`W` divides `n`).
 ///
 /// Pass 1 draws `z = (θ + g) / tau`, keeps it (in `soft` with `keep_soft`, in `out` with
 /// `z_in_out`, an f32 output; else it is drawn again in pass 2) and reduces max, sum and argmax
 /// across the cube in shared memory. Pass 2 writes `softmax(z)` into `out` (without `hard`) and
 /// into the f32 `soft` (with `keep_soft`: the backward pass's copy, when `out` is one-hot or
 /// half precision), and with `hard` the one-hot into `out`.
+///
+/// Each plane of `lanes` units sweeps its own segment of the row, neighbouring units reading
+/// neighbouring vectors ([`share`]). A vector access is one memory transaction per unit on a GPU,
+/// and one pass of lavapipe's per-lane access loop instead of `W`.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn row_forward<F: Float>(
-    logits: &Tensor<F>,
-    out: &mut Tensor<F>,
-    soft: &mut Tensor<f32>,
+pub(super) fn row_forward<F: Float, W: Size>(
+    logits: &Tensor<Vector<F, W>>,
+    out: &mut Tensor<Vector<F, W>>,
+    soft: &mut Tensor<Vector<f32, W>>,
     rows: u32,
     n: u32,
+    segment: u32,
     key: &Tensor<i32>,
     inv_tau: f32,
     #[comptime] hard: bool,
     #[comptime] keep_soft: bool,
     #[comptime] z_in_out: bool,
     #[comptime] units: u32,
+    #[comptime] lanes: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let row = cube_index();
@@ -149,23 +153,29 @@ pub(super) fn row_forward<F: Float>(
     let (k1, k2) = (words.k1, words.k2);
     let unit = UNIT_POS_X as usize;
     let units = comptime!(units as usize);
-    let n = n as usize;
-    let base = row as usize * n;
+    let width = W::value();
+    let vectors = n as usize / width;
+    let base = row as usize * vectors;
     let mut state = Running {
         max: LOWEST,
         sum: 0.0f32,
-        arg: n as u32,
+        arg: n,
     };
-    // Loop variables are fresh runtime values (`.runtime()` for a comptime one): CubeCL cannot
-    // assign to a constant.
-    let mut j = UNIT_POS_X as usize;
-    while j < n {
-        let i = base + j;
-        let z = draw(
-            logits, out, soft, i, i as u32, k1, k2, inv_tau, keep_soft, z_in_out,
-        );
-        step(&mut state, z, j as u32);
-        j += units;
+    let (first, end) = share(segment, vectors, lanes);
+    let mut v = first;
+    while v < end {
+        let i = base + v;
+        let z = perturbed_vector(logits[i], i * width, k1, k2, inv_tau);
+        #[unroll]
+        for c in 0..width {
+            step(&mut state, z.extract(c), (v * width + c) as u32);
+        }
+        if keep_soft {
+            soft[i] = z;
+        } else if z_in_out {
+            out[i] = Vector::cast_from(z);
+        }
+        v += comptime!(lanes as usize);
     }
 
     let mut shared_max = Shared::<[f32]>::new_slice(units);
@@ -175,6 +185,7 @@ pub(super) fn row_forward<F: Float>(
     shared_sum[unit] = state.sum;
     shared_arg[unit] = state.arg;
     sync_cube();
+    // A fresh runtime value (`.runtime()`): CubeCL cannot assign to a constant.
     let mut half = (units / 2).runtime();
     while half > 0 {
         if unit < half {
@@ -194,15 +205,78 @@ pub(super) fn row_forward<F: Float>(
     }
     let (max, inv_sum, top) = (shared_max[0], 1.0f32 / shared_sum[0], shared_arg[0]);
 
-    let mut j = UNIT_POS_X as usize;
-    while j < n {
-        let i = base + j;
-        finish(
-            logits, out, soft, i, i as u32, j as u32, max, inv_sum, top, k1, k2, inv_tau, hard,
-            keep_soft, z_in_out,
-        );
-        j += units;
+    let mut v = first;
+    while v < end {
+        let i = base + v;
+        if !hard || keep_soft {
+            let z = if keep_soft {
+                soft[i]
+            } else if z_in_out {
+                Vector::cast_from(out[i])
+            } else {
+                perturbed_vector(logits[i], i * width, k1, k2, inv_tau)
+            };
+            let mut y = Vector::<f32, W>::empty();
+            #[unroll]
+            for c in 0..width {
+                y.insert(c, fast_exp(z.extract(c) - max) * inv_sum);
+            }
+            if keep_soft {
+                soft[i] = y;
+            }
+            if !hard {
+                out[i] = Vector::cast_from(y);
+            }
+        }
+        if hard {
+            let mut one_hot = Vector::<F, W>::empty();
+            #[unroll]
+            for c in 0..width {
+                let j = (v * width + c) as u32;
+                one_hot.insert(c, F::cast_from(select(j == top, 1.0f32, 0.0f32)));
+            }
+            out[i] = one_hot;
+        }
+        v += comptime!(lanes as usize);
     }
+}
+
+/// The perturbed, scaled logits `(θ + g) / tau` of a vector `theta` of logits whose first
+/// element is element `first` of the tensor (its counter).
+#[cube]
+fn perturbed_vector<F: Float, W: Size>(
+    theta: Vector<F, W>,
+    first: usize,
+    k1: u32,
+    k2: u32,
+    inv_tau: f32,
+) -> Vector<f32, W> {
+    let mut z = Vector::<f32, W>::empty();
+    #[unroll]
+    for c in 0..W::value() {
+        let counter = (first + c) as u32;
+        z.insert(
+            c,
+            perturbed(f32::cast_from(theta.extract(c)), k1, k2, counter, inv_tau),
+        );
+    }
+    z
+}
+
+/// The share of a row of `vectors` vectors that the calling unit sweeps in the row kernels, as
+/// `first..end` in steps of `lanes`: the row is cut into segments of `segment` vectors (a
+/// multiple of `lanes`), one per group of `lanes` consecutive units (a plane, where `lanes` is
+/// the device's plane size), whose units read consecutive vectors. A GPU plane reads one
+/// contiguous span per step, as with a row-wide stride; a CPU-backed device that runs each plane
+/// as a SIMD loop over the whole sweep (lavapipe) streams through memory instead of touching one
+/// span per `units` vectors, a new page every step in a row of 50,000 f32 categories.
+#[cube]
+fn share(segment: u32, vectors: usize, #[comptime] lanes: u32) -> (usize, usize) {
+    let plane = UNIT_POS_X / lanes;
+    let lane = UNIT_POS_X % lanes;
+    let start = (plane * segment) as usize;
+    let end = start + segment as usize;
+    (start + lane as usize, select(end < vectors, end, vectors))
 }
 
 /// The forward pass, one unit per row: row `p` of `n` categories at `offset(p) + j · stride`,
@@ -278,15 +352,19 @@ pub(super) fn lane_forward<F: Float>(
 
 /// The backward pass, a cube per row: `∂L/∂θ = y ⊙ (g − yᵀg) / tau` with `y` the soft sample (in
 /// f32) and `g` the incoming gradient; the dot product reduced across the cube in shared memory.
+/// Rows are read as vectors of `W` categories, shared among the units as in [`row_forward`].
 #[cube(launch_unchecked)]
-pub(super) fn row_backward<F: Float>(
-    soft: &Tensor<f32>,
-    grad: &Tensor<F>,
-    out: &mut Tensor<F>,
+#[allow(clippy::too_many_arguments)]
+pub(super) fn row_backward<F: Float, W: Size>(
+    soft: &Tensor<Vector<f32, W>>,
+    grad: &Tensor<Vector<F, W>>,
+    out: &mut Tensor<Vector<F, W>>,
     rows: u32,
     n: u32,
+    segment: u32,
     inv_tau: f32,
     #[comptime] units: u32,
+    #[comptime] lanes: u32,
     #[define(F)] _dtype: ElemType,
 ) {
     let row = cube_index();
@@ -295,14 +373,21 @@ pub(super) fn row_backward<F: Float>(
     }
     let unit = UNIT_POS_X as usize;
     let units = comptime!(units as usize);
-    let n = n as usize;
-    let base = row as usize * n;
+    let width = W::value();
+    let vectors = n as usize / width;
+    let base = row as usize * vectors;
+    let (first, end) = share(segment, vectors, lanes);
     let mut dot = 0.0f32;
-    let mut j = UNIT_POS_X as usize;
-    while j < n {
-        let i = base + j;
-        dot += soft[i] * f32::cast_from(grad[i]);
-        j += units;
+    let mut v = first;
+    while v < end {
+        let i = base + v;
+        let y = soft[i];
+        let g = grad[i];
+        #[unroll]
+        for c in 0..width {
+            dot += y.extract(c) * f32::cast_from(g.extract(c));
+        }
+        v += comptime!(lanes as usize);
     }
     let mut partial = Shared::<[f32]>::new_slice(units);
     partial[unit] = dot;
@@ -317,12 +402,21 @@ pub(super) fn row_backward<F: Float>(
         half /= 2;
     }
     let dot = partial[0];
-    let mut j = UNIT_POS_X as usize;
-    while j < n {
-        let i = base + j;
+    let mut v = first;
+    while v < end {
+        let i = base + v;
         let y = soft[i];
-        out[i] = F::cast_from(y * (f32::cast_from(grad[i]) - dot) * inv_tau);
-        j += units;
+        let g = grad[i];
+        let mut dx = Vector::<F, W>::empty();
+        #[unroll]
+        for c in 0..width {
+            dx.insert(
+                c,
+                F::cast_from(y.extract(c) * (f32::cast_from(g.extract(c)) - dot) * inv_tau),
+            );
+        }
+        out[i] = dx;
+        v += comptime!(lanes as usize);
     }
 }
 

@@ -50,6 +50,33 @@ impl Layout {
     fn row_units(&self) -> u32 {
         if self.n <= 4096 { 64 } else { 256 }
     }
+
+    /// Vectors of `width` categories per plane of `lanes` units in the row kernels: the row's
+    /// vectors shared among the cube's planes, rounded up to a multiple of `lanes`.
+    fn segment(&self, width: usize, lanes: u32) -> u32 {
+        let vectors = self.n / width;
+        let planes = (self.row_units() / lanes) as usize;
+        let lanes = lanes as usize;
+        (vectors.div_ceil(planes).div_ceil(lanes) * lanes) as u32
+    }
+
+    /// Categories per vector access of the row kernels: the widest of 4, 2 and 1 that divides
+    /// `n` among the vector sizes the device reads at once (`supported`).
+    fn row_vector(&self, supported: impl Iterator<Item = usize>) -> usize {
+        supported
+            .filter(|&size| size <= 4 && self.n.is_multiple_of(size))
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// Units per plane (SIMD group) of the device, the span of units that read consecutive vectors
+/// in the row kernels: the largest plane size it reports, 32 where it reports none, at most
+/// `units`.
+fn plane_lanes(tensor: &CubeTensor, units: u32) -> u32 {
+    let reported = tensor.client.properties().hardware.plane_size_max;
+    let lanes = if reported == 0 { 32 } else { reported };
+    lanes.next_power_of_two().min(units)
 }
 
 /// A generator key as the kernels read it: four 16-bit pieces in a contiguous i32 tensor.
@@ -91,10 +118,17 @@ pub(super) fn forward(
     if layout.rows == 0 || layout.n == 0 {
         return (out, soft);
     }
-    // An unused element when the soft sample is not kept apart.
+    let width = if layout.by_rows() {
+        layout.row_vector(logits.client.io_optimized_vector_sizes(dtype.size()))
+    } else {
+        1
+    };
+    let lanes = plane_lanes(&logits, layout.row_units());
+    let segment = layout.segment(width, lanes);
+    // An unused vector when the soft sample is not kept apart.
     let soft_arg = soft
         .clone()
-        .unwrap_or_else(|| empty(Shape::new([1]), DType::F32));
+        .unwrap_or_else(|| empty(Shape::new([width]), DType::F32));
     // Where z waits between the passes: the kept soft sample, else an f32 soft output; else it
     // is drawn again.
     let z_in_out = !keep_soft && !hard && dtype == DType::F32;
@@ -109,17 +143,20 @@ pub(super) fn forward(
                 &client,
                 grid(layout.rows),
                 CubeDim::new_1d(layout.row_units()),
+                width,
                 logits.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
                 soft_arg.into_tensor_arg(),
                 rows,
                 n,
+                segment,
                 key.into_tensor_arg(),
                 inv_tau,
                 hard,
                 keep_soft,
                 z_in_out,
                 layout.row_units(),
+                lanes,
                 storage,
             );
         } else {
@@ -163,17 +200,22 @@ pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: us
     // SAFETY: three contiguous tensors of `rows · n` elements; every index is below that.
     unsafe {
         if layout.by_rows() {
+            let width = layout.row_vector(client.io_optimized_vector_sizes(dtype.size()));
+            let lanes = plane_lanes(&out, layout.row_units());
             row_backward::launch_unchecked(
                 &client,
                 grid(layout.rows),
                 CubeDim::new_1d(layout.row_units()),
+                width,
                 soft.into_tensor_arg(),
                 grad.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
                 rows,
                 n,
+                layout.segment(width, lanes),
                 inv_tau,
                 layout.row_units(),
+                lanes,
                 storage,
             );
         } else {

@@ -8,7 +8,9 @@
 //! hash of the element's index, so one `Device::seed` gives the same noise, hence the same hard
 //! samples, on flex and on wgpu), keeps it in the output buffer, and the units reduce the row's
 //! maximum, sum and argmax in shared memory; a second sweep normalizes in place (reading back what
-//! the unit wrote itself, from cache). The backward pass `y ⊙ (g − yᵀg) / tau` is one kernel too.
+//! the unit wrote itself, from cache). Long rows are read as vectors of up to 4 categories, each
+//! plane (SIMD group) of units sweeping its own contiguous segment of the row. The backward pass
+//! `y ⊙ (g − yᵀg) / tau` is one kernel too.
 //!
 //! It serves [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on cube devices
 //! (plain or autodiff, with Burn's fusion on) for f32, f16 and bf16 logits (computed in f32) with
