@@ -40,6 +40,20 @@ fn step(state: &mut Running, z: f32, j: u32) {
     state.arg = select(bigger, j, state.arg);
 }
 
+/// `state` merged with another share's maximum `max`, sum `sum` (of `exp(z − max)`) and first
+/// index of the maximum `arg`.
+#[cube]
+fn merge(state: &mut Running, max: f32, sum: f32, arg: u32) {
+    let m = select(max > state.max, max, state.max);
+    state.sum = state.sum * fast_exp(state.max - m) + sum * fast_exp(max - m);
+    state.arg = select(
+        max > state.max || (max == state.max && arg < state.arg),
+        arg,
+        state.arg,
+    );
+    state.max = m;
+}
+
 /// The index of the row a cube (row kernels) or unit (lane kernels) works on, over a 2D grid of
 /// cubes.
 #[cube]
@@ -185,23 +199,28 @@ pub(super) fn row_forward<F: Float, W: Size>(
     shared_sum[unit] = state.sum;
     shared_arg[unit] = state.arg;
     sync_cube();
+    // Eight entries to one per level (three barriers for 256 units, where halving takes eight).
     // A fresh runtime value (`.runtime()`): CubeCL cannot assign to a constant.
-    let mut half = (units / 2).runtime();
-    while half > 0 {
-        if unit < half {
-            let v = unit + half;
-            let m1 = shared_max[unit];
-            let m2 = shared_max[v];
-            let m = select(m2 > m1, m2, m1);
-            shared_sum[unit] =
-                shared_sum[unit] * fast_exp(m1 - m) + shared_sum[v] * fast_exp(m2 - m);
-            let a1 = shared_arg[unit];
-            let a2 = shared_arg[v];
-            shared_arg[unit] = select(m2 > m1 || (m2 == m1 && a2 < a1), a2, a1);
-            shared_max[unit] = m;
+    let mut span = units.runtime();
+    while span > 1 {
+        let next = span.div_ceil(8);
+        if unit < next {
+            let mut acc = Running {
+                max: shared_max[unit],
+                sum: shared_sum[unit],
+                arg: shared_arg[unit],
+            };
+            let mut k = unit + next;
+            while k < span {
+                merge(&mut acc, shared_max[k], shared_sum[k], shared_arg[k]);
+                k += next;
+            }
+            shared_max[unit] = acc.max;
+            shared_sum[unit] = acc.sum;
+            shared_arg[unit] = acc.arg;
         }
         sync_cube();
-        half /= 2;
+        span = next;
     }
     let (max, inv_sum, top) = (shared_max[0], 1.0f32 / shared_sum[0], shared_arg[0]);
 
@@ -392,14 +411,21 @@ pub(super) fn row_backward<F: Float, W: Size>(
     let mut partial = Shared::<[f32]>::new_slice(units);
     partial[unit] = dot;
     sync_cube();
-    let mut half = (units / 2).runtime();
-    while half > 0 {
-        if unit < half {
-            let other = partial[unit + half];
-            partial[unit] += other;
+    // Eight entries to one per level, as in `row_forward`.
+    let mut span = units.runtime();
+    while span > 1 {
+        let next = span.div_ceil(8);
+        if unit < next {
+            let mut acc = partial[unit];
+            let mut k = unit + next;
+            while k < span {
+                acc += partial[k];
+                k += next;
+            }
+            partial[unit] = acc;
         }
         sync_cube();
-        half /= 2;
+        span = next;
     }
     let dot = partial[0];
     let mut v = first;
