@@ -11,7 +11,7 @@
 use burn_cubecl::cubecl;
 use cubecl::prelude::*;
 
-use super::math::{fast_exp, gumbel, key_words, perturbed};
+use super::math::{fast_exp, gumbel, key_words, perturbed_vector};
 
 /// Units per cube of the lane kernels.
 pub(super) const LANE_UNITS: u32 = 256;
@@ -61,43 +61,49 @@ fn cube_index() -> u32 {
     CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X
 }
 
-/// Pass 1 of the forward kernels on element `i` (counter `counter`): draws `z = (θ + g) / tau`
-/// and keeps it where pass 2 will read it (see [`row_forward`]).
+/// Pass 1 of the forward kernels on vector `i`, categories `j..j + W` of their row, whose first
+/// element has counter `counter`: draws `z = (θ + g) / tau`, steps `state` through it and keeps
+/// it where pass 2 will read it (see [`row_forward`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn draw<F: Float>(
-    logits: &Tensor<F>,
-    out: &mut Tensor<F>,
-    soft: &mut Tensor<f32>,
+fn draw<F: Float, W: Size>(
+    logits: &Tensor<Vector<F, W>>,
+    out: &mut Tensor<Vector<F, W>>,
+    soft: &mut Tensor<Vector<f32, W>>,
+    state: &mut Running,
     i: usize,
-    counter: u32,
+    j: usize,
+    counter: usize,
     k1: u32,
     k2: u32,
     inv_tau: f32,
     #[comptime] keep_soft: bool,
     #[comptime] z_in_out: bool,
-) -> f32 {
-    let z = perturbed(f32::cast_from(logits[i]), k1, k2, counter, inv_tau);
+) {
+    let z = perturbed_vector(logits[i], counter, k1, k2, inv_tau);
+    #[unroll]
+    for c in 0..W::value() {
+        step(state, z.extract(c), (j + c) as u32);
+    }
     if keep_soft {
         soft[i] = z;
     } else if z_in_out {
-        out[i] = F::cast_from(z);
+        out[i] = Vector::cast_from(z);
     }
-    z
 }
 
-/// Pass 2 of the forward kernels on element `i`, category `j` of its row: the soft sample
-/// `exp(z − max) · inv_sum` and, with `hard`, the one-hot of the row's argmax `top` (see
-/// [`row_forward`]).
+/// Pass 2 of the forward kernels on vector `i`, categories `j..j + W` of their row, whose first
+/// element has counter `counter`: the soft sample `exp(z − max) · inv_sum` and, with `hard`, the
+/// one-hot of the row's argmax `top` (see [`row_forward`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn finish<F: Float>(
-    logits: &Tensor<F>,
-    out: &mut Tensor<F>,
-    soft: &mut Tensor<f32>,
+fn finish<F: Float, W: Size>(
+    logits: &Tensor<Vector<F, W>>,
+    out: &mut Tensor<Vector<F, W>>,
+    soft: &mut Tensor<Vector<f32, W>>,
     i: usize,
-    counter: u32,
-    j: u32,
+    j: usize,
+    counter: usize,
     max: f32,
     inv_sum: f32,
     top: u32,
@@ -112,20 +118,30 @@ fn finish<F: Float>(
         let z = if keep_soft {
             soft[i]
         } else if z_in_out {
-            f32::cast_from(out[i])
+            Vector::cast_from(out[i])
         } else {
-            perturbed(f32::cast_from(logits[i]), k1, k2, counter, inv_tau)
+            perturbed_vector(logits[i], counter, k1, k2, inv_tau)
         };
-        let y = fast_exp(z - max) * inv_sum;
+        let mut y = Vector::<f32, W>::empty();
+        #[unroll]
+        for c in 0..W::value() {
+            y.insert(c, fast_exp(z.extract(c) - max) * inv_sum);
+        }
         if keep_soft {
             soft[i] = y;
         }
         if !hard {
-            out[i] = F::cast_from(y);
+            out[i] = Vector::cast_from(y);
         }
     }
     if hard {
-        out[i] = F::cast_from(select(j == top, 1.0f32, 0.0f32));
+        let mut one_hot = Vector::<F, W>::empty();
+        #[unroll]
+        for c in 0..W::value() {
+            let hot = (j + c) as u32 == top;
+            one_hot.insert(c, F::cast_from(select(hot, 1.0f32, 0.0f32)));
+        }
+        out[i] = one_hot;
     }
 }
 
@@ -179,16 +195,20 @@ pub(super) fn row_forward<F: Float, W: Size>(
     let mut v = first;
     while v < end {
         let i = base + v;
-        let z = perturbed_vector(logits[i], i * width, k1, k2, inv_tau);
-        #[unroll]
-        for c in 0..width {
-            step(&mut state, z.extract(c), (v * width + c) as u32);
-        }
-        if keep_soft {
-            soft[i] = z;
-        } else if z_in_out {
-            out[i] = Vector::cast_from(z);
-        }
+        draw(
+            logits,
+            out,
+            soft,
+            &mut state,
+            i,
+            v * width,
+            i * width,
+            k1,
+            k2,
+            inv_tau,
+            keep_soft,
+            z_in_out,
+        );
         v += comptime!(lanes as usize);
     }
 
@@ -227,59 +247,25 @@ pub(super) fn row_forward<F: Float, W: Size>(
     let mut v = first;
     while v < end {
         let i = base + v;
-        if !hard || keep_soft {
-            let z = if keep_soft {
-                soft[i]
-            } else if z_in_out {
-                Vector::cast_from(out[i])
-            } else {
-                perturbed_vector(logits[i], i * width, k1, k2, inv_tau)
-            };
-            let mut y = Vector::<f32, W>::empty();
-            #[unroll]
-            for c in 0..width {
-                y.insert(c, fast_exp(z.extract(c) - max) * inv_sum);
-            }
-            if keep_soft {
-                soft[i] = y;
-            }
-            if !hard {
-                out[i] = Vector::cast_from(y);
-            }
-        }
-        if hard {
-            let mut one_hot = Vector::<F, W>::empty();
-            #[unroll]
-            for c in 0..width {
-                let j = (v * width + c) as u32;
-                one_hot.insert(c, F::cast_from(select(j == top, 1.0f32, 0.0f32)));
-            }
-            out[i] = one_hot;
-        }
+        finish(
+            logits,
+            out,
+            soft,
+            i,
+            v * width,
+            i * width,
+            max,
+            inv_sum,
+            top,
+            k1,
+            k2,
+            inv_tau,
+            hard,
+            keep_soft,
+            z_in_out,
+        );
         v += comptime!(lanes as usize);
     }
-}
-
-/// The perturbed, scaled logits `(θ + g) / tau` of a vector `theta` of logits whose first
-/// element is element `first` of the tensor (its counter).
-#[cube]
-fn perturbed_vector<F: Float, W: Size>(
-    theta: Vector<F, W>,
-    first: usize,
-    k1: u32,
-    k2: u32,
-    inv_tau: f32,
-) -> Vector<f32, W> {
-    let mut z = Vector::<f32, W>::empty();
-    #[unroll]
-    for c in 0..W::value() {
-        let counter = (first + c) as u32;
-        z.insert(
-            c,
-            perturbed(f32::cast_from(theta.extract(c)), k1, k2, counter, inv_tau),
-        );
-    }
-    z
 }
 
 /// The share of a row of `vectors` vectors that the calling unit sweeps in the row kernels, as
@@ -300,13 +286,14 @@ fn share(segment: u32, vectors: usize, #[comptime] lanes: u32) -> (usize, usize)
 
 /// The forward pass, one unit per row: row `p` of `n` categories at `offset(p) + j · stride`,
 /// `offset(p) = (p / stride) · n · stride + p mod stride` (stride 1: contiguous rows; else the
-/// positions after the category axis). Otherwise as [`row_forward`].
+/// positions after the category axis), read as vectors of `W` categories when the rows are
+/// contiguous (`W` is 1 otherwise). Otherwise as [`row_forward`].
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn lane_forward<F: Float>(
-    logits: &Tensor<F>,
-    out: &mut Tensor<F>,
-    soft: &mut Tensor<f32>,
+pub(super) fn lane_forward<F: Float, W: Size>(
+    logits: &Tensor<Vector<F, W>>,
+    out: &mut Tensor<Vector<F, W>>,
+    soft: &mut Tensor<Vector<f32, W>>,
     rows: u32,
     n: u32,
     stride: u32,
@@ -323,20 +310,26 @@ pub(super) fn lane_forward<F: Float>(
     }
     let words = key_words(key);
     let (k1, k2) = (words.k1, words.k2);
-    let offset = (p / stride) * n * stride + p % stride;
-    let counter = p * n;
+    let width = W::value();
+    // In vectors: `W` is 1 unless `stride` is (contiguous rows of a multiple of `W`).
+    let offset = ((p / stride) * n * stride + p % stride) as usize / width;
+    let stride = stride as usize;
+    let counter = (p * n) as usize;
     let mut state = Running {
         max: LOWEST,
         sum: 0.0f32,
         arg: n,
     };
-    for j in 0..n {
-        let i = (offset + j * stride) as usize;
-        let z = draw(
+    let vectors = n as usize / width;
+    for v in 0..vectors {
+        let j = v * width;
+        draw(
             logits,
             out,
             soft,
-            i,
+            &mut state,
+            offset + v * stride,
+            j,
             counter + j,
             k1,
             k2,
@@ -344,18 +337,17 @@ pub(super) fn lane_forward<F: Float>(
             keep_soft,
             z_in_out,
         );
-        step(&mut state, z, j);
     }
     let inv_sum = 1.0f32 / state.sum;
-    for j in 0..n {
-        let i = (offset + j * stride) as usize;
+    for v in 0..vectors {
+        let j = v * width;
         finish(
             logits,
             out,
             soft,
-            i,
-            counter + j,
+            offset + v * stride,
             j,
+            counter + j,
             state.max,
             inv_sum,
             state.arg,
@@ -400,12 +392,7 @@ pub(super) fn row_backward<F: Float, W: Size>(
     let mut v = first;
     while v < end {
         let i = base + v;
-        let y = soft[i];
-        let g = grad[i];
-        #[unroll]
-        for c in 0..width {
-            dot += y.extract(c) * f32::cast_from(g.extract(c));
-        }
+        dot += dot_vector(soft[i], grad[i]);
         v += comptime!(lanes as usize);
     }
     let mut partial = Shared::<[f32]>::new_slice(units);
@@ -431,28 +418,19 @@ pub(super) fn row_backward<F: Float, W: Size>(
     let mut v = first;
     while v < end {
         let i = base + v;
-        let y = soft[i];
-        let g = grad[i];
-        let mut dx = Vector::<F, W>::empty();
-        #[unroll]
-        for c in 0..width {
-            dx.insert(
-                c,
-                F::cast_from(y.extract(c) * (f32::cast_from(g.extract(c)) - dot) * inv_tau),
-            );
-        }
-        out[i] = dx;
+        out[i] = grad_vector(soft[i], grad[i], dot, inv_tau);
         v += comptime!(lanes as usize);
     }
 }
 
-/// The backward pass, one unit per row, rows laid out as in [`lane_forward`].
+/// The backward pass, one unit per row, rows laid out (and read as vectors) as in
+/// [`lane_forward`].
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn lane_backward<F: Float>(
-    soft: &Tensor<f32>,
-    grad: &Tensor<F>,
-    out: &mut Tensor<F>,
+pub(super) fn lane_backward<F: Float, W: Size>(
+    soft: &Tensor<Vector<f32, W>>,
+    grad: &Tensor<Vector<F, W>>,
+    out: &mut Tensor<Vector<F, W>>,
     rows: u32,
     n: u32,
     stride: u32,
@@ -463,17 +441,46 @@ pub(super) fn lane_backward<F: Float>(
     if p >= rows {
         terminate!();
     }
-    let offset = (p / stride) * n * stride + p % stride;
+    let offset = ((p / stride) * n * stride + p % stride) as usize / W::value();
+    let stride = stride as usize;
+    let vectors = n as usize / W::value();
     let mut dot = 0.0f32;
-    for j in 0..n {
-        let i = (offset + j * stride) as usize;
-        dot += soft[i] * f32::cast_from(grad[i]);
+    for v in 0..vectors {
+        let i = offset + v * stride;
+        dot += dot_vector(soft[i], grad[i]);
     }
-    for j in 0..n {
-        let i = (offset + j * stride) as usize;
-        let y = soft[i];
-        out[i] = F::cast_from(y * (f32::cast_from(grad[i]) - dot) * inv_tau);
+    for v in 0..vectors {
+        let i = offset + v * stride;
+        out[i] = grad_vector(soft[i], grad[i], dot, inv_tau);
     }
+}
+
+/// `Σ_c y_c · g_c` over a vector of the soft sample `y` and of the incoming gradient `g`.
+#[cube]
+fn dot_vector<F: Float, W: Size>(y: Vector<f32, W>, g: Vector<F, W>) -> f32 {
+    let mut dot = 0.0f32;
+    #[unroll]
+    for c in 0..W::value() {
+        dot += y.extract(c) * f32::cast_from(g.extract(c));
+    }
+    dot
+}
+
+/// The gradient in the logits `y ⊙ (g − dot) / tau` over a vector, `dot = yᵀg` of the row.
+#[cube]
+fn grad_vector<F: Float, W: Size>(
+    y: Vector<f32, W>,
+    g: Vector<F, W>,
+    dot: f32,
+    inv_tau: f32,
+) -> Vector<F, W> {
+    let mut dx = Vector::<F, W>::empty();
+    #[unroll]
+    for c in 0..W::value() {
+        let value = y.extract(c) * (f32::cast_from(g.extract(c)) - dot) * inv_tau;
+        dx.insert(c, F::cast_from(value));
+    }
+    dx
 }
 
 /// Gumbel noise `−ln(−ln u)` of every element of a tensor whose category axis has `n` categories

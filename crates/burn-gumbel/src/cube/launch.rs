@@ -60,9 +60,13 @@ impl Layout {
         (vectors.div_ceil(planes).div_ceil(lanes) * lanes) as u32
     }
 
-    /// Categories per vector access of the row kernels: the widest of 4, 2 and 1 that divides
-    /// `n` among the vector sizes the device reads at once (`supported`).
-    fn row_vector(&self, supported: impl Iterator<Item = usize>) -> usize {
+    /// Categories per vector access: the widest of 4, 2 and 1 that divides `n` among the vector
+    /// sizes the device reads at once (`supported`), when a row's categories are contiguous;
+    /// else 1.
+    fn vector(&self, supported: impl Iterator<Item = usize>) -> usize {
+        if self.inner != 1 {
+            return 1;
+        }
         supported
             .filter(|&size| size <= 4 && self.n.is_multiple_of(size))
             .max()
@@ -118,11 +122,7 @@ pub(super) fn forward(
     if layout.rows == 0 || layout.n == 0 {
         return (out, soft);
     }
-    let width = if layout.by_rows() {
-        layout.row_vector(logits.client.io_optimized_vector_sizes(dtype.size()))
-    } else {
-        1
-    };
+    let width = layout.vector(logits.client.io_optimized_vector_sizes(dtype.size()));
     let lanes = plane_lanes(&logits, layout.row_units());
     let segment = layout.segment(width, lanes);
     // An unused vector when the soft sample is not kept apart.
@@ -164,6 +164,7 @@ pub(super) fn forward(
                 &client,
                 grid(layout.rows.div_ceil(LANE_UNITS as usize)),
                 CubeDim::new_1d(LANE_UNITS),
+                width,
                 logits.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
                 soft_arg.into_tensor_arg(),
@@ -197,10 +198,10 @@ pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: us
     let storage = dtype_to_storage_type(dtype);
     let (rows, n, inner) = (layout.rows as u32, layout.n as u32, layout.inner as u32);
     let client = soft.client.clone();
+    let width = layout.vector(client.io_optimized_vector_sizes(dtype.size()));
     // SAFETY: three contiguous tensors of `rows · n` elements; every index is below that.
     unsafe {
         if layout.by_rows() {
-            let width = layout.row_vector(client.io_optimized_vector_sizes(dtype.size()));
             let lanes = plane_lanes(&out, layout.row_units());
             row_backward::launch_unchecked(
                 &client,
@@ -223,6 +224,7 @@ pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: us
                 &client,
                 grid(layout.rows.div_ceil(LANE_UNITS as usize)),
                 CubeDim::new_1d(LANE_UNITS),
+                width,
                 soft.into_tensor_arg(),
                 grad.into_tensor_arg(),
                 out.clone().into_tensor_arg(),

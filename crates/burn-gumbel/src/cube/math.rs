@@ -95,6 +95,28 @@ pub(super) fn gumbel(k1: u32, k2: u32, counter: u32) -> f32 {
 
 /// The perturbed, scaled logit `(θ + g) / tau` of element `counter`.
 #[cube]
-pub(super) fn perturbed(theta: f32, k1: u32, k2: u32, counter: u32, inv_tau: f32) -> f32 {
+fn perturbed(theta: f32, k1: u32, k2: u32, counter: u32, inv_tau: f32) -> f32 {
     (theta + gumbel(k1, k2, counter)) * inv_tau
+}
+
+/// The perturbed, scaled logits `(θ + g) / tau` of a vector `theta` of logits whose first
+/// element has counter `first`, in f32.
+#[cube]
+pub(super) fn perturbed_vector<F: Float, W: Size>(
+    theta: Vector<F, W>,
+    first: usize,
+    k1: u32,
+    k2: u32,
+    inv_tau: f32,
+) -> Vector<f32, W> {
+    let mut z = Vector::<f32, W>::empty();
+    #[unroll]
+    for c in 0..W::value() {
+        let counter = (first + c) as u32;
+        z.insert(
+            c,
+            perturbed(f32::cast_from(theta.extract(c)), k1, k2, counter, inv_tau),
+        );
+    }
+    z
 }
