@@ -1,7 +1,9 @@
 //! The CubeCL kernels: the forward pass (soft sample, one-hot, or both) and the backward pass,
 //! each in two layouts: a cube of units per row for long rows whose categories are contiguous,
 //! and one unit per row (a *lane*) for short rows or categories strided by the positions after
-//! them (channels-first maps), where neighbouring units read neighbouring addresses.
+//! them (channels-first maps), where neighbouring units read neighbouring addresses. Contiguous
+//! rows are read and written as vectors of `W` categories (4, 2 or 1, the widest that divides the
+//! row length).
 //!
 //! Every value is computed in f32, whatever the storage type. The noise is the counter-based
 //! generator of [`crate::counter`] (`mix32`, the key's two words), and `ln` and `exp` are the
@@ -30,7 +32,9 @@ struct Running {
 }
 
 /// `state` after element `j` of value `z` (indices increase along a unit's share, so the strict
-/// comparison keeps the first index of the maximum).
+/// comparison keeps the first index of the maximum). One exponential, `exp(−|z − max|)`: the
+/// factor that rescales the sum when `z` is the new maximum, else the term `z` adds (a branch
+/// would be flattened into both exponentials on SIMD devices).
 #[cube]
 fn step(state: &mut Running, z: f32, j: u32) {
     let bigger = z > state.max;
