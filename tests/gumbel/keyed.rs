@@ -70,7 +70,8 @@ fn one_key_gives_the_same_samples_on_every_backend() {
     // 10⁵ rows of 10 categories and 3000 of 7 (one unit per row on the GPU, reading vectors of
     // 2 and 1 categories); 400 rows of 1000, 300 of 1002, 20 of 6000 and 50 of 4999 (a cube of
     // 64 or 256 units per row, reading vectors of 4, 2, 4 and 1 categories); channels-first maps
-    // [60, 8, 12, 12] along axis 1 (categories strided by 144); some categories masked. The noise is the same to the bit where both sides round
+    // [60, 8, 12, 12] and [4, 300, 6, 6] along axis 1 (categories strided by 144 and 36); some
+    // categories masked. The noise is the same to the bit where both sides round
     // alike; the GPU may contract a multiply and an add into one rounding, which moves
     // z = (θ + g)/tau by an ulp of z (|z| ≤ 30 here, so 4e-6) and the soft sample by that
     // relative amount: 2e-5 relative, 5 times it, plus 1e-7 absolute for sums of small values.
@@ -79,7 +80,7 @@ fn one_key_gives_the_same_samples_on_every_backend() {
     let _lock = crate::support::rng_lock();
     let backends = devices();
     let (first, reference) = &backends[0];
-    let cases: [(&str, Vec<usize>, usize); 7] = [
+    let cases: [(&str, Vec<usize>, usize); 8] = [
         ("[100000, 10] along 1", vec![100_000, 10], 1),
         ("[3000, 7] along 1", vec![3000, 7], 1),
         ("[400, 1000] along 1", vec![400, 1000], 1),
@@ -87,6 +88,7 @@ fn one_key_gives_the_same_samples_on_every_backend() {
         ("[20, 6000] along 1", vec![20, 6000], 1),
         ("[50, 4999] along 1", vec![50, 4999], 1),
         ("[60, 8, 12, 12] along 1", vec![60, 8, 12, 12], 1),
+        ("[4, 300, 6, 6] along 1", vec![4, 300, 6, 6], 1),
     ];
     for (name, shape, dim) in cases {
         let go = |device: &Device| match shape.len() {
