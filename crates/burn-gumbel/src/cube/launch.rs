@@ -8,7 +8,8 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
-use super::kernels::{LANE_UNITS, lane_backward, lane_forward, noise, row_backward, row_forward};
+use super::backward::{lane_backward, row_backward};
+use super::kernels::{LANE_UNITS, lane_forward, noise, row_forward};
 
 /// Rows at least this long whose categories are contiguous get a cube each; shorter ones, and
 /// rows strided by the positions after the category axis, a unit each.

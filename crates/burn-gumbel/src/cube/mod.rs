@@ -22,7 +22,8 @@
 //! | file | concern |
 //! |---|---|
 //! | `extension.rs` | the Burn backend extension (cube, fusion, autodiff) and its backward pass |
-//! | `kernels.rs` | the CubeCL kernels: per row (a cube per row) and per lane (a unit per row) |
+//! | `kernels.rs` | the forward and noise kernels: a cube per row, or a unit per row (lane) |
+//! | `backward.rs` | the backward kernels, in the same two layouts |
 //! | `math.rs` | the generator's hash and key words, `ln` and `exp` in CubeCL |
 //! | `launch.rs` | the `[outer, n, inner]` view of the category axis, and the launches |
 
@@ -32,6 +33,7 @@ use crate::ops::Tau;
 
 use extension::CubeGumbelSoftmax;
 
+mod backward;
 mod extension;
 mod kernels;
 mod launch;
