@@ -45,43 +45,50 @@ impl Layout {
         self.inner == 1 && self.n >= ROW_KERNEL_FROM
     }
 
-    /// Units per cube of the row kernels: 64 up to 4096 categories, 256 beyond. Each level of the
-    /// cube's reduction is a barrier; on lavapipe 64 units took `[256, 1000]` from 14.6 to
-    /// 6.7 ms and left `[64, 50000]` unchanged.
-    fn row_units(&self) -> u32 {
-        if self.n <= 4096 { 64 } else { 256 }
-    }
-
-    /// Vectors of `width` categories per plane of `lanes` units in the row kernels: the row's
-    /// vectors shared among the cube's planes, rounded up to a multiple of `lanes`.
-    fn segment(&self, width: usize, lanes: u32) -> u32 {
-        let vectors = self.n / width;
-        let planes = (self.row_units() / lanes) as usize;
-        let lanes = lanes as usize;
-        (vectors.div_ceil(planes).div_ceil(lanes) * lanes) as u32
-    }
-
-    /// Categories per vector access: the widest of 4, 2 and 1 that divides `n` among the vector
-    /// sizes the device reads at once (`supported`), when a row's categories are contiguous;
-    /// else 1.
-    fn vector(&self, supported: impl Iterator<Item = usize>) -> usize {
-        if self.inner != 1 {
-            return 1;
+    /// How the kernels read this layout on `tensor`'s device, for `tensor`'s dtype.
+    fn access(&self, tensor: &CubeTensor) -> Access {
+        // The widest of 4, 2 and 1 that divides `n` among the sizes the device reads at once,
+        // where a row's categories are contiguous.
+        let width = match self.inner {
+            1 => tensor
+                .client
+                .io_optimized_vector_sizes(tensor.dtype.size())
+                .filter(|&size| size <= 4 && self.n.is_multiple_of(size))
+                .max()
+                .unwrap_or(1),
+            _ => 1,
+        };
+        // Each level of the cube's reduction is a barrier; on lavapipe 64 units took
+        // `[256, 1000]` from 14.6 to 6.7 ms and left `[64, 50000]` unchanged.
+        let units: u32 = if self.n <= 4096 { 64 } else { 256 };
+        let reported = tensor.client.properties().hardware.plane_size_max;
+        let lanes = if reported == 0 { 32 } else { reported }
+            .next_power_of_two()
+            .min(units);
+        let planes = (units / lanes) as usize;
+        let segment = (self.n / width).div_ceil(planes).div_ceil(lanes as usize) * lanes as usize;
+        Access {
+            width,
+            units,
+            lanes,
+            segment: segment as u32,
         }
-        supported
-            .filter(|&size| size <= 4 && self.n.is_multiple_of(size))
-            .max()
-            .unwrap_or(1)
     }
 }
 
-/// Units per plane (SIMD group) of the device, the span of units that read consecutive vectors
-/// in the row kernels: the largest plane size it reports, 32 where it reports none, at most
-/// `units`.
-fn plane_lanes(tensor: &CubeTensor, units: u32) -> u32 {
-    let reported = tensor.client.properties().hardware.plane_size_max;
-    let lanes = if reported == 0 { 32 } else { reported };
-    lanes.next_power_of_two().min(units)
+/// How the kernels read a layout ([`Layout::access`]).
+struct Access {
+    /// Categories per vector access: 4, 2 or 1 where a row's categories are contiguous, else 1.
+    width: usize,
+    /// Units per cube of the row kernels: 64 up to 4096 categories, 256 beyond.
+    units: u32,
+    /// Units per plane (SIMD group), the span of units that read consecutive vectors in the row
+    /// kernels: the largest plane size the device reports (32 where it reports none), at most
+    /// `units`.
+    lanes: u32,
+    /// Vectors per plane in the row kernels: the row's vectors shared among the cube's planes,
+    /// rounded up to a multiple of `lanes`.
+    segment: u32,
 }
 
 /// A generator key as the kernels read it: four 16-bit pieces in a contiguous i32 tensor.
@@ -123,13 +130,11 @@ pub(super) fn forward(
     if layout.rows == 0 || layout.n == 0 {
         return (out, soft);
     }
-    let width = layout.vector(logits.client.io_optimized_vector_sizes(dtype.size()));
-    let lanes = plane_lanes(&logits, layout.row_units());
-    let segment = layout.segment(width, lanes);
+    let access = layout.access(&logits);
     // An unused vector when the soft sample is not kept apart.
     let soft_arg = soft
         .clone()
-        .unwrap_or_else(|| empty(Shape::new([width]), DType::F32));
+        .unwrap_or_else(|| empty(Shape::new([access.width]), DType::F32));
     // Where z waits between the passes: the kept soft sample, else an f32 soft output; else it
     // is drawn again.
     let z_in_out = !keep_soft && !hard && dtype == DType::F32;
@@ -143,21 +148,21 @@ pub(super) fn forward(
             row_forward::launch_unchecked(
                 &client,
                 grid(layout.rows),
-                CubeDim::new_1d(layout.row_units()),
-                width,
+                CubeDim::new_1d(access.units),
+                access.width,
                 logits.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
                 soft_arg.into_tensor_arg(),
                 rows,
                 n,
-                segment,
+                access.segment,
                 key.into_tensor_arg(),
                 inv_tau,
                 hard,
                 keep_soft,
                 z_in_out,
-                layout.row_units(),
-                lanes,
+                access.units,
+                access.lanes,
                 storage,
             );
         } else {
@@ -165,7 +170,7 @@ pub(super) fn forward(
                 &client,
                 grid(layout.rows.div_ceil(LANE_UNITS as usize)),
                 CubeDim::new_1d(LANE_UNITS),
-                width,
+                access.width,
                 logits.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
                 soft_arg.into_tensor_arg(),
@@ -199,25 +204,24 @@ pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: us
     let storage = dtype_to_storage_type(dtype);
     let (rows, n, inner) = (layout.rows as u32, layout.n as u32, layout.inner as u32);
     let client = soft.client.clone();
-    let width = layout.vector(client.io_optimized_vector_sizes(dtype.size()));
+    let access = layout.access(&out);
     // SAFETY: three contiguous tensors of `rows · n` elements; every index is below that.
     unsafe {
         if layout.by_rows() {
-            let lanes = plane_lanes(&out, layout.row_units());
             row_backward::launch_unchecked(
                 &client,
                 grid(layout.rows),
-                CubeDim::new_1d(layout.row_units()),
-                width,
+                CubeDim::new_1d(access.units),
+                access.width,
                 soft.into_tensor_arg(),
                 grad.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
                 rows,
                 n,
-                layout.segment(width, lanes),
+                access.segment,
                 inv_tau,
-                layout.row_units(),
-                lanes,
+                access.units,
+                access.lanes,
                 storage,
             );
         } else {
@@ -225,7 +229,7 @@ pub(super) fn backward(soft: CubeTensor, grad: CubeTensor, inv_tau: f32, dim: us
                 &client,
                 grid(layout.rows.div_ceil(LANE_UNITS as usize)),
                 CubeDim::new_1d(LANE_UNITS),
-                width,
+                access.width,
                 soft.into_tensor_arg(),
                 grad.into_tensor_arg(),
                 out.clone().into_tensor_arg(),
