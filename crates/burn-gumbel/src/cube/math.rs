@@ -43,28 +43,20 @@ pub(super) fn key_words(key: &Tensor<i32>) -> KeyWords {
     }
 }
 
-/// `ln x` for normal `x > 0`: the CPU kernel's `fast_ln`.
+/// `ln x` for normal `x > 0`: the CPU kernel's `fast_ln` (FreeBSD's `logf`), in its order.
 #[cube]
 pub(super) fn fast_ln(x: f32) -> f32 {
-    let bits = u32::reinterpret(x);
-    let exponent = i32::cast_from((bits >> 23u32) & 0xFFu32) - 127i32;
-    let mantissa = f32::reinterpret((bits & 0x007F_FFFFu32) | 0x3F80_0000u32);
-    let big = mantissa > core::f32::consts::SQRT_2;
-    let m = select(big, mantissa * 0.5f32, mantissa);
-    let e = f32::cast_from(exponent + select(big, 1i32, 0i32));
-    let f = m - 1.0f32;
-    let z = f * f;
-    let mut p = 7.037_683_6e-2f32;
-    p = p * f - 1.151_461_1e-1f32;
-    p = p * f + 1.167_699_9e-1f32;
-    p = p * f - 1.242_014_1e-1f32;
-    p = p * f + 1.424_932_3e-1f32;
-    p = p * f - 1.666_805_8e-1f32;
-    p = p * f + 2.000_071_5e-1f32;
-    p = p * f - 2.499_999_4e-1f32;
-    p = p * f + 3.333_333e-1f32;
-    let y = p * f * z - 2.121_944_4e-4f32 * e - 0.5f32 * z;
-    f + y + 0.693_359_4f32 * e
+    // The exponent of `x / √½` and the mantissa rescaled into [√½, √2).
+    let bits = u32::reinterpret(x) + (0x3F80_0000u32 - 0x3F35_04F3u32);
+    let k = f32::cast_from(i32::cast_from(bits >> 23u32) - 0x7Fi32);
+    let f = f32::reinterpret((bits & 0x007F_FFFFu32) + 0x3F35_04F3u32) - 1.0f32;
+    let s = f / (2.0f32 + f);
+    let z = s * s;
+    let w = z * z;
+    let r =
+        z * (0.666_666_6f32 + w * 0.284_987_87f32) + w * (0.400_009_72f32 + w * 0.242_790_79f32);
+    let half_f2 = 0.5f32 * f * f;
+    s * (half_f2 + r) + k * 9.058_001e-6f32 - half_f2 + f + k * 0.693_138_1f32
 }
 
 /// `exp x` for `x ≤ 0`, exactly 0 below −87: the CPU kernel's `fast_exp`.
