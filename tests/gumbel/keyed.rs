@@ -155,7 +155,7 @@ fn half_precision_keyed_samples_agree_across_backends() {
 fn the_kernels_compute_the_tensor_op_sample_of_their_noise() {
     // On each backend: the keyed sample against the tensor-op path given the same noise, rebuilt
     // on the host from the generator's definition (`(θ + g)/tau` then softmax, in f32): equal
-    // within the rounding of two logarithms of 2 ulp each (1e-5 relative of the soft sample).
+    // within the rounding of two logarithms of 1 ulp each (1e-5 relative of the soft sample).
     // Ties in the hard sample are as unlikely as above.
     let _lock = crate::support::rng_lock();
     for (backend, device) in devices() {
