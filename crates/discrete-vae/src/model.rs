@@ -427,8 +427,9 @@ mod tests {
         // A random init of a decoder this narrow can leave every pre-activation of a ReLU layer
         // negative, which cuts all paths from the codes to the loss and makes the gradient
         // exactly 0 (the test failed that way, seldom, unseeded). Non-negative weights and biases
-        // before the two ReLUs keep them open, so the test checks the temperature's path and not
-        // the init's luck.
+        // of at least 0.1 before the two ReLUs, on non-negative inputs (the codes, then the first
+        // ReLU's output), make every pre-activation at least 0.1: both stay open, and the test
+        // checks the temperature's path and not the init's luck.
         let open = |conv: &mut Param<Tensor<4>>, bias: &mut Option<Param<Tensor<1>>>| {
             *conv = conv.clone().map(|w| w.abs());
             *bias = bias.take().map(|b| b.map(|b| b.abs().add_scalar(0.1)));
