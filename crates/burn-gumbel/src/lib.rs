@@ -74,6 +74,9 @@
 //! assert!(logits.grad(&grads).is_some());
 //! ```
 #![warn(missing_docs)]
+// Every `unsafe` operation in an `unsafe` block of its own, and every such block saying why its
+// contract holds.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 mod check;
 mod counter;

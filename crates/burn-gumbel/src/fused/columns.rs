@@ -3,6 +3,8 @@
 //! vector lanes are positions and no transpose is needed. The same counters and arithmetic as the
 //! row kernels of `kernels.rs`, which they are tested against.
 
+use std::ptr::NonNull;
+
 use super::kernels::ln_or_zero;
 use super::math::{fast_exp, fast_ln};
 use crate::counter::uniform;
@@ -15,15 +17,15 @@ pub(super) const COLUMNS: usize = 64;
 /// A band of a tensor whose categories are not its last axis, for [`columns_forward`]: `n`
 /// categories of `width` positions each, category `j` of position `p` at `j · stride + p` from the
 /// band's first element.
-///
-/// `out` is a raw pointer because the bands of a tensor interleave: the driver gives each band
-/// to one task, so that no two calls write the same element, and `out` must be valid for writes
-/// at every element of the band.
 pub(super) struct ColumnsForward<'a> {
     /// The logits from the band's first element.
     pub theta: &'a [f32],
-    /// Where the soft sample goes, laid out as `theta`; written only with `normalize`.
-    pub out: *mut f32,
+    /// Where the soft sample goes, laid out as `theta`; `None` for a hard sample whose soft
+    /// values are not needed (only each position's argmax is found). A pointer, not a slice,
+    /// because the bands of a tensor interleave: a slice over one band would cover the others'
+    /// elements between its categories. [`columns_forward`]'s `# Safety` says what it must
+    /// point to.
+    pub out: Option<NonNull<f32>>,
     /// Categories.
     pub n: usize,
     /// Positions in the band, `1..=COLUMNS`.
@@ -37,8 +39,6 @@ pub(super) struct ColumnsForward<'a> {
     /// The row (in `[outer, inner]` order) of the band's first position: category `j` of
     /// position `p` has the counter `(row + p) · n + j`, as in the row kernels.
     pub row: u64,
-    /// Write the soft sample, or only find each position's argmax (a hard sample).
-    pub normalize: bool,
 }
 
 /// The forward kernel on one band of positions whose categories are strided (a channels-first
@@ -48,8 +48,14 @@ pub(super) struct ColumnsForward<'a> {
 /// passes over the band (noise and maximum, exponential and sum, normalization; an online
 /// softmax in two passes measured slower: its extra exponentials cost more than the pass they
 /// save); returns each position's argmax (the lowest index on ties).
+///
+/// # Safety
+/// `band.out`, when present, must be valid for writes and reads at `j · stride + p` for every
+/// category `j < n` and position `p < width`, and no other thread may read or write those
+/// elements during the call. They may be uninitialized: the first pass writes every one of
+/// them before any is read.
 #[inline(always)]
-pub(super) fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
+pub(super) unsafe fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
     let ColumnsForward {
         theta,
         out,
@@ -59,7 +65,6 @@ pub(super) fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
         inv_tau,
         key,
         row,
-        normalize,
     } = band;
     assert!(
         width <= COLUMNS && n > 0,
@@ -85,19 +90,22 @@ pub(super) fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
             argmax[p] = if better { j as u32 } else { argmax[p] };
             max[p] = if better { x[p] } else { max[p] };
         }
-        if normalize {
-            // SAFETY: category j's positions of this band, which the caller gave to this call.
-            let o = unsafe { std::slice::from_raw_parts_mut(out.add(j * stride), width) };
-            o.copy_from_slice(&x[..width]);
+        if let Some(out) = out {
+            // SAFETY: category j's `width` positions of the band, writable and this call's alone
+            // (the caller's promise); written, not read, so uninitialized memory will do.
+            unsafe {
+                std::ptr::copy_nonoverlapping(x.as_ptr(), out.as_ptr().add(j * stride), width)
+            };
         }
     }
-    if !normalize {
+    let Some(out) = out else {
         return argmax;
-    }
+    };
     let mut sum = [0.0f32; COLUMNS];
     for j in 0..n {
-        // SAFETY: as above.
-        let o = unsafe { std::slice::from_raw_parts_mut(out.add(j * stride), width) };
+        // SAFETY: category j's positions of the band, this call's alone (the caller's promise)
+        // and initialized by the first pass.
+        let o = unsafe { std::slice::from_raw_parts_mut(out.as_ptr().add(j * stride), width) };
         for p in 0..width {
             o[p] = fast_exp(o[p] - max[p]);
             sum[p] += o[p];
@@ -109,7 +117,7 @@ pub(super) fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
     }
     for j in 0..n {
         // SAFETY: as above.
-        let o = unsafe { std::slice::from_raw_parts_mut(out.add(j * stride), width) };
+        let o = unsafe { std::slice::from_raw_parts_mut(out.as_ptr().add(j * stride), width) };
         for p in 0..width {
             o[p] *= inv[p];
         }
@@ -118,14 +126,13 @@ pub(super) fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS] {
 }
 
 /// A band of strided categories for [`columns_backward`], laid out as [`ColumnsForward`]'s.
-///
-/// `grad` is a raw pointer for the reason `ColumnsForward::out` is: valid for reads and writes at
-/// every element of the band, which no other call touches.
 pub(super) struct ColumnsBackward<'a> {
     /// The soft sample from the band's first element.
     pub y: &'a [f32],
-    /// The incoming gradient on entry, the gradient in the logits on return, laid out as `y`.
-    pub grad: *mut f32,
+    /// The incoming gradient on entry, the gradient in the logits on return, laid out as `y`: a
+    /// pointer for the reason `ColumnsForward::out` is one; [`columns_backward`]'s `# Safety`
+    /// says what it must point to.
+    pub grad: NonNull<f32>,
     /// Categories.
     pub n: usize,
     /// Positions in the band, `1..=COLUMNS`.
@@ -141,8 +148,13 @@ pub(super) struct ColumnsBackward<'a> {
 /// [`backward_chunk`](super::kernels::backward_chunk) on one band of strided categories, across the positions: `g ← y ⊙ (g −
 /// yᵀg) / tau` per position in place (two passes), and with `tau_sum` the band's
 /// `Σ ∂L/∂θ_j · ln y_j` (else 0).
+///
+/// # Safety
+/// `band.grad` must be valid for reads and writes, and initialized, at `j · stride + p` for every
+/// category `j < n` and position `p < width`, and no other thread may read or write those
+/// elements during the call.
 #[inline(always)]
-pub(super) fn columns_backward(band: ColumnsBackward<'_>) -> f32 {
+pub(super) unsafe fn columns_backward(band: ColumnsBackward<'_>) -> f32 {
     let ColumnsBackward {
         y,
         grad,
@@ -163,8 +175,9 @@ pub(super) fn columns_backward(band: ColumnsBackward<'_>) -> f32 {
     let mut dot = [0.0f32; COLUMNS];
     for j in 0..n {
         let yj = &y[j * stride..j * stride + width];
-        // SAFETY: category j's positions of this band, which the caller gave to this call.
-        let g = unsafe { std::slice::from_raw_parts(grad.add(j * stride), width) };
+        // SAFETY: category j's positions of the band: initialized, and this call's alone (the
+        // caller's promise).
+        let g = unsafe { std::slice::from_raw_parts(grad.as_ptr().add(j * stride), width) };
         for p in 0..width {
             dot[p] += yj[p] * g[p];
         }
@@ -173,7 +186,7 @@ pub(super) fn columns_backward(band: ColumnsBackward<'_>) -> f32 {
     for j in 0..n {
         let yj = &y[j * stride..j * stride + width];
         // SAFETY: as above.
-        let g = unsafe { std::slice::from_raw_parts_mut(grad.add(j * stride), width) };
+        let g = unsafe { std::slice::from_raw_parts_mut(grad.as_ptr().add(j * stride), width) };
         for p in 0..width {
             g[p] = yj[p] * (g[p] - dot[p]) * inv_tau;
         }

@@ -3,9 +3,10 @@
 //!
 //! Categories on the last axis are rows already: the chunks are slices of the tensor. On another
 //! axis no tensor-sized transposed copy is made: the forward and backward kernels have column
-//! variants that work across the positions of a band of the tensor in place (`kernels.rs`), and
-//! Gumbel-Rao's backward pass, whose work per element is ten times theirs, gathers bands of rows
-//! into a buffer of its thread and scatters the result back (`layout.rs`).
+//! variants that work across the positions of a band of the tensor in place (`columns.rs`), and
+//! maps of few positions, as well as Gumbel-Rao's backward pass, whose work per element is ten
+//! times theirs, gather bands of rows into buffers of their thread and scatter the result back
+//! (`bands.rs`, with the transposes of `layout.rs`).
 
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
@@ -170,9 +171,9 @@ fn forward_rows(
 }
 
 /// Maps with fewer positions than this after the category axis go through bands gathered into
-/// rows ([`par_gathered`]) rather than the column kernels, whose vector lanes are positions:
-/// `[256, 1000, 2]` along dim 1 took 9.0 ms through the column kernel against 0.93 ms for the
-/// same values as rows.
+/// rows ([`par_gathered`]) rather than the column kernels, whose vector lanes are positions: few
+/// positions leave most lanes empty (measured: `docs/benchmarks.md`, "Measurements behind the
+/// kernels' constants").
 const MIN_COLUMNS: usize = 16;
 
 /// [`forward`] with the categories on another axis: the soft sample (when the kernel normalizes;
@@ -185,36 +186,53 @@ fn forward_strided(
     hard: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let (total, n, inner) = (layout.len(), layout.n, layout.inner);
-    // The soft sample: written whole, so not zero-filled. The one-hot: zeros and one 1 per row.
+    // The soft sample: written whole, so not zero-filled (uninitialized until every band is
+    // written); none when the kernel does not normalize. The one-hot: zeros and one 1 per row.
     let mut values: Vec<f32> = Vec::with_capacity(if kernel.normalize { total } else { 0 });
+    let values_out = kernel
+        .normalize
+        .then(|| Shared::of_uninit(values.spare_capacity_mut()));
     let mut one_hot = if hard {
         vec![0.0f32; total]
     } else {
         Vec::new()
     };
-    let (values_out, one_hot_out) = (Shared(values.as_mut_ptr()), Shared(one_hot.as_mut_ptr()));
+    let one_hot_out = Shared::of(&mut one_hot);
     let isa = kernel.isa;
+    // A 1 in the one-hot: category `j` of the position at `index` (the band's offset plus the
+    // position), inside the tensor.
+    let mark = |index: usize, j: usize| {
+        let at = index + j * inner;
+        debug_assert!(
+            at < total,
+            "a one-hot element inside the tensor: {at} of {total}"
+        );
+        // SAFETY: `one_hot` holds `total` initialized values and `at` is one of them, of a band
+        // that is this task's alone (`par_bands`).
+        unsafe { one_hot_out.at(at).write(1.0) };
+    };
     if inner >= MIN_COLUMNS {
         par_bands(layout, COLUMNS, 0, |bands, _| {
             for &band in bands {
                 let offset = layout.offset(band);
                 let args = ColumnsForward {
                     theta: &theta[offset..],
-                    // The band's elements in the output: this task's alone (`par_bands`).
-                    out: values_out.ptr().wrapping_add(offset),
+                    out: values_out.map(|values| values.at(offset)),
                     n,
                     width: band.width,
                     stride: inner,
                     inv_tau: kernel.inv_tau,
                     key: kernel.key,
                     row: band.row as u64,
-                    normalize: kernel.normalize,
                 };
-                let argmax = chunk_columns_forward(isa, args);
+                debug_assert!(layout.holds(band), "{band:?} inside {layout:?}");
+                // SAFETY: `values` has room for the tensor, and the band's elements from
+                // `offset` (category j of position p at `j · inner + p`) lie inside it
+                // (`layout.holds(band)`) and are this task's alone (`par_bands`).
+                let argmax = unsafe { chunk_columns_forward(isa, args) };
                 if hard {
                     for (p, &j) in argmax[..band.width].iter().enumerate() {
-                        // SAFETY: an element of this task's band, inside the tensor.
-                        unsafe { *one_hot_out.ptr().add(offset + j as usize * inner + p) = 1.0 };
+                        mark(offset + p, j as usize);
                     }
                 }
             }
@@ -227,15 +245,15 @@ fn forward_strided(
             let (theta_rows, y) = (&mut a[..rows * n], &mut b[..rows * n]);
             // SAFETY: `theta` holds the tensor; the bands are this task's alone.
             unsafe { gather_group(isa, theta.as_ptr(), layout, bands, theta_rows) };
-            let argmaxes = kernel.run(theta_rows, as_out(y), n, first);
-            if kernel.normalize {
+            // SAFETY: the forward kernel writes only initialized values through it.
+            let argmaxes = kernel.run(theta_rows, unsafe { as_out(y) }, n, first);
+            if let Some(values_out) = values_out {
                 // SAFETY: `values` has room for the tensor; the bands are this task's alone.
                 unsafe { scatter_group(isa, y, layout, bands, values_out.ptr()) };
             }
             if hard {
                 for (k, j) in argmaxes.into_iter().enumerate() {
-                    // SAFETY: an element of this task's bands, inside the tensor.
-                    unsafe { *one_hot_out.ptr().add(layout.index(first + k, j)) = 1.0 };
+                    mark(layout.index(first + k, 0), j);
                 }
             }
             0.0
@@ -289,22 +307,25 @@ pub(super) fn backward(
         if layout.inner < MIN_COLUMNS {
             return par_gathered(values, y, layout, rows_kernel);
         }
-        let out = Shared(values.as_mut_ptr());
+        let out = Shared::of(values);
         par_bands(layout, COLUMNS, 0, |bands, _| {
             let mut sum = 0.0;
             for &band in bands {
                 let offset = layout.offset(band);
                 let args = ColumnsBackward {
                     y: &y[offset..],
-                    // The band's elements of the gradient: this task's alone (`par_bands`).
-                    grad: out.ptr().wrapping_add(offset),
+                    grad: out.at(offset),
                     n,
                     width: band.width,
                     stride: layout.inner,
                     inv_tau,
                     tau_sum,
                 };
-                sum += chunk_columns_backward(isa, args) as f64;
+                debug_assert!(layout.holds(band), "{band:?} inside {layout:?}");
+                // SAFETY: `values` holds the tensor's initialized gradient, and the band's
+                // elements from `offset` lie inside it (`layout.holds(band)`) and are this
+                // task's alone (`par_bands`).
+                sum += unsafe { chunk_columns_backward(isa, args) } as f64;
             }
             sum
         })
@@ -452,7 +473,8 @@ mod tests {
         let mut whole = vec![0.0; rows * n];
         forward_chunk(ForwardChunk {
             theta: &values(&theta),
-            out: as_out(&mut whole),
+            // SAFETY: only the kernel writes through it.
+            out: unsafe { as_out(&mut whole) },
             n,
             inv_tau: 1.0 / 0.7,
             key: 42,

@@ -6,64 +6,123 @@ use super::kernels::{
     BackwardChunk, ForwardChunk, RaoChunk, backward_chunk, forward_chunk, gumbel_rao_chunk,
 };
 
-/// The instruction sets [`chunk_forward`] and [`chunk_backward`] are compiled for, the best one
-/// chosen at run time.
+/// An instruction set this processor runs, for the kernels compiled per instruction set
+/// ([`chunk_forward`], [`chunk_backward`], …) and the AVX transposes of `layout.rs`.
+///
+/// A capability token: its field is private, and its only constructors are [`Isa::detect`],
+/// which checks every feature the variant it returns enables, and [`Isa::baseline`], what the
+/// build targets. So a variant the processor lacks cannot be asked for, and the `unsafe` calls
+/// into the variants compiled with `#[target_feature]` rest on this type alone.
 ///
 /// The code is the same for each (IEEE arithmetic without contraction into fused multiply-adds),
-/// so every variant gives the same bits; wider vectors only make it faster. Builds for the
-/// x86-64 baseline have SSE2 alone: 4 lanes and no vector 64-bit multiply for the hash.
+/// so every variant gives the same bits; wider vectors only make it faster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Isa {
-    /// What the build targets.
+pub(super) struct Isa(Level);
+
+/// The variants, in the order of their width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// What the build targets (SSE2 alone for x86-64's baseline: 4 lanes).
     Baseline,
-    /// AVX2 and FMA: 8 lanes.
+    /// AVX, AVX2 and FMA: 8 lanes.
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    /// AVX-512 F, DQ, VL and BW: 16 lanes and a vector 64-bit multiply.
+    /// AVX-512 F, DQ, VL and BW, with AVX2 and FMA: 16 lanes.
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
 impl Isa {
-    /// The widest variant this processor runs.
+    /// The widest variant this processor runs: every feature the variant's `#[target_feature]`
+    /// enables is detected first (`multiversion!` below, `transpose_avx` in `layout.rs`).
     pub(super) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx512bw") {
-                return Isa::Avx512;
+            let avx2 = has!("avx") && has!("avx2") && has!("fma");
+            let avx512 =
+                has!("avx512f") && has!("avx512dq") && has!("avx512vl") && has!("avx512bw");
+            if avx2 && avx512 {
+                return Isa(Level::Avx512);
             }
-            if has!("avx2") && has!("fma") {
-                return Isa::Avx2;
+            if avx2 {
+                return Isa(Level::Avx2);
             }
         }
-        Isa::Baseline
+        Isa::baseline()
+    }
+
+    /// The variant every processor the build targets runs.
+    pub(super) fn baseline() -> Self {
+        Isa(Level::Baseline)
+    }
+
+    /// Whether this processor has AVX (every variant above the baseline).
+    pub(super) fn has_avx(self) -> bool {
+        self.0 != Level::Baseline
     }
 }
 
 /// Defines `$name(isa, args)`, which runs `$generic(args)` compiled for the instruction set `isa`
-/// names. `isa` must be one [`Isa::detect`] returned.
+/// names; `unsafe fn` for a `$generic` that is an `unsafe fn`, with its contract.
 macro_rules! multiversion {
     ($(#[$doc:meta])* fn $name:ident => $generic:ident($args:ty) -> $ret:ty) => {
         $(#[$doc])*
         pub(super) fn $name(isa: Isa, args: $args) -> $ret {
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
+            #[target_feature(enable = "avx,avx2,fma")]
             fn avx2(args: $args) -> $ret {
                 $generic(args)
             }
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")]
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx,avx2,fma")]
             fn avx512(args: $args) -> $ret {
                 $generic(args)
             }
-            match isa {
-                Isa::Baseline => $generic(args),
-                // SAFETY: `Isa::detect` chose these only where the processor has their features.
+            match isa.0 {
+                Level::Baseline => $generic(args),
+                // SAFETY: an `Isa` holds these levels only where `Isa::detect` found every
+                // feature they enable.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { avx2(args) },
+                Level::Avx2 => unsafe { avx2(args) },
+                // SAFETY: as above.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { avx512(args) },
+                Level::Avx512 => unsafe { avx512(args) },
+            }
+        }
+    };
+    ($(#[$doc:meta])* unsafe fn $name:ident => $generic:ident($args:ty) -> $ret:ty) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("As [`", stringify!($generic), "`]'s.")]
+        pub(super) unsafe fn $name(isa: Isa, args: $args) -> $ret {
+            /// # Safety
+            /// As the generic function's, on a processor with the features enabled here.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx,avx2,fma")]
+            unsafe fn avx2(args: $args) -> $ret {
+                // SAFETY: as the caller promised.
+                unsafe { $generic(args) }
+            }
+            /// # Safety
+            /// As the generic function's, on a processor with the features enabled here.
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx,avx2,fma")]
+            unsafe fn avx512(args: $args) -> $ret {
+                // SAFETY: as the caller promised.
+                unsafe { $generic(args) }
+            }
+            match isa.0 {
+                // SAFETY: as the caller promised.
+                Level::Baseline => unsafe { $generic(args) },
+                // SAFETY: as the caller promised; an `Isa` holds these levels only where
+                // `Isa::detect` found every feature they enable.
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2 => unsafe { avx2(args) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512 => unsafe { avx512(args) },
             }
         }
     };
@@ -81,12 +140,12 @@ multiversion! {
 
 multiversion! {
     /// [`columns_forward`] compiled for `isa`.
-    fn chunk_columns_forward => columns_forward(ColumnsForward<'_>) -> [u32; COLUMNS]
+    unsafe fn chunk_columns_forward => columns_forward(ColumnsForward<'_>) -> [u32; COLUMNS]
 }
 
 multiversion! {
     /// [`columns_backward`] compiled for `isa`.
-    fn chunk_columns_backward => columns_backward(ColumnsBackward<'_>) -> f32
+    unsafe fn chunk_columns_backward => columns_backward(ColumnsBackward<'_>) -> f32
 }
 
 multiversion! {
@@ -96,6 +155,8 @@ multiversion! {
 
 #[cfg(test)]
 mod tests {
+    use std::ptr::NonNull;
+
     use super::*;
     use crate::fused::kernels::as_out;
 
@@ -129,8 +190,10 @@ mod tests {
                     first: 5 * n as u64,
                     normalize,
                 };
-                let ja = forward_chunk(chunk(as_out(&mut a)));
-                let jb = chunk_forward(isa, chunk(as_out(&mut b)));
+                // SAFETY: only the kernel writes through it.
+                let ja = forward_chunk(chunk(unsafe { as_out(&mut a) }));
+                // SAFETY: as above.
+                let jb = chunk_forward(isa, chunk(unsafe { as_out(&mut b) }));
                 assert_eq!(ja, jb, "{isa:?}, n = {n}");
                 assert_eq!(
                     bits(&a),
@@ -150,7 +213,8 @@ mod tests {
             let mut y = vec![0.0; rows * n];
             forward_chunk(ForwardChunk {
                 theta: &theta(rows * n),
-                out: as_out(&mut y),
+                // SAFETY: only the kernel writes through it.
+                out: unsafe { as_out(&mut y) },
                 n,
                 inv_tau: 1.3,
                 key: 7,
@@ -218,17 +282,18 @@ mod tests {
                 let (mut a, mut b) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
                 let band = |out: &mut Vec<f32>| ColumnsForward {
                     theta: &theta,
-                    out: out.as_mut_ptr(),
+                    out: normalize.then(|| NonNull::from(out.as_mut_slice()).cast()),
                     n,
                     width,
                     stride,
                     inv_tau: 1.3,
                     key: 17,
                     row: 12,
-                    normalize,
                 };
-                let ja = columns_forward(band(&mut a));
-                let jb = chunk_columns_forward(isa, band(&mut b));
+                // SAFETY: the band lies inside the buffer, which this thread alone uses.
+                let ja = unsafe { columns_forward(band(&mut a)) };
+                // SAFETY: as above.
+                let jb = unsafe { chunk_columns_forward(isa, band(&mut b)) };
                 assert_eq!(ja, jb, "{isa:?}, n = {n}");
                 assert_eq!(
                     bits(&a),
@@ -237,32 +302,36 @@ mod tests {
                 );
             }
             let mut y = vec![0.0; theta.len()];
-            columns_forward(ColumnsForward {
-                theta: &theta,
-                out: y.as_mut_ptr(),
-                n,
-                width,
-                stride,
-                inv_tau: 1.3,
-                key: 17,
-                row: 12,
-                normalize: true,
-            });
+            // SAFETY: as above.
+            unsafe {
+                columns_forward(ColumnsForward {
+                    theta: &theta,
+                    out: Some(NonNull::from(y.as_mut_slice()).cast()),
+                    n,
+                    width,
+                    stride,
+                    inv_tau: 1.3,
+                    key: 17,
+                    row: 12,
+                })
+            };
             let g: Vec<f32> = (0..y.len())
                 .map(|i| ((i * 13) % 7) as f32 * 0.3 - 1.0)
                 .collect();
             let (mut a, mut b) = (g.clone(), g);
             let band = |grad: &mut Vec<f32>| ColumnsBackward {
                 y: &y,
-                grad: grad.as_mut_ptr(),
+                grad: NonNull::from(grad.as_mut_slice()).cast(),
                 n,
                 width,
                 stride,
                 inv_tau: 0.7,
                 tau_sum: true,
             };
-            let sa = columns_backward(band(&mut a));
-            let sb = chunk_columns_backward(isa, band(&mut b));
+            // SAFETY: as above, the buffer initialized.
+            let sa = unsafe { columns_backward(band(&mut a)) };
+            // SAFETY: as above.
+            let sb = unsafe { chunk_columns_backward(isa, band(&mut b)) };
             assert_eq!(bits(&a), bits(&b), "{isa:?}, n = {n}: backward");
             assert_eq!(
                 sa.to_bits(),

@@ -420,10 +420,17 @@ fn first_index_of(x: &[f32], value: f32) -> usize {
         .map_or(0, |i| base + i)
 }
 
-/// Initialized values as a kernel output (the kernel writes only initialized values into it).
-pub(super) fn as_out(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
-    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; every value written through the result
-    // is an initialized f32.
+/// Initialized values as [`ForwardChunk::out`], the output of a kernel that writes only
+/// initialized values into it.
+///
+/// # Safety
+/// Only initialized values may be written through the result while it lives (writing
+/// `MaybeUninit::uninit()` would leave `v` holding uninitialized floats): pass it to
+/// [`forward_chunk`], which writes an f32 into every element, and to nothing else. That is why
+/// this conversion is not safe, and why std does not offer it.
+pub(super) unsafe fn as_out(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller writes only initialized
+    // values through the result.
     unsafe { &mut *(v as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 

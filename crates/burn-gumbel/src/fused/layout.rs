@@ -1,10 +1,12 @@
 //! Rows of categories for a tensor whose categories are not on its last axis, and back.
 //!
 //! A tensor with `n` categories along an axis is `[outer, n, inner]` (the axes before and after
-//! it flattened). The kernels want `[outer, inner, n]`: rows of `n` contiguous categories. The
-//! driver never transposes a whole tensor: each task gathers a band of [`BAND`] rows into a
-//! cache-sized buffer ([`gather`]), runs the kernel on it and scatters the result back in place
-//! ([`scatter`]), in square tiles that stay in the L1 cache.
+//! it flattened). The row kernels want `[outer, inner, n]`: rows of `n` contiguous categories.
+//! The driver never transposes a whole tensor: where it takes the row kernels on such a tensor,
+//! each task (`bands.rs`) gathers a band of [`BAND`] rows into a cache-sized buffer ([`gather`]),
+//! runs the kernel on it and scatters the result back in place ([`scatter`]), in square tiles that
+//! stay in the L1 cache. The bands themselves ([`Band`]) are also the column kernels' units
+//! (`columns.rs`), [`COLUMNS`](super::columns::COLUMNS) positions wide.
 
 use super::isa::Isa;
 
@@ -74,12 +76,17 @@ impl Layout {
     pub(super) fn band(&self, index: usize, width: usize) -> Band {
         let per_slab = self.bands_per_slab(width);
         let (slab, c0) = (index / per_slab, (index % per_slab) * width);
-        Band {
+        let band = Band {
             slab,
             c0,
             width: width.min(self.inner - c0),
             row: slab * self.inner + c0,
-        }
+        };
+        debug_assert!(
+            self.holds(band),
+            "band {index} of {width}: {band:?} outside {self:?}"
+        );
+        band
     }
 
     /// The offset of band `band`'s first element in the `[outer, n, inner]` values.
@@ -90,6 +97,16 @@ impl Layout {
     /// Elements of the tensor.
     pub(super) fn len(&self) -> usize {
         self.outer * self.n * self.inner
+    }
+
+    /// Whether `band` lies inside the tensor: its slab one of `outer`, its positions inside the
+    /// slab, and so each of its elements (`offset + j · inner + p`, `j < n`, `p < width`) below
+    /// [`len`](Self::len). The debug assertions of the kernels' raw accesses.
+    pub(super) fn holds(&self, band: Band) -> bool {
+        band.slab < self.outer
+            && band.width > 0
+            && band.c0 + band.width <= self.inner
+            && band.row == band.slab * self.inner + band.c0
     }
 }
 
@@ -110,6 +127,7 @@ pub(super) unsafe fn gather(
         dst.len() >= band.width * layout.n,
         "gather: a buffer for the band"
     );
+    debug_assert!(layout.holds(band), "gather: {band:?} outside {layout:?}");
     // SAFETY: the band's values lie at offset + r · inner + c, r < n, c < width, inside the
     // tensor; `dst` holds c · n + r for the same (r, c).
     unsafe {
@@ -130,13 +148,15 @@ pub(super) unsafe fn gather(
 /// `[outer, n, inner]` values at `dst`.
 ///
 /// # Safety
-/// `dst` must be valid for writes of `layout.len()` values, none of the band's read or written by
-/// another thread meanwhile; `src` must hold `band.width · layout.n` values.
+/// `dst` must be valid for writes of `layout.len()` values (which may be uninitialized: they are
+/// only written), none of the band's read or written by another thread meanwhile; `src` must
+/// hold `band.width · layout.n` values.
 pub(super) unsafe fn scatter(isa: Isa, src: &[f32], layout: &Layout, band: Band, dst: *mut f32) {
     assert!(
         src.len() >= band.width * layout.n,
         "scatter: the band's rows"
     );
+    debug_assert!(layout.holds(band), "scatter: {band:?} outside {layout:?}");
     // SAFETY: as `gather`'s, the other way.
     unsafe {
         let dst = dst.add(layout.offset(band));
@@ -159,7 +179,8 @@ pub(super) unsafe fn scatter(isa: Isa, src: &[f32], layout: &Layout, band: Band,
 ///
 /// # Safety
 /// `src` valid for reads at every `r · src_stride + c`, `dst` for writes at every
-/// `c · dst_stride + r`, the two disjoint.
+/// `c · dst_stride + r` (uninitialized memory will do: it is written, never read), the two
+/// disjoint.
 unsafe fn transpose(
     isa: Isa,
     src: *const f32,
@@ -176,9 +197,9 @@ unsafe fn transpose(
         dst_stride,
     };
     #[cfg(target_arch = "x86_64")]
-    if isa != Isa::Baseline {
-        // SAFETY: `Isa::detect` chose a variant above the baseline only where the processor has
-        // AVX2, hence AVX; the pointers as the caller promised.
+    if isa.has_avx() {
+        // SAFETY: an `Isa` above the baseline is one `Isa::detect` found AVX for; the pointers
+        // as the caller promised.
         return unsafe { transpose_avx(block, rows, cols) };
     }
     let _ = isa;
@@ -235,10 +256,11 @@ unsafe fn transpose_tiles<const AVX: bool>(block: Block, rows: usize, cols: usiz
     let copy = |rs: std::ops::Range<usize>, cs: std::ops::Range<usize>| {
         for c in cs {
             for r in rs.clone() {
-                // SAFETY: (r, c) inside the block.
+                // SAFETY: (r, c) inside the block, whose values the caller promised readable at
+                // `src` and writable at `dst`.
                 unsafe {
                     let b = block.at(r, c);
-                    *b.dst = *b.src;
+                    b.dst.write(b.src.read());
                 }
             }
         }
@@ -389,7 +411,7 @@ mod tests {
         for (outer, n, inner) in [(2, 45, 77), (1, 300, 40), (3, 8, 8)] {
             let layout = Layout { outer, n, inner };
             let values: Vec<f32> = (0..layout.len()).map(|v| v as f32).collect();
-            let baseline = to_rows_with(Isa::Baseline, &values, &layout);
+            let baseline = to_rows_with(Isa::baseline(), &values, &layout);
             for row in 0..outer * inner {
                 for j in 0..n {
                     assert_eq!(baseline[row * n + j], values[layout.index(row, j)]);
@@ -398,7 +420,7 @@ mod tests {
             let isa = Isa::detect();
             assert_eq!(to_rows_with(isa, &values, &layout), baseline, "{isa:?}");
             assert_eq!(from_rows_with(isa, &baseline, &layout), values, "{isa:?}");
-            assert_eq!(from_rows_with(Isa::Baseline, &baseline, &layout), values);
+            assert_eq!(from_rows_with(Isa::baseline(), &baseline, &layout), values);
         }
     }
 
