@@ -4,13 +4,44 @@
 //! that names the function, the rule that was broken and the value received, instead of returning
 //! a `Result` or letting a NaN flow into the model.
 
-use burn::tensor::{AsIndex, Shape, Tensor};
+use burn::tensor::{AsIndex, DType, Shape, Tensor};
 
 /// Panics unless `tau` is finite and strictly positive.
 #[track_caller]
 pub(crate) fn tau(op: &str, tau: f64) {
     if !(tau.is_finite() && tau > 0.0) {
         panic!("{op}: the temperature tau must be finite and > 0, got tau = {tau}");
+    }
+}
+
+/// Panics unless `tau` is finite and `> 0` and stays so, with `1 / tau`, in the dtype a sample
+/// of `dtype` logits is computed in: f32 for f32, f16 and bf16 logits (half precision is widened),
+/// f64 for f64 ones. That is a normal number of that dtype, from its smallest normal
+/// (`f32::MIN_POSITIVE`, 1.2e-38) to its largest (`f32::MAX`, 3.4e38): `tau = 1e-40` passes the
+/// check in f64 but is subnormal in f32, where `1 / tau` is infinite and the sample NaN.
+#[track_caller]
+pub(crate) fn tau_in(op: &str, tau: f64, dtype: DType) {
+    self::tau(op, tau);
+    let (name, min, max) = match dtype {
+        DType::F64 => ("f64", f64::MIN_POSITIVE, f64::MAX),
+        _ => ("f32", f32::MIN_POSITIVE as f64, f32::MAX as f64),
+    };
+    if !(min..=max).contains(&tau) {
+        panic!(
+            "{op}: the temperature tau must be a normal {name} (the dtype the sample is computed \
+             in), from {min:.1e} to {max:.1e}, got tau = {tau:e}"
+        );
+    }
+}
+
+/// Panics unless a learned `ln tau` has the shape `[1]`: one temperature for the whole layer.
+#[track_caller]
+pub(crate) fn log_tau(op: &str, shape: &Shape) {
+    if shape.as_slice() != [1] {
+        panic!(
+            "{op}: the learned ln tau must have the shape [1], got shape {:?}",
+            shape.as_slice()
+        );
     }
 }
 
@@ -79,7 +110,8 @@ pub(crate) fn categories(op: &str, shape: &Shape, dim: usize) {
 }
 
 /// The checks every sampler makes, in this order, and the resolved `dim`:
-/// - `tau` finite and `> 0`, when the sampler has a temperature;
+/// - `tau` finite and `> 0`, in the dtype the sample is computed in ([`tau_in`]), when the
+///   sampler has a temperature;
 /// - `dim` in `[-D, D)`;
 /// - with `k`, `1 ≤ k ≤` the number of categories, else at least one category;
 /// - in debug builds, no NaN logit and no fully masked row.
@@ -92,7 +124,7 @@ pub(crate) fn sampler<const D: usize>(
     dim: impl AsIndex,
 ) -> usize {
     if let Some(tau) = tau {
-        self::tau(op, tau);
+        tau_in(op, tau, logits.dtype());
     }
     let dim = self::dim(op, dim, D);
     match k {

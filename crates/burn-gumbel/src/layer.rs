@@ -187,11 +187,17 @@ impl GumbelSoftmax {
     /// - If the public fields were changed after [`init`](GumbelSoftmaxConfig::init) into a setting
     ///   that `init` refuses: a fixed `tau` that is not finite and `> 0` (or below 1 with
     ///   ReinMax), an estimator other than straight-through on soft samples, ReinMax with a
-    ///   learned temperature.
+    ///   learned temperature, a learned `ln tau` of another shape than `[1]`.
+    /// - A fixed `tau` that is not a normal number of the dtype the sample is computed in (f32
+    ///   for f32 and half-precision logits: from 1.2e-38 to 3.4e38).
     pub fn forward<const D: usize>(&self, logits: Tensor<D>) -> Tensor<D> {
         const OP: &str = "GumbelSoftmax::forward";
         let (tau, fixed) = match &self.log_tau {
-            Some(log_tau) => (Tau::Learned(Box::new(log_tau.val().exp())), None),
+            Some(log_tau) => {
+                let log_tau = log_tau.val();
+                check::log_tau(OP, &log_tau.shape());
+                (Tau::Learned(Box::new(log_tau.exp())), None)
+            }
             None => (Tau::Fixed(self.tau), Some(self.tau)),
         };
         let learned = self.log_tau.is_some();
@@ -217,14 +223,24 @@ impl GumbelSoftmax {
     }
 
     /// The learned temperature `exp(ln tau)`, `[1]`, or `None` when it is fixed.
+    ///
+    /// # Panics
+    /// If the public field `log_tau` was set to a tensor of another shape than `[1]`.
     pub fn learned_tau(&self) -> Option<Tensor<1>> {
+        if let Some(log_tau) = &self.log_tau {
+            check::log_tau("GumbelSoftmax::learned_tau", &log_tau.val().shape());
+        }
         self.log_tau.as_ref().map(|log_tau| log_tau.val().exp())
     }
 
     /// The layer at a checked temperature.
     #[track_caller]
     fn apply<const D: usize>(&self, op: &str, logits: Tensor<D>, tau: &Tau) -> Tensor<D> {
-        let dim = check::sampler(op, &logits, None, None, self.dim);
+        let fixed = match tau {
+            Tau::Fixed(tau) => Some(*tau),
+            Tau::Learned(_) => None,
+        };
+        let dim = check::sampler(op, &logits, fixed, None, self.dim);
         let training = self.training.is_enabled() && logits.device().is_autodiff();
         match (training, self.eval_mode) {
             // In the logits' dtype (half precision computed in f32 inside).
@@ -281,6 +297,28 @@ mod tests {
     fn forward_with_zero_tau_panics() {
         let layer = GumbelSoftmaxConfig::new().init(&Device::default());
         let _ = layer.forward_with_tau(logits(&Device::default()), 0.0);
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmax::forward_with_tau: the temperature tau must be a normal f32 (the \
+                      dtype the sample is computed in), from 1.2e-38 to 3.4e38, got \
+                      tau = 1e-40"]
+    fn forward_with_a_tau_subnormal_in_f32_panics() {
+        // Finite and > 0 in f64, but 1 / tau is infinite in f32, where the sample is computed.
+        let layer = GumbelSoftmaxConfig::new().init(&Device::default());
+        let _ = layer.forward_with_tau(logits(&Device::default()), 1e-40);
+    }
+
+    #[test]
+    #[should_panic = "GumbelSoftmax::forward: the learned ln tau must have the shape [1], got shape [2]"]
+    fn a_learned_tau_of_another_shape_panics() {
+        // The field is public: a `[2]` tensor put there is refused, not read at element 0.
+        let device = Device::default().autodiff();
+        let mut layer = GumbelSoftmaxConfig::new()
+            .with_learnable_tau(true)
+            .init(&device);
+        layer.log_tau = Some(Param::from_tensor(Tensor::<1>::zeros([2], &device)));
+        let _ = layer.forward(logits(&device));
     }
 
     #[test]

@@ -42,7 +42,7 @@ use crate::ops::{in_f32, straight_through, to_f32};
 /// assert!(values.iter().all(|&v| v == 0.0 || v == 1.0));
 /// ```
 pub fn relaxed_bernoulli<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
-    check::tau("relaxed_bernoulli", tau);
+    check::tau_in("relaxed_bernoulli", tau, logits.dtype());
     let noise = logistic_noise::<D>(logits.shape(), &logits.device());
     in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
 }
@@ -78,7 +78,7 @@ pub fn relaxed_bernoulli_with_noise<const D: usize>(
     hard: bool,
 ) -> Tensor<D> {
     const OP: &str = "relaxed_bernoulli_with_noise";
-    check::tau(OP, tau);
+    check::tau_in(OP, tau, logits.dtype());
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
 }
