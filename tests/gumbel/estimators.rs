@@ -2,7 +2,7 @@
 //! of the gradients against straight-through and the exact gradient.
 
 use burn::tensor::{Device, Tensor};
-use burn_gumbel::{gumbel_rao, gumbel_softmax, reinmax};
+use burn_gumbel::{Estimator, GumbelSoftmaxConfig, gumbel_rao, gumbel_softmax, reinmax};
 
 use crate::support::{column_moments, tensor2, values};
 
@@ -10,6 +10,7 @@ device_tests!(
     one_hot_samples_follow_the_probabilities,
     gumbel_rao_keeps_the_straight_through_mean_with_less_variance,
     reinmax_is_unbiased_for_linear_losses_at_tau_one,
+    the_functions_and_the_layer_draw_the_same_noise,
 );
 
 const LOGITS: [f32; 4] = [0.4, -0.8, 1.2, 0.0];
@@ -144,4 +145,40 @@ fn reinmax_is_unbiased_for_linear_losses_at_tau_one(device: &Device) {
         worst > 10.0,
         "straight-through within {worst} standard errors of exact"
     );
+}
+
+fn the_functions_and_the_layer_draw_the_same_noise(device: &Device) {
+    // One seed, one device: `gumbel_rao` and `reinmax` draw the samples the layer with the same
+    // estimator draws (on wgpu both take the kernel's counter-based noise, elsewhere the fused
+    // kernel's or Burn's generator alike). 2000 rows of 10 categories: two generators would agree
+    // on a row with probability about 1/10 at most.
+    let ad = device.clone().autodiff();
+    let logits = tensor2(
+        crate::support::host_uniform(2000 * 10, 71, -1.0, 1.0),
+        2000,
+        10,
+        &ad,
+    );
+    for (estimator, tau) in [
+        (Estimator::GumbelRao { samples: 3 }, 0.5),
+        (Estimator::ReinMax, 1.0),
+    ] {
+        ad.seed(72);
+        let function = match estimator {
+            Estimator::ReinMax => reinmax(logits.clone(), tau, 1),
+            _ => gumbel_rao(logits.clone(), tau, 3, 1),
+        };
+        let layer = GumbelSoftmaxConfig::new()
+            .with_tau(tau)
+            .with_hard(true)
+            .with_estimator(estimator)
+            .init(&ad);
+        ad.seed(72);
+        let from_layer = layer.forward(logits.clone());
+        assert_eq!(
+            values(function),
+            values(from_layer),
+            "{estimator}: the function and the layer under one seed"
+        );
+    }
 }

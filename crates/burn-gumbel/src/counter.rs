@@ -1,9 +1,12 @@
 //! The counter-based generator of the fused kernels: the uniform of a tensor's element is a hash
-//! of its index under a key drawn from the device's generator (so `Device::seed` fixes it).
+//! of its index under a key. The key is given ([`crate::gumbel_softmax_with_key`]) or drawn from
+//! the device's generator (so `Device::seed` fixes it on that device).
 //!
 //! It uses 32-bit integer arithmetic only, so that the CPU kernel (`fused/`) and the GPU kernel
-//! (`cube/`, where WGSL has no 64-bit integers) compute the same bits: one seed gives the same
-//! noise, hence the same hard samples, on flex and on wgpu.
+//! (`cube/`, where WGSL has no 64-bit integers) compute the same bits: one *key* gives the same
+//! noise, hence the same hard samples, on flex and on wgpu. One *seed* does not: each backend's
+//! generator draws the key its own way, so a seeded device gives a reproducible key on that
+//! backend only; only an explicit key is portable.
 
 #[cfg(feature = "flex")]
 use burn::tensor::Distribution;

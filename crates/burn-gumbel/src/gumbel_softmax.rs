@@ -6,7 +6,7 @@ use burn::tensor::{AsIndex, Tensor};
 
 use crate::check;
 use crate::estimator::{Estimator, hard_sample};
-use crate::noise::gumbel_noise;
+use crate::noise::sampler_gumbel_noise;
 use crate::ops::{Tau, in_f32, to_f32};
 
 /// Draws a Gumbel-Softmax sample, soft or hard (straight-through).
@@ -14,7 +14,15 @@ use crate::ops::{Tau, in_f32, to_f32};
 /// Soft sample (Jang, Gu, Poole 2016, [arXiv:1611.01144](https://arxiv.org/abs/1611.01144);
 /// Maddison, Mnih, Teh 2016, [arXiv:1611.00712](https://arxiv.org/abs/1611.00712)):
 ///
-/// `y = softmax((logits + g) / tau)` along `dim`, with `g` i.i.d. Gumbel(0, 1) ([`gumbel_noise`]).
+/// `y = softmax((logits + g) / tau)` along `dim`, with `g` i.i.d. Gumbel(0, 1).
+///
+/// Where the noise comes from depends on the engine that serves the call: on flex and wgpu
+/// devices, for f32 and half-precision logits, the fused kernels draw it from their counter-based
+/// generator ([`gumbel_softmax_with_key`]'s, under a key from the device's generator), whose
+/// uniforms lie in `[2^-24, 1 − 2^-24]`, so `g ∈ [−2.81, 16.64]`; elsewhere it is
+/// [`gumbel_noise`](crate::gumbel_noise), whose uniforms lie in `[2^-126, 1 − 2^-24]`, so
+/// `g ∈ [−4.47, 16.64]`. Both are Gumbel(0, 1) but for those truncations, far in its tails
+/// (`P(g < −2.81) < 10^-7`).
 ///
 /// `y` lies on the simplex and is differentiable in `logits`. As `tau → 0` it tends to the one-hot
 /// of the Gumbel-max sample (whose law is `softmax(logits)`); as `tau → ∞` it tends to uniform.
@@ -32,7 +40,8 @@ use crate::ops::{Tau, in_f32, to_f32};
 ///
 /// # Arguments
 /// - `logits`: unnormalized log-probabilities.
-/// - `tau`: the temperature, finite and `> 0`.
+/// - `tau`: the temperature, finite and `> 0`: a normal number of the dtype the sample is
+///   computed in (f32 for f32, f16 and bf16 logits: from 1.2e-38 to 3.4e38).
 /// - `hard`: return a one-hot sample with the soft sample's gradient.
 /// - `dim`: the category dimension; negative values count from the end.
 ///
@@ -45,8 +54,8 @@ use crate::ops::{Tau, in_f32, to_f32};
 /// from `softmax`.
 ///
 /// # Panics
-/// - If `tau` is not finite and `> 0`, if `dim` is outside `[-D, D)`, or if the category
-///   dimension is empty.
+/// - If `tau` is not finite and `> 0` in the dtype the sample is computed in, if `dim` is outside
+///   `[-D, D)`, or if the category dimension is empty.
 /// - In debug builds, if a logit is NaN or every category of a row is masked.
 ///
 /// # Example
@@ -84,8 +93,9 @@ pub fn gumbel_softmax<const D: usize>(
 /// On a flex device, for the straight-through estimator (the temperature fixed or learned), the
 /// fused kernel draws its own noise and computes the sample in one pass (`fused/`; half-precision
 /// logits are widened inside it); on a cube device (wgpu) the GPU kernel does, for a fixed
-/// temperature (`cube/`), and draws the noise of the tensor-op path otherwise; everything else widens half-precision logits to f32
-/// ([`in_f32`]), draws [`gumbel_noise`] and calls [`sample`].
+/// temperature and straight-through (`cube/`). Everything else widens half-precision logits to
+/// f32 ([`in_f32`]), draws the noise of [`sampler_gumbel_noise`] (the GPU kernel's on a cube
+/// device, so that every path there draws from one generator) and calls [`sample`].
 pub(crate) fn sample_with_fresh_noise<const D: usize>(
     logits: Tensor<D>,
     tau: &Tau,
@@ -109,20 +119,14 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
         }
     }
     #[cfg(feature = "wgpu")]
-    if crate::cube::applies(&logits) {
-        if estimator == Estimator::StraightThrough
-            && let Some(sample) = crate::cube::try_straight_through(&logits, tau, hard, dim)
-        {
-            return sample;
-        }
-        // The tensor ops on the kernel's noise: the draws the kernel would make.
-        let noise = crate::cube::gumbel_noise(&logits, dim);
-        return in_f32(logits, |logits| {
-            sample(logits, noise, tau, hard, estimator, dim)
-        });
+    if estimator == Estimator::StraightThrough
+        && let Some(sample) = crate::cube::try_straight_through(&logits, tau, hard, dim)
+    {
+        return sample;
     }
+    // The tensor ops, on the noise the kernel of this device would draw where it has one.
+    let noise = sampler_gumbel_noise(&logits, dim);
     in_f32(logits, |logits| {
-        let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
         sample(logits, noise, tau, hard, estimator, dim)
     })
 }
@@ -136,7 +140,8 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
 ///
 /// # Arguments
 /// - `logits`: unnormalized log-probabilities.
-/// - `noise`: Gumbel(0, 1) noise (or any values) of the same shape, e.g. from [`gumbel_noise`].
+/// - `noise`: Gumbel(0, 1) noise (or any values) of the same shape, e.g. from
+///   [`gumbel_noise`](crate::gumbel_noise).
 /// - `tau`: the temperature, finite and `> 0`.
 /// - `hard`: return a one-hot sample with the soft sample's gradient.
 /// - `dim`: the category dimension; negative values count from the end.
@@ -325,6 +330,22 @@ mod tests {
     #[should_panic = "gumbel_softmax: the temperature tau must be finite and > 0, got tau = inf"]
     fn infinite_tau_panics() {
         let _ = gumbel_softmax(logits(&Device::default()), f64::INFINITY, false, -1);
+    }
+
+    #[test]
+    #[should_panic = "gumbel_softmax: the temperature tau must be a normal f32 (the dtype the sample \
+                      is computed in), from 1.2e-38 to 3.4e38, got tau = 1e-40"]
+    fn tau_subnormal_in_f32_panics() {
+        // 1e-40 is finite and > 0 in f64, subnormal in f32: 1 / tau is infinite there.
+        let _ = gumbel_softmax(logits(&Device::default()), 1e-40, false, -1);
+    }
+
+    #[test]
+    #[should_panic = "gumbel_softmax: the temperature tau must be a normal f32 (the dtype the sample \
+                      is computed in), from 1.2e-38 to 3.4e38, got tau = 1e39"]
+    fn tau_infinite_in_f32_panics() {
+        // 1e39 is finite in f64 and infinite in f32.
+        let _ = gumbel_softmax(logits(&Device::default()), 1e39, true, -1);
     }
 
     #[test]

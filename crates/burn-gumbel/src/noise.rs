@@ -41,6 +41,19 @@ pub fn gumbel_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) ->
     from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
 }
 
+/// The Gumbel noise a sampler draws for `logits` (categories along `dim`) when it is given none,
+/// in f32: on wgpu (cube) devices the fused kernel's counter-based noise, so that every path on
+/// such a device, kernel or tensor ops, function or layer, draws from the one generator; on
+/// every other device [`gumbel_noise`]. The one place that decides it.
+pub(crate) fn sampler_gumbel_noise<const D: usize>(logits: &Tensor<D>, dim: usize) -> Tensor<D> {
+    #[cfg(feature = "wgpu")]
+    if crate::cube::applies(logits) {
+        return crate::cube::gumbel_noise(logits, dim);
+    }
+    let _ = dim;
+    gumbel_noise::<D>(logits.shape(), &logits.device())
+}
+
 /// Largest f32 below 1: `1 - 2^-24`.
 const U_MAX: f32 = 1.0 - f32::EPSILON / 2.0;
 

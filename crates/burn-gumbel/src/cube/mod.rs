@@ -5,8 +5,9 @@
 //! exponential, row sum, division) and launches a kernel for each. This one reads the logits once
 //! and writes the sample once per row (`kernels.rs`): each unit draws `z = (θ + g) / tau` for its
 //! share of the row from the counter-based generator of [`crate::counter`] (the CPU kernel's
-//! hash of the element's index, so one `Device::seed` gives the same noise, hence the same hard
-//! samples, on flex and on wgpu), keeps it in the output buffer, and the units reduce the row's
+//! hash of the element's index, so one key gives the same noise, hence the same hard samples, on
+//! flex and on wgpu; a `Device::seed` fixes the key drawn on this device only), keeps it in the
+//! output buffer, and the units reduce the row's
 //! maximum, sum and argmax in shared memory; a second sweep normalizes in place (reading back what
 //! the unit wrote itself, from cache). Long rows are read as vectors of up to 4 categories, each
 //! plane (SIMD group) of units sweeping its own contiguous segment of the row. The backward pass
@@ -15,9 +16,11 @@
 //! It serves [`crate::gumbel_softmax`] and the [`crate::GumbelSoftmax`] layer on cube devices
 //! (plain or autodiff, with Burn's fusion on) for f32, f16 and bf16 logits (computed in f32) with
 //! the categories along any axis, a fixed temperature and the straight-through estimator, for
-//! tensors under 2^32 elements. The tensor-op path takes the rest (a learned temperature, the
-//! other estimators), on the same generator's noise (a one-pass noise kernel), so that one seed
-//! gives the same draws whichever path a call takes; the tests compare the two.
+//! tensors under 2^32 elements. The tensor-op paths take the rest (a learned temperature, the
+//! Gumbel-Rao and ReinMax estimators, as the layer's or as the functions [`crate::gumbel_rao`]
+//! and [`crate::reinmax`]) on the same generator's noise (a one-pass noise kernel, chosen by
+//! `noise::sampler_gumbel_noise`), so that on one device one seed gives the same draws
+//! whichever path serves a call; the tests compare the two.
 //!
 //! | file | concern |
 //! |---|---|

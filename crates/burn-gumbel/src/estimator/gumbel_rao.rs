@@ -5,7 +5,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
 use crate::check;
-use crate::noise::{exponential_noise, gumbel_noise};
+use crate::noise::{exponential_noise, sampler_gumbel_noise};
 use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f32, to_rows};
 
 /// Draws a one-hot categorical sample whose gradient is the Gumbel-Rao estimator.
@@ -74,7 +74,7 @@ pub fn gumbel_rao<const D: usize>(
     if let Some(sample) = crate::fused::try_gumbel_rao(&logits, &Tau::Fixed(tau), samples, dim) {
         return sample;
     }
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let noise = sampler_gumbel_noise(&logits, dim);
     in_f32(logits, |logits| {
         sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
     })

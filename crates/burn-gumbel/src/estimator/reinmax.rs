@@ -4,7 +4,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, Tensor};
 
 use crate::check;
-use crate::noise::gumbel_noise;
+use crate::noise::sampler_gumbel_noise;
 use crate::ops::{
     finite_or_zero, from_rows, in_f32, one_hot_argmax, straight_through, to_f32, to_rows,
 };
@@ -56,7 +56,7 @@ pub fn reinmax<const D: usize>(logits: Tensor<D>, tau: f64, dim: impl AsIndex) -
     const OP: &str = "reinmax";
     check::reinmax_tau(OP, tau);
     let dim = check::sampler(OP, &logits, Some(tau), None, dim);
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let noise = sampler_gumbel_noise(&logits, dim);
     in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
 }
 

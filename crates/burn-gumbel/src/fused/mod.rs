@@ -3,11 +3,11 @@
 //! The tensor-op version ([`crate::gumbel_softmax_with_noise`] with [`crate::gumbel_noise`]) makes
 //! about ten passes over memory, draws its uniforms from a ChaCha generator and takes two scalar
 //! logarithms per element. This kernel works on cache-sized chunks of whole rows: a counter-based
-//! generator (a 32-bit hash of the element's index under a key drawn from the device's generator,
-//! so `Device::seed` still makes results reproducible, and the GPU kernel draws the same noise),
-//! branch-free logarithm and exponential that the
-//! compiler vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau`
-//! in one pass. Chunks are spread over rayon's threads. On x86-64 the forward and backward kernels
+//! generator (a 32-bit hash of the element's index under a key, given or drawn from the device's
+//! generator, so `Device::seed` still makes results reproducible on flex, and the GPU kernel draws
+//! the same noise under the same key), a branch-free logarithm and exponential that the compiler
+//! vectorizes, the row maximum and the normalization, then, backward, `y ⊙ (g − yᵀg) / tau` in
+//! one pass. Chunks are spread over rayon's threads. On x86-64 the forward and backward kernels
 //! are each compiled three times (baseline, AVX2, AVX-512) and the widest variant the processor
 //! runs is chosen at run time; all three give the same bits.
 //!
