@@ -106,7 +106,12 @@ pub(crate) fn parse_idx<const D: usize>(
     for (d, dim) in dims.iter_mut().enumerate() {
         *dim = word(d + 1) as usize;
     }
-    let expected = dims.iter().product::<usize>();
+    // The sizes come from the file: their product is checked, not wrapped (2^31 · 2^31 · 4 would
+    // wrap to 0 in 64 bits and pass for an empty payload).
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |product, &dim| product.checked_mul(dim))
+        .ok_or_else(|| format!("dimensions {dims:?} hold more bytes than memory can"))?;
     let payload = &bytes[header..];
     if payload.len() != expected {
         return Err(format!(
@@ -150,6 +155,16 @@ mod tests {
             parse_idx::<1>(&[0, 0], 0x0801)
                 .unwrap_err()
                 .starts_with("truncated: 2 bytes")
+        );
+    }
+
+    #[test]
+    fn sizes_whose_product_overflows_are_refused() {
+        // 2^31 · 2^31 · 4 = 2^64: wrapped, it would be 0 and match an empty payload.
+        let hostile = idx_bytes(0x0803, &[1 << 31, 1 << 31, 4], &[]);
+        assert_eq!(
+            parse_idx::<3>(&hostile, 0x0803).unwrap_err(),
+            "dimensions [2147483648, 2147483648, 4] hold more bytes than memory can"
         );
     }
 
