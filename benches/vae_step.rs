@@ -16,9 +16,10 @@ use categorical_vae::model::VaeConfig;
 use categorical_vae::training::train_step;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// mimalloc rather than glibc's malloc: with glibc, the VAE step ran at 11 or at 18 ms from one
-/// process to the next (1 M page faults in 6 s in the slow ones, as the allocator trimmed and
-/// re-faulted its heap every step), which measured the allocator's state, not the computation.
+/// mimalloc rather than glibc's malloc: with glibc, the VAE step's time depended on the heap's
+/// state from one process to the next (the allocator trimmed and re-faulted its heap every step
+/// in the slow ones), which measured the allocator, not the computation (`docs/benchmarks.md`,
+/// "Measurements behind the kernels' constants").
 /// The feature `system-allocator` keeps glibc's, to see what a user's program gets.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]

@@ -1,6 +1,6 @@
 //! Masked categories and extreme temperatures and logits: no NaN, no inf, ever.
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 use burn_gumbel::gumbel_softmax;
 
 use crate::support::{host_uniform, tensor2, values};
@@ -9,6 +9,7 @@ device_tests!(
     masked_categories_get_zero_and_finite_gradients,
     extremes_stay_finite,
     many_categories_on_the_last_axis,
+    many_categories_on_a_strided_axis,
 );
 
 const ROWS: usize = 64;
@@ -115,5 +116,38 @@ fn many_categories_on_the_last_axis(device: &Device) {
     for row in hard.chunks(k) {
         assert_eq!(row.iter().filter(|&&v| v == 1.0).count(), 1);
         assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), k - 1);
+    }
+}
+
+fn many_categories_on_a_strided_axis(device: &Device) {
+    // Long rows of categories along dim 1 of [1, k, 2], through the fused kernels' strided
+    // paths (flex's column kernels, wgpu's lane kernel) and ndarray's tensor ops: one category far
+    // above the others is the hard sample of both positions, and each position's soft sample sums
+    // to 1. k = 70,000 is past the 65,532 elements where Burn's reductions go wrong on Mesa's
+    // software Vulkan driver; on wgpu, k = 32,767, the longest strided row the lane kernel gets
+    // right on that driver, whose shader loops stop after about 65,535 iterations in all
+    // (docs/known-issues.md; 32,769 fails there).
+    let (k, inner) = match device.clone().as_dispatch() {
+        #[cfg(feature = "wgpu")]
+        burn::backend::DispatchDevice::Cube(_) => (32_767, 2),
+        _ => (70_000, 2),
+    };
+    let top = k - 999;
+    device.seed(68);
+    let mut theta = host_uniform(k * inner, 69, -1.0, 1.0);
+    for p in 0..inner {
+        theta[top * inner + p] = 60.0; // e^60 times any other category: drawn every time
+    }
+    let logits = Tensor::<3>::from_data(TensorData::new(theta, [1, k, inner]), device);
+    let hard = values(gumbel_softmax(logits.clone(), 1.0, true, 1));
+    for p in 0..inner {
+        let ones: Vec<usize> = (0..k).filter(|&j| hard[j * inner + p] == 1.0).collect();
+        assert_eq!(ones, [top], "position {p}: the one-hot of category {top}");
+    }
+    let soft = values(gumbel_softmax(logits, 1.0, false, 1));
+    for p in 0..inner {
+        // Summed in f64 on the host; the device's values are within a few f32 ulps of theirs.
+        let sum: f64 = (0..k).map(|j| f64::from(soft[j * inner + p])).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "position {p} sums to {sum}");
     }
 }

@@ -58,8 +58,8 @@ impl Layout {
                 .unwrap_or(1),
             _ => 1,
         };
-        // Each level of the cube's reduction is a barrier; on lavapipe 64 units took
-        // `[256, 1000]` from 14.6 to 6.7 ms and left `[64, 50000]` unchanged.
+        // Each level of the cube's reduction is a barrier: fewer units for rows that do not need
+        // more (measured: docs/benchmarks.md, "Measurements behind the kernels' constants").
         let units: u32 = if self.n <= 4096 { 64 } else { 256 };
         let reported = tensor.client.properties().hardware.plane_size_max;
         let lanes = if reported == 0 { 32 } else { reported }

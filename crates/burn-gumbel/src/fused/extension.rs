@@ -353,7 +353,7 @@ mod tests {
             let (_, logits_grad, got) = run_at_tau(op, &inputs, tau);
             assert!(logits_grad.iter().all(|g| g.is_finite()), "hard {hard}");
             assert_eq!(logits_grad[3], 0.0, "the masked category's gradient");
-            // Sums of 42 terms of order 1 with f32 samples and 2-ulp logarithms: 1e-4 relative is
+            // Sums of 42 terms of order 1 with f32 samples and 1-ulp logarithms: 1e-4 relative is
             // some ten times the rounding.
             assert!(
                 (got - expected).abs() < 1e-4 * expected.abs().max(1.0),
@@ -422,7 +422,7 @@ mod tests {
         assert_eq!(z, hard, "the forward pass is the hard sample");
         assert_eq!(got[3], 0.0, "the masked category's gradient");
         for (k, (&got, &expected)) in got.iter().zip(&grad).enumerate() {
-            // Values of order 1 from f32 draws and 2-ulp logarithms: 1e-5 is some ten times the
+            // Values of order 1 from f32 draws and 1-ulp logarithms: 1e-5 is some ten times the
             // rounding.
             assert!(
                 (got as f64 - expected).abs() < 1e-5,
