@@ -34,8 +34,11 @@ status=0
 # The GPU kernel against the CPU one on this card: one key, the same hard samples (keyed::), and
 # the fused paths against the tensor ops in law (fused::).
 .gpubin/gumbel keyed:: fused:: 2>&1 | tee "$OUT/tests.log" | grep -E '^test |test result' || status=1
-.gpubin/gumbel_softmax --bench 'wgpu/' 2>&1 | tee "$OUT/burn-gumbel_softmax.log" | grep -E '^wgpu|time:' || status=1
-.gpubin/vae_step --bench 'wgpu/' 2>&1 | tee "$OUT/burn-vae_step.log" | grep -E '^wgpu|time:' || status=1
+# One second of measurement per row (criterion's flags override the benchmarks' 2 s): ~90 rows
+# fit a lent machine's 10-minute call with the tests and PyTorch's rows.
+timing=(--warm-up-time 0.3 --measurement-time 1)
+.gpubin/gumbel_softmax --bench "${timing[@]}" 'wgpu/' 2>&1 | tee "$OUT/burn-gumbel_softmax.log" | grep -E '^wgpu|time:' || status=1
+.gpubin/vae_step --bench "${timing[@]}" 'wgpu/' 2>&1 | tee "$OUT/burn-vae_step.log" | grep -E '^wgpu|time:' || status=1
 PYTHONUNBUFFERED=1 python3 bench/pytorch/bench.py --device cuda --peers eager > "$OUT/pytorch-cuda.json" || status=1
 echo "device-to-device copy of 1 GiB: $(cat "$OUT/copy-gbs.txt") GB/s (read + write)"
 python3 bench/report.py gpu-json target/criterion "$OUT/pytorch-cuda.json" "$OUT/smi.csv" \

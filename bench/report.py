@@ -83,18 +83,22 @@ def gpu_section(path):
            "| GB/s (PyTorch) |",
            "|---|---:|---:|---:|---:|---:|---:|"]
 
+    def shape_of(name):
+        """`8x512x32x32/dim1` of `soft/forward/8x512x32x32/dim1`, `64x50000` of `copy/64x50000`."""
+        parts = name.split("/")
+        return "/".join(parts[1:] if parts[0] == "copy" else parts[2:])
+
     def gbs(name, seconds):
         if seconds is None or "/forward_backward/" in name:
             return "–"
-        return f"{8 * elements(name.rsplit('/', 1)[1]) / seconds / 1e9:.0f}"
+        return f"{8 * elements(shape_of(name)) / seconds / 1e9:.0f}"
 
-    names = sorted(ours, key=lambda n: (n.startswith("vae/"), n.startswith("copy/"),
-                                        n.split("/")[0], n.split("/")[-2], elements(n.rsplit("/", 1)[1])
-                                        if not n.startswith("vae/") else 0))
+    names = sorted((n for n in ours if not n.startswith("vae/")),
+                   key=lambda n: (n.startswith("copy/"), n.split("/")[0],
+                                  "/".join(n.split("/")[1:2]) if not n.startswith("copy/") else "",
+                                  "/dim1" in n, elements(shape_of(n)), shape_of(n)))
     for name in names:
-        if name.startswith("vae/"):
-            continue
-        shape = name.rsplit("/", 1)[1]
+        shape = shape_of(name)
         copy_s = ours.get(f"copy/{shape}")
         label = f"{name} (memory floor)" if name.startswith("copy/") else name
         out.append(f"| {label} | {fmt(ours[name])} | {fmt(theirs.get(name))} | "

@@ -16,7 +16,9 @@
 //! Names read `{backend}/{op}/{mode}/{shape}` (`op` soft, hard or gumbel-rao), with `/dim1` for
 //! the channels-first shapes and `/f16` or `/bf16` for half-precision logits. The mode
 //! `forward_tensor_ops` is the soft sample by the tensor-op path (Gumbel noise, then
-//! `gumbel_softmax_with_noise`) that the fused kernels of flex and wgpu replace. The device is synchronized inside the timed region, so GPU
+//! `gumbel_softmax_with_noise`) that the fused kernels of flex and wgpu replace; the mode
+//! `forward_transposed` of the channels-first shapes copies the map into rows of categories,
+//! samples them and copies the result back. The device is synchronized inside the timed region, so GPU
 //! numbers measure execution, not dispatch. Forward + backward uses the loss `Σ y · w` with fixed
 //! random weights `w`.
 
@@ -158,6 +160,33 @@ fn bench_gumbel_rao<const D: usize>(
     group.finish();
 }
 
+/// Benchmarks the channels-first sample taken the other way: the map `[b, c, h, w]` copied into
+/// rows of its `c` categories (`[b · w · h, c]`), sampled along the contiguous last axis, and
+/// copied back into the map's layout. The modes `{soft,hard}/forward_transposed`, beside the
+/// kernel's own strided path (`…/forward`), decide which serves channels-first maps best on a
+/// given device (`docs/benchmarks.md`).
+fn bench_transposed(c: &mut Criterion, backend: &str, device: &Device, shape: [usize; 4]) {
+    let [b, ch, h, w] = shape;
+    let name = row_name(&shape, 1, FloatDType::F32);
+    let (logits, _, _) = inputs(device, shape, FloatDType::F32);
+    let mut group = c.benchmark_group(backend.to_string());
+    for (op, hard) in [("soft", false), ("hard", true)] {
+        let id = BenchmarkId::new(format!("{op}/forward_transposed"), &name);
+        bench_routine(&mut group, id, || {
+            let rows = logits.clone().swap_dims(1, 3).reshape([b * w * h, ch]); // a copy
+            let y = gumbel_softmax(rows, TAU, hard, 1);
+            // Back to [b, c, h, w]: the reshape of the swapped view is the second copy.
+            let y = y
+                .reshape([b, w, h, ch])
+                .swap_dims(1, 3)
+                .reshape([b, ch, h * w]);
+            sync(device);
+            y
+        });
+    }
+    group.finish();
+}
+
 /// Benchmarks one shape of rank `D` on `device`, its logits (and the loss's weights) in `dtype`.
 fn bench_shape<const D: usize>(
     c: &mut Criterion,
@@ -231,6 +260,7 @@ fn benches(c: &mut Criterion) {
         }
         for shape in CHANNELS_FIRST {
             bench_shape(c, backend, &device, shape, 1, f32);
+            bench_transposed(c, backend, &device, shape);
         }
         for dtype in [FloatDType::F16, FloatDType::BF16] {
             if device.supports_dtype(dtype) {
