@@ -46,8 +46,12 @@ CLAIMS = [
 
 
 def run(claim, bin_dir):
-    out = tempfile.mkdtemp(prefix=f"readme-{claim['example']}-")
-    args = claim["args"] + ["--out", str(Path(out) / "run")]
+    with tempfile.TemporaryDirectory(prefix=f"readme-{claim['example']}-") as out:
+        return run_in(claim, bin_dir, Path(out) / "run")
+
+
+def run_in(claim, bin_dir, out):
+    args = claim["args"] + ["--out", str(out)]
     if bin_dir:
         command = [str(Path(bin_dir) / "examples" / claim["example"])] + args
     else:
