@@ -140,7 +140,7 @@ mod tests {
         use burn::store::ModuleRecord;
         let dir = std::env::temp_dir().join(format!("dvae-round-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let device = burn::tensor::Device::default();
+        let device = burn_gumbel_support::reference_device();
         let model = crate::model::DiscreteVaeConfig::new()
             .with_codes(3)
             .with_channels(2)

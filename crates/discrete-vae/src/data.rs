@@ -114,11 +114,13 @@ mod tests {
         assert_eq!(digits.len(), 2);
         let batch = DigitBatcher.batch(
             vec![digits.get(0).unwrap(), digits.get(1).unwrap()],
-            &Device::default(),
+            &burn_gumbel_support::reference_device(),
         );
         assert_eq!(batch.images.dims(), [2, 1, 28, 28]);
         let values = batch.images.into_data().try_to_vec::<f32>().unwrap();
-        let batches: Vec<_> = digits.batches(1, &Device::default()).collect();
+        let batches: Vec<_> = digits
+            .batches(1, &burn_gumbel_support::reference_device())
+            .collect();
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[1].dims(), [1, 1, 28, 28]);
         let on: Vec<usize> = (0..values.len()).filter(|&i| values[i] == 1.0).collect();

@@ -245,11 +245,10 @@ mod tests {
     use burn::data::dataset::Dataset;
     use burn::module::Module;
     use burn::optim::AdamConfig;
-    use burn::tensor::Device;
 
     #[test]
     fn optimize_advances_the_step_and_the_record_keeps_it() {
-        let device = Device::default().autodiff();
+        let device = burn_gumbel_support::reference_device().autodiff();
         let model = DiscreteVaeConfig::new()
             .with_codes(4)
             .with_channels(2)

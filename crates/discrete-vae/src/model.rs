@@ -301,8 +301,11 @@ pub fn code_perplexity(codes: Tensor<4>) -> Tensor<1> {
 mod tests {
     use super::*;
 
+    /// The reference device (flex where it is built): these tests check the model's shapes and
+    /// arithmetic, not a backend, and two of them at once on lavapipe can deadlock in cubecl's
+    /// device handle (`Client::exclusive` against a blocking read; seen 2026-12-04).
     fn device() -> Device {
-        Device::default()
+        burn_gumbel_support::reference_device()
     }
 
     #[test]
