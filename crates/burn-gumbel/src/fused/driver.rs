@@ -203,12 +203,14 @@ fn forward_strided(
     // position), inside the tensor.
     let mark = |index: usize, j: usize| {
         let at = index + j * inner;
-        debug_assert!(
+        // One comparison per row: checked in every build, since a wrong index would write
+        // outside the buffer.
+        assert!(
             at < total,
             "a one-hot element inside the tensor: {at} of {total}"
         );
-        // SAFETY: `one_hot` holds `total` initialized values and `at` is one of them, of a band
-        // that is this task's alone (`par_bands`).
+        // SAFETY: `one_hot` holds `total` initialized values and `at` is one of them (checked
+        // above), of a band that is this task's alone (`par_bands`).
         unsafe { one_hot_out.at(at).write(1.0) };
     };
     if inner >= MIN_COLUMNS {
