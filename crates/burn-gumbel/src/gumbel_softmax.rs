@@ -50,8 +50,9 @@ use crate::ops::{Tau, in_f32, to_f32};
 /// - output: the shape of `logits`
 ///
 /// NaN logits and rows whose categories are all masked are caught in debug builds only (the check
-/// reads two booleans back from the device); in release builds such rows come out NaN, as they do
-/// from `softmax`.
+/// reads two booleans back from the device). In release builds such a row's soft sample is NaN, as
+/// from `softmax`; a fully masked row's hard sample is not yet the same on every backend (the
+/// one-hot of category 0 on flex and ndarray, all zeros on wgpu).
 ///
 /// # Panics
 /// - If `tau` is not finite and `> 0` in the dtype the sample is computed in, if `dim` is outside
