@@ -25,10 +25,12 @@ strip .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/gumbel
 # The binaries are ~200 MB; what travels is limited to 64 MiB, so they go compressed.
 tar -C .gpubin -cJf .gpubin/benches.tar.xz gumbel_softmax vae_step gumbel
 rm .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/gumbel
-if ! ls .gl/libvulkan1_*.deb > /dev/null 2>&1; then
+# The Vulkan loader, and glvnd's libraries, without which NVIDIA's Vulkan driver is not found
+# ("no adapter found", seen 2026-12-04).
+if ! ls .gl/libvulkan1_*.deb .gl/libglvnd0_*.deb > /dev/null 2>&1; then
   lists=$(mktemp -d); mkdir -p "$lists/partial"
   o="-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=$lists"
   apt-get $o update > /dev/null
-  (cd .gl && apt-get $o download libvulkan1)
+  (cd .gl && apt-get $o download libvulkan1 libglvnd0 libegl1 libgl1 libglx0)
 fi
 du -sh .gpubin .gl

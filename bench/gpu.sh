@@ -14,8 +14,11 @@ mkdir -p "$OUT"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 python3 -c 'import tarfile; tarfile.open(".gpubin/benches.tar.xz").extractall(".gpubin")'
-icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-[ -f "$icd" ] && export VK_DRIVER_FILES=$icd
+# NVIDIA's Vulkan driver manifest, wherever this machine's image puts it.
+icd=$(ls /usr/local/nvidia/share/vulkan/icd.d/*.json /usr/share/vulkan/icd.d/nvidia*.json \
+  /etc/vulkan/icd.d/nvidia*.json /usr/local/nvidia/etc/vulkan/icd.d/*.json 2>/dev/null | head -1)
+[ -n "$icd" ] && export VK_DRIVER_FILES=$icd
+echo "Vulkan driver manifest: ${icd:-none found}"
 export BURN_GUMBEL_BENCH_LARGE=1 BENCH_THREADS=16
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/smi.csv"
 # The card's copy bandwidth through PyTorch: a ceiling to read the GB/s columns against.
