@@ -153,8 +153,9 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
 /// - output: the shape of `logits`
 ///
 /// # Panics
-/// - If `tau` is not finite and `> 0`, if `dim` is outside `[-D, D)`, if the category dimension is
-///   empty, or if `noise` and `logits` differ in shape.
+/// - If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
+///   half-precision logits), if `dim` is outside `[-D, D)`, if the category dimension is empty, or
+///   if `noise` and `logits` differ in shape.
 /// - In debug builds, if a logit is NaN or every category of a row is masked.
 ///
 /// # Example

@@ -27,7 +27,8 @@ use crate::ops::{in_f32, straight_through, to_f32};
 /// - output: the shape of `logits`
 ///
 /// # Panics
-/// If `tau` is not finite and `> 0`.
+/// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
+/// half-precision logits).
 ///
 /// # Example
 /// ```
@@ -55,7 +56,8 @@ pub fn relaxed_bernoulli<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool
 /// - output: the shape of `logits`
 ///
 /// # Panics
-/// If `tau` is not finite and `> 0`, or if `noise` and `logits` differ in shape.
+/// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
+/// half-precision logits), or if `noise` and `logits` differ in shape.
 ///
 /// # Example
 /// ```

@@ -40,8 +40,9 @@ use crate::ops::{in_f32, straight_through, to_f32};
 /// With fewer than `k` unmasked categories in a row, the hard sample includes masked ones.
 ///
 /// # Panics
-/// If `tau` is not finite and `> 0`, `dim` is outside `[-D, D)`, or `k` is 0 or more than the
-/// number of categories; in debug builds, on NaN logits or a fully masked row.
+/// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
+/// half-precision logits), `dim` is outside `[-D, D)`, or `k` is 0 or more than the number of
+/// categories; in debug builds, on NaN logits or a fully masked row.
 ///
 /// # Example
 /// ```

@@ -83,8 +83,9 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// - logits: `[..., K, ...]` (categories along `dim`)
     ///
     /// # Panics
-    /// If `tau` is not finite and `> 0`, `dim` is outside `[-D, D)` or the category dimension is
-    /// empty; in debug builds, on NaN logits or a row whose logits are all `-inf`.
+    /// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
+    /// half-precision logits), `dim` is outside `[-D, D)` or the category dimension is empty; in
+    /// debug builds, on NaN logits or a row whose logits are all `-inf`.
     pub fn from_logits(logits: Tensor<D>, tau: f64, dim: impl AsIndex) -> Self {
         Self::new("RelaxedOneHotCategorical::from_logits", logits, tau, dim)
     }

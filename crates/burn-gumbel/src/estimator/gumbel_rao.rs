@@ -43,8 +43,9 @@ use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f3
 /// - output: the shape of `logits`
 ///
 /// # Panics
-/// If `tau` is not finite and `> 0`, `samples` is 0, `dim` is outside `[-D, D)`, or the category
-/// dimension is empty; in debug builds, on NaN logits or a fully masked row.
+/// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
+/// half-precision logits), `samples` is 0, `dim` is outside `[-D, D)`, or the category dimension is
+/// empty; in debug builds, on NaN logits or a fully masked row.
 ///
 /// # Example
 /// ```

@@ -227,10 +227,10 @@ fn forward_strided(
                     key: kernel.key,
                     row: band.row as u64,
                 };
-                debug_assert!(layout.holds(band), "{band:?} inside {layout:?}");
                 // SAFETY: `values` has room for the tensor, and the band's elements from
-                // `offset` (category j of position p at `j · inner + p`) lie inside it
-                // (`layout.holds(band)`) and are this task's alone (`par_bands`).
+                // `offset` (category j of position p at `j · inner + p`) lie inside it (a band
+                // of `Layout::band`, which checks `Layout::holds` in debug builds) and are this
+                // task's alone (`par_bands`).
                 let argmax = unsafe { chunk_columns_forward(isa, args) };
                 if hard {
                     for (p, &j) in argmax[..band.width].iter().enumerate() {
@@ -323,9 +323,8 @@ pub(super) fn backward(
                     inv_tau,
                     tau_sum,
                 };
-                debug_assert!(layout.holds(band), "{band:?} inside {layout:?}");
                 // SAFETY: `values` holds the tensor's initialized gradient, and the band's
-                // elements from `offset` lie inside it (`layout.holds(band)`) and are this
+                // elements from `offset` lie inside it (a band of `Layout::band`) and are this
                 // task's alone (`par_bands`).
                 sum += unsafe { chunk_columns_backward(isa, args) } as f64;
             }

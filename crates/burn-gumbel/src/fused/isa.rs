@@ -64,31 +64,17 @@ impl Isa {
 }
 
 /// Defines `$name(isa, args)`, which runs `$generic(args)` compiled for the instruction set `isa`
-/// names; `unsafe fn` for a `$generic` that is an `unsafe fn`, with its contract.
+/// names: a safe `fn` for a safe `$generic`, an `unsafe fn` with its contract for an `unsafe fn`.
+/// Both dispatch through one `@variants` body, whose `#[target_feature]` copies are the only
+/// place the features are named.
 macro_rules! multiversion {
     ($(#[$doc:meta])* fn $name:ident => $generic:ident($args:ty) -> $ret:ty) => {
         $(#[$doc])*
         pub(super) fn $name(isa: Isa, args: $args) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx,avx2,fma")]
-            fn avx2(args: $args) -> $ret {
-                $generic(args)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx,avx2,fma")]
-            fn avx512(args: $args) -> $ret {
-                $generic(args)
-            }
-            match isa.0 {
-                Level::Baseline => $generic(args),
-                // SAFETY: an `Isa` holds these levels only where `Isa::detect` found every
-                // feature they enable.
-                #[cfg(target_arch = "x86_64")]
-                Level::Avx2 => unsafe { avx2(args) },
-                // SAFETY: as above.
-                #[cfg(target_arch = "x86_64")]
-                Level::Avx512 => unsafe { avx512(args) },
-            }
+            multiversion!(@variants $generic($args) -> $ret);
+            // SAFETY: the generic kernel is a safe function: its variants' only contract is the
+            // processor's features, which `isa` vouches for.
+            unsafe { variant(isa, args) }
         }
     };
     ($(#[$doc:meta])* unsafe fn $name:ident => $generic:ident($args:ty) -> $ret:ty) => {
@@ -97,8 +83,22 @@ macro_rules! multiversion {
         /// # Safety
         #[doc = concat!("As [`", stringify!($generic), "`]'s.")]
         pub(super) unsafe fn $name(isa: Isa, args: $args) -> $ret {
+            multiversion!(@variants $generic($args) -> $ret);
+            // SAFETY: as the caller promised; the features as `isa` vouches.
+            unsafe { variant(isa, args) }
+        }
+    };
+    (@variants $generic:ident($args:ty) -> $ret:ty) => {
+        /// The generic kernel compiled for `isa`.
+        ///
+        /// # Safety
+        /// As the generic kernel's, if it is an `unsafe fn` (the `unsafe` blocks around its calls
+        /// below are otherwise unused).
+        #[inline(always)]
+        #[allow(unused_unsafe)]
+        unsafe fn variant(isa: Isa, args: $args) -> $ret {
             /// # Safety
-            /// As the generic function's, on a processor with the features enabled here.
+            /// As `variant`'s, on a processor with the features enabled here.
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx,avx2,fma")]
             unsafe fn avx2(args: $args) -> $ret {
@@ -106,7 +106,7 @@ macro_rules! multiversion {
                 unsafe { $generic(args) }
             }
             /// # Safety
-            /// As the generic function's, on a processor with the features enabled here.
+            /// As `variant`'s, on a processor with the features enabled here.
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx512bw,avx,avx2,fma")]
             unsafe fn avx512(args: $args) -> $ret {
