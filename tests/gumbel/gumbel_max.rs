@@ -69,3 +69,27 @@ fn gumbel_top_k_pairs_match_sampling_without_replacement(device: &Device) {
         }
     }
 }
+
+device_tests!(gumbel_top_k_past_the_unmasked_categories_gives_masked_ones);
+
+fn gumbel_top_k_past_the_unmasked_categories_gives_masked_ones(device: &Device) {
+    // Rows of 6 categories, 3 of them masked: k = 6 draws the 3 unmasked ones first, then the 3
+    // masked ones, every index a category of the row (on wgpu, Burn's `topk` gave -1 for -inf).
+    device.seed(24);
+    let inf = f32::NEG_INFINITY;
+    let row = [0.5, inf, -1.0, inf, 2.0, inf];
+    let logits = Tensor::<2>::from_floats([row], device).expand([1000, 6]);
+    let drawn = indices(burn_gumbel::gumbel_top_k(logits, 6, -1));
+    for order in drawn.chunks(6) {
+        let mut sorted = order.to_vec();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            [0, 1, 2, 3, 4, 5],
+            "a permutation of the row: {order:?}"
+        );
+        let mut first: Vec<i64> = order[..3].to_vec();
+        first.sort();
+        assert_eq!(first, [0, 2, 4], "the unmasked categories first: {order:?}");
+    }
+}

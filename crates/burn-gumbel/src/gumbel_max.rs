@@ -1,6 +1,6 @@
 //! The Gumbel-max trick: exact categorical sampling from unnormalized log-probabilities.
 
-use burn::tensor::{AsIndex, Int, Tensor};
+use burn::tensor::{AsIndex, DType, Int, Tensor};
 
 use crate::check;
 use crate::noise::gumbel_noise;
@@ -65,7 +65,9 @@ pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tenso
 /// - output: the same rank, size `k` along `dim`
 ///
 /// When `k` exceeds the number of unmasked categories of a row, its last indices are masked ones,
-/// in no particular order.
+/// in no particular order; NaN logits and fully masked rows are caught in debug builds only (in
+/// release builds a fully masked row gives `k` distinct indices of its categories, in no
+/// particular order).
 ///
 /// # Panics
 /// - If `dim` is outside `[-D, D)`, or `k` is 0 or more than the number of categories.
@@ -93,7 +95,13 @@ pub fn gumbel_top_k<const D: usize>(
     let dim = check::sampler(OP, &logits, None, Some(k), dim);
     let logits = to_f32(logits.detach());
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    let (_, indices) = (logits + noise).topk_with_indices(k, dim);
+    // Masked categories as the lowest finite value of the dtype: ranked after every other one,
+    // and valid indices on every backend (Burn's `topk` on wgpu gives -1 for `-inf`).
+    let lowest = match logits.dtype() {
+        DType::F64 => f64::MIN,
+        _ => f64::from(f32::MIN),
+    };
+    let (_, indices) = (logits + noise).clamp_min(lowest).topk_with_indices(k, dim);
     indices
 }
 
