@@ -1,12 +1,16 @@
 //! Masked categories and extreme temperatures and logits: no NaN, no inf, ever.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_gumbel::gumbel_softmax;
+use burn_gumbel::{
+    Estimator, GumbelSoftmaxConfig, gumbel_rao, gumbel_softmax, gumbel_softmax_with_key,
+    gumbel_softmax_with_noise, reinmax,
+};
 
 use crate::support::{host_uniform, tensor2, values};
 
 device_tests!(
     masked_categories_get_zero_and_finite_gradients,
+    fully_masked_rows_are_zeros_on_every_path,
     extremes_stay_finite,
     many_categories_on_the_last_axis,
     many_categories_on_a_strided_axis,
@@ -70,6 +74,106 @@ fn masked_categories_get_zero_and_finite_gradients(device: &Device) {
                     grad.iter().any(|&g| g != 0.0),
                     "tau {tau}, hard {hard}: no gradient"
                 );
+            }
+        }
+    }
+}
+
+/// A one-hot sampler under test: its name and the sample of `[b, k, inner]` logits along `dim`.
+type Sampler = (&'static str, fn(Tensor<3>, usize) -> Tensor<3>);
+
+fn fully_masked_rows_are_zeros_on_every_path(device: &Device) {
+    // Every one-hot sampler, soft and hard, on the layouts that pick each engine: categories
+    // last (short rows: the chunk-wide loops; long rows: row by row), and strided with many
+    // positions (the column kernel) or few (gathered into rows). Rows 2, 7, 12, … are masked
+    // entirely: their sample and gradient must be zeros, every other row a sample as usual.
+    let samplers: [Sampler; 9] = [
+        ("soft", |x, dim| gumbel_softmax(x, 0.7, false, dim)),
+        ("hard", |x, dim| gumbel_softmax(x, 0.7, true, dim)),
+        ("keyed soft", |x, dim| {
+            gumbel_softmax_with_key(x, 0.7, false, dim, 11)
+        }),
+        ("keyed hard", |x, dim| {
+            gumbel_softmax_with_key(x, 0.7, true, dim, 11)
+        }),
+        ("given noise", |x, dim| {
+            let noise = x.zeros_like();
+            gumbel_softmax_with_noise(x, noise, 0.7, false, dim)
+        }),
+        ("gumbel-rao", |x, dim| gumbel_rao(x, 0.7, 3, dim)),
+        ("reinmax", |x, dim| reinmax(x, 1.5, dim)),
+        ("layer, learned tau", |x, dim| {
+            GumbelSoftmaxConfig::new()
+                .with_tau(0.7)
+                .with_learnable_tau(true)
+                .with_dim(dim as isize)
+                .init(&x.device())
+                .forward(x)
+        }),
+        ("layer, gumbel-rao", |x, dim| {
+            GumbelSoftmaxConfig::new()
+                .with_hard(true)
+                .with_estimator(Estimator::GumbelRao { samples: 2 })
+                .with_dim(dim as isize)
+                .init(&x.device())
+                .forward(x)
+        }),
+    ];
+    // [b, k, inner] and the category dim: (2, 6, 1) and (2, 100, 1) along the last axis as
+    // [b * inner, k]; (2, 6, 20) and (2, 100, 3) strided along dim 1.
+    let layouts = [(8, 6, 1), (8, 100, 1), (2, 6, 20), (2, 100, 3)];
+    let device = device.clone().autodiff();
+    device.seed(68);
+    for (b, k, inner) in layouts {
+        let rows = b * inner;
+        let masked = |row: usize| row % 5 == 2;
+        // Element (i, j, p) of row i · inner + p, category j.
+        let index = |row: usize, j: usize| (row / inner) * k * inner + j * inner + row % inner;
+        let mut logits = host_uniform(b * k * inner, 69, -3.0, 3.0);
+        for row in (0..rows).filter(|&row| masked(row)) {
+            for j in 0..k {
+                logits[index(row, j)] = f32::NEG_INFINITY;
+            }
+        }
+        let weights = host_uniform(b * k * inner, 70, -1.0, 1.0);
+        let (shape, dim) = match inner {
+            1 => ([1, b, k], 2),
+            _ => ([b, k, inner], 1),
+        };
+        for (name, sampler) in samplers {
+            let hard =
+                !name.contains("soft") && name != "given noise" && name != "layer, learned tau";
+            let x = Tensor::<3>::from_data(TensorData::new(logits.clone(), shape), &device)
+                .require_grad();
+            let w = Tensor::<3>::from_data(TensorData::new(weights.clone(), shape), &device);
+            let y = sampler(x.clone(), dim);
+            let grads = (y.clone() * w).sum().backward();
+            let (y, grad) = (values(y), values(x.grad(&grads).unwrap()));
+            let at = format!("{name}, [{b}, {k}, {inner}]");
+            for row in 0..rows {
+                let ys: Vec<f32> = (0..k).map(|j| y[index(row, j)]).collect();
+                let gs: Vec<f32> = (0..k).map(|j| grad[index(row, j)]).collect();
+                if masked(row) {
+                    assert!(ys.iter().all(|&v| v == 0.0), "{at}: row {row}: {ys:?}");
+                    assert!(
+                        gs.iter().all(|&g| g == 0.0),
+                        "{at}: row {row}'s gradient: {gs:?}"
+                    );
+                    continue;
+                }
+                assert!(
+                    gs.iter().all(|g| g.is_finite()),
+                    "{at}: row {row}'s gradient"
+                );
+                let sum: f32 = ys.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{at}: row {row} sums to {sum}");
+                if hard {
+                    assert_eq!(
+                        ys.iter().filter(|&&v| v == 1.0).count(),
+                        1,
+                        "{at}: row {row}"
+                    );
+                }
             }
         }
     }

@@ -114,7 +114,7 @@ pub(crate) fn categories(op: &str, shape: &Shape, dim: usize) {
 ///   sampler has a temperature;
 /// - `dim` in `[-D, D)`;
 /// - with `k`, `1 ≤ k ≤` the number of categories, else at least one category;
-/// - in debug builds, no NaN logit and no fully masked row.
+/// - in debug builds, no NaN logit and no fully masked row ([`debug_logits`]).
 #[track_caller]
 pub(crate) fn sampler<const D: usize>(
     op: &str,
@@ -122,6 +122,34 @@ pub(crate) fn sampler<const D: usize>(
     tau: Option<f64>,
     k: Option<usize>,
     dim: impl AsIndex,
+) -> usize {
+    checked(op, logits, tau, k, dim, MaskedRows::Refused)
+}
+
+/// [`sampler`]'s checks for the one-hot samplers (Gumbel-Softmax, its estimators and the layer),
+/// which take fully masked rows: such a row has no category to draw, and its sample (soft or
+/// hard) and gradient are all zeros on every engine. In debug builds NaN logits are still
+/// refused.
+#[track_caller]
+pub(crate) fn one_hot_sampler<const D: usize>(
+    op: &str,
+    logits: &Tensor<D>,
+    tau: Option<f64>,
+    dim: impl AsIndex,
+) -> usize {
+    checked(op, logits, tau, None, dim, MaskedRows::Zeros)
+}
+
+/// The checks of [`sampler`], with `masked_rows` for what [`debug_logits`] makes of fully
+/// masked rows.
+#[track_caller]
+fn checked<const D: usize>(
+    op: &str,
+    logits: &Tensor<D>,
+    tau: Option<f64>,
+    k: Option<usize>,
+    dim: impl AsIndex,
+    masked_rows: MaskedRows,
 ) -> usize {
     if let Some(tau) = tau {
         tau_in(op, tau, logits.dtype());
@@ -131,23 +159,42 @@ pub(crate) fn sampler<const D: usize>(
         Some(k) => self::k(op, k, logits.shape()[dim], dim),
         None => categories(op, &logits.shape(), dim),
     }
-    debug_logits(op, logits, dim);
+    debug_logits(op, logits, dim, masked_rows);
     dim
 }
 
-/// In debug builds, panics on NaN logits and on rows where every category is masked (`-inf`).
+/// What a sampler makes of a fully masked row (every logit along its category axis `−∞`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaskedRows {
+    /// Refused in debug builds: the sampler has no defined result for it (an index, a `k`-hot
+    /// or a density needs a category).
+    Refused,
+    /// A sample of zeros with a zero gradient, on every engine.
+    Zeros,
+}
+
+/// In debug builds, panics on NaN logits, and with [`MaskedRows::Refused`] on rows where every
+/// category is masked (`-inf`).
 ///
-/// Both would make the sample NaN (softmax of a row of `-inf` is `0/0`). The check reads two
-/// booleans back from the device, so it is compiled only with `debug_assertions`; release builds
-/// propagate the NaN, as `softmax` does.
+/// Both would make the sample NaN (softmax of a row of `-inf` is `0/0`) where the sampler does not
+/// define another result. The check reads booleans back from the device, so it is compiled only
+/// with `debug_assertions`; release builds propagate the NaN, as `softmax` does.
 #[track_caller]
-pub(crate) fn debug_logits<const D: usize>(op: &str, logits: &Tensor<D>, dim: usize) {
+pub(crate) fn debug_logits<const D: usize>(
+    op: &str,
+    logits: &Tensor<D>,
+    dim: usize,
+    masked_rows: MaskedRows,
+) {
     if !cfg!(debug_assertions) {
         return;
     }
     let logits = logits.clone().detach();
     if logits.clone().is_nan().any().into_scalar::<bool>() {
         panic!("{op}: logits must not be NaN, got a NaN logit (checked in debug builds only)");
+    }
+    if masked_rows == MaskedRows::Zeros {
+        return;
     }
     let all_masked = logits
         .max_dim(dim)

@@ -1,13 +1,12 @@
 //! Gumbel-Softmax (Concrete) sampling, the functional op: [`gumbel_softmax`] and
 //! [`gumbel_softmax_with_noise`]. The layer that wraps it is in `layer.rs`.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, Tensor};
 
 use crate::check;
 use crate::estimator::{Estimator, hard_sample};
 use crate::noise::sampler_gumbel_noise;
-use crate::ops::{Tau, in_f32, to_f32};
+use crate::ops::{Tau, in_f32, masked_rows, softmax_or_zero, to_f32};
 
 /// Draws a Gumbel-Softmax sample, soft or hard (straight-through).
 ///
@@ -49,15 +48,15 @@ use crate::ops::{Tau, in_f32, to_f32};
 /// - logits: `[..., n_categories, ...]` (categories along `dim`)
 /// - output: the shape of `logits`
 ///
-/// NaN logits and rows whose categories are all masked are caught in debug builds only (the check
-/// reads two booleans back from the device). In release builds such a row's soft sample is NaN, as
-/// from `softmax`; a fully masked row's hard sample is not yet the same on every backend (the
-/// one-hot of category 0 on flex and ndarray, all zeros on wgpu).
+/// A fully masked row (every logit `-inf`) has no category to draw: its sample, soft or hard, is
+/// all zeros and its gradient 0, on every backend (where `softmax` would give `0/0`). NaN logits
+/// are caught in debug builds only (the check reads a boolean back from the device); in release
+/// builds they make their row's sample NaN, as in `softmax`.
 ///
 /// # Panics
 /// - If `tau` is not finite and `> 0` in the dtype the sample is computed in, if `dim` is outside
 ///   `[-D, D)`, or if the category dimension is empty.
-/// - In debug builds, if a logit is NaN or every category of a row is masked.
+/// - In debug builds, if a logit is NaN.
 ///
 /// # Example
 /// ```
@@ -83,7 +82,7 @@ pub fn gumbel_softmax<const D: usize>(
     dim: impl AsIndex,
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax";
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     let estimator = Estimator::StraightThrough;
     sample_with_fresh_noise(logits, &Tau::Fixed(tau), hard, estimator, dim)
 }
@@ -156,7 +155,7 @@ pub(crate) fn sample_with_fresh_noise<const D: usize>(
 /// - If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
 ///   half-precision logits), if `dim` is outside `[-D, D)`, if the category dimension is empty, or
 ///   if `noise` and `logits` differ in shape.
-/// - In debug builds, if a logit is NaN or every category of a row is masked.
+/// - In debug builds, if a logit is NaN.
 ///
 /// # Example
 /// ```
@@ -180,7 +179,7 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
     dim: impl AsIndex,
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax_with_noise";
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     let estimator = Estimator::StraightThrough;
     in_f32(logits, |logits| {
@@ -245,7 +244,7 @@ pub fn gumbel_softmax_with_key<const D: usize>(
     key: u64,
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax_with_key";
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     #[cfg(feature = "flex")]
     if crate::fused::applies(&logits) {
         return crate::fused::gumbel_softmax_with_key(logits, tau, hard, dim, key);
@@ -273,12 +272,15 @@ fn sample<const D: usize>(
     if hard {
         return hard_sample(logits, noise, tau, estimator, dim);
     }
-    softmax(tau.divide(logits + noise.detach()), dim)
+    let z = tau.divide(logits + noise.detach());
+    let masked = masked_rows(z.clone(), dim);
+    softmax_or_zero(z, masked, dim)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation::softmax;
     use burn::tensor::{Device, Tolerance};
 
     fn logits(device: &Device) -> Tensor<2> {
@@ -379,16 +381,19 @@ mod tests {
     }
 
     #[test]
-    #[cfg(debug_assertions)]
-    #[should_panic = "gumbel_softmax: every row must have at least one category with a finite logit"]
-    fn fully_masked_row_panics_in_debug_builds() {
+    fn a_fully_masked_row_is_zeros() {
+        // Legal input, in every build: the row has no category to draw.
         let device = Device::default();
         let inf = f32::NEG_INFINITY;
-        let _ = gumbel_softmax(
-            Tensor::<2>::from_floats([[inf, inf]], &device),
-            1.0,
-            true,
-            1,
-        );
+        let logits = Tensor::<2>::from_floats([[inf, inf, inf], [0.0, inf, 1.0]], &device);
+        for hard in [false, true] {
+            let y = gumbel_softmax(logits.clone(), 1.0, hard, 1);
+            let y = y.into_data().try_into_vec_as::<f32>().unwrap();
+            assert_eq!(&y[..3], &[0.0; 3], "hard {hard}");
+            assert!(
+                (y[3..].iter().sum::<f32>() - 1.0).abs() < 1e-6,
+                "hard {hard}"
+            );
+        }
     }
 }

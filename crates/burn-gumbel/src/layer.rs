@@ -183,7 +183,7 @@ impl GumbelSoftmax {
     ///
     /// # Panics
     /// - As [`gumbel_softmax`](crate::gumbel_softmax): a `dim` out of range, an empty category
-    ///   dimension, and in debug builds NaN logits or a fully masked row.
+    ///   dimension, and in debug builds NaN logits (a fully masked row gives zeros, as there).
     /// - If the public fields were changed after [`init`](GumbelSoftmaxConfig::init) into a setting
     ///   that `init` refuses: a fixed `tau` that is not finite and `> 0` (or below 1 with
     ///   ReinMax), an estimator other than straight-through on soft samples, ReinMax with a
@@ -240,7 +240,7 @@ impl GumbelSoftmax {
             Tau::Fixed(tau) => Some(*tau),
             Tau::Learned(_) => None,
         };
-        let dim = check::sampler(op, &logits, fixed, None, self.dim);
+        let dim = check::one_hot_sampler(op, &logits, fixed, self.dim);
         let training = self.training.is_enabled() && logits.device().is_autodiff();
         match (training, self.eval_mode) {
             // In the logits' dtype (half precision computed in f32 inside).

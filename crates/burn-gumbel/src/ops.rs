@@ -1,7 +1,8 @@
 //! Tensor operations shared by the samplers: the temperature, the one-hot of the argmax, the
 //! straight-through sum, and the reshapes that put the categories on the last axis of a matrix.
 
-use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Shape, Tensor};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, DType, FloatDType, IndexingUpdateOp, Shape, Tensor};
 
 /// The temperature of a relaxed sample: a checked number, or a one-element tensor (a learned
 /// temperature) that takes part in the autodiff graph.
@@ -61,6 +62,27 @@ pub(crate) fn one_hot_argmax<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor
     let ones = Tensor::<D>::ones(index.shape(), &x.device());
     x.zeros_like()
         .scatter(dim, index, ones, IndexingUpdateOp::Assign)
+}
+
+/// The fully masked rows of `x` along `dim` (every value `−∞`: no category to draw), as a mask of
+/// `x`'s shape. Never differentiated.
+pub(crate) fn masked_rows<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D, Bool> {
+    let shape = x.shape();
+    x.detach()
+        .max_dim(dim)
+        .equal_elem(f32::NEG_INFINITY)
+        .expand(shape)
+}
+
+/// `softmax(x)` along `dim`, but a fully masked row (`masked`, from [`masked_rows`]) is all zeros
+/// with a zero gradient, where `softmax` gives `0/0`. The row is replaced by zeros before the
+/// softmax (so that nothing NaN enters its backward pass) and its output by zeros after.
+pub(crate) fn softmax_or_zero<const D: usize>(
+    x: Tensor<D>,
+    masked: Tensor<D, Bool>,
+    dim: usize,
+) -> Tensor<D> {
+    softmax(x.mask_fill(masked.clone(), 0.0), dim).mask_fill(masked, 0.0)
 }
 
 /// Forward value `hard`, gradient that of `soft`.

@@ -58,6 +58,14 @@ fn merge(state: &mut Running, max: f32, sum: f32, arg: u32) {
     state.max = m;
 }
 
+/// `1 / sum` for a row's sum of `exp(z − max)`, 0 for a fully masked row's: no element exceeds
+/// [`LOWEST`], so its sum stays 0 (any other row's is at least 1) and its argmax `n`, outside the
+/// row; its soft sample and one-hot are then all zeros, as on the CPU.
+#[cube]
+fn inverse_or_zero(sum: f32) -> f32 {
+    select(sum > 0.0f32, 1.0f32 / sum, 0.0f32)
+}
+
 /// The index of the row a cube (row kernels) or unit (lane kernels) works on, over a 2D grid of
 /// cubes.
 #[cube]
@@ -246,7 +254,7 @@ pub(super) fn row_forward<F: Float, W: Size>(
         sync_cube();
         span = next;
     }
-    let (max, inv_sum, top) = (shared_max[0], 1.0f32 / shared_sum[0], shared_arg[0]);
+    let (max, inv_sum, top) = (shared_max[0], inverse_or_zero(shared_sum[0]), shared_arg[0]);
 
     let mut v = first;
     while v < end {
@@ -342,7 +350,7 @@ pub(super) fn lane_forward<F: Float, W: Size>(
             z_in_out,
         );
     }
-    let inv_sum = 1.0f32 / state.sum;
+    let inv_sum = inverse_or_zero(state.sum);
     for v in 0..vectors {
         let j = v * width;
         finish(

@@ -6,7 +6,9 @@ use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
 use crate::check;
 use crate::noise::{exponential_noise, sampler_gumbel_noise};
-use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f32, to_rows};
+use crate::ops::{
+    Tau, finite_or_zero, from_rows, in_f32, masked_rows, straight_through, to_f32, to_rows,
+};
 
 /// Draws a one-hot categorical sample whose gradient is the Gumbel-Rao estimator.
 ///
@@ -45,7 +47,8 @@ use crate::ops::{Tau, finite_or_zero, from_rows, in_f32, straight_through, to_f3
 /// # Panics
 /// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
 /// half-precision logits), `samples` is 0, `dim` is outside `[-D, D)`, or the category dimension is
-/// empty; in debug builds, on NaN logits or a fully masked row.
+/// empty; in debug builds, on NaN logits. A fully masked row gives zeros and a zero gradient, as
+/// in [`gumbel_softmax`](crate::gumbel_softmax).
 ///
 /// # Example
 /// ```
@@ -70,7 +73,7 @@ pub fn gumbel_rao<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "gumbel_rao";
     check::samples(OP, samples);
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     #[cfg(feature = "flex")]
     if let Some(sample) = crate::fused::try_gumbel_rao(&logits, &Tau::Fixed(tau), samples, dim) {
         return sample;
@@ -115,7 +118,7 @@ pub fn gumbel_rao_with_noise<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "gumbel_rao_with_noise";
     check::samples(OP, samples);
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     in_f32(logits, |logits| {
         sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
@@ -153,7 +156,10 @@ pub(crate) fn gumbel_rao_rows(
 ) -> Tensor<2> {
     let [rows, n] = logits.dims();
     let [samples, _, _] = exponential.dims();
-    let theta = logits.clone().detach();
+    // A fully masked row computes on zeros (finite throughout; its gradient is zeroed by
+    // `finite_or_zero` below) and has no sample.
+    let masked = masked_rows(logits.clone(), 1);
+    let theta = logits.clone().detach().mask_fill(masked.clone(), 0.0);
     let index = (theta.clone() + g.detach()).argmax(1); // [rows, 1]
     let ones = Tensor::<2>::ones([rows, 1], &theta.device());
     let hard = theta
@@ -182,7 +188,7 @@ pub(crate) fn gumbel_rao_rows(
     let live = finite_or_zero(logits).unsqueeze_dim::<3>(0); // [1, rows, n]
     let z = perturbed + (live.clone() - live.detach());
     let surrogate = softmax(tau.divide(z), 2).mean_dim(0).reshape([rows, n]); // [rows, n]
-    straight_through(hard, surrogate)
+    straight_through(hard.mask_fill(masked, 0.0), surrogate)
 }
 
 #[cfg(test)]

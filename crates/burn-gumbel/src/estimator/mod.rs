@@ -17,7 +17,7 @@ use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::check;
-use crate::ops::{Tau, one_hot_argmax, straight_through};
+use crate::ops::{Tau, masked_rows, one_hot_argmax, straight_through};
 
 mod gumbel_rao;
 mod reinmax;
@@ -120,8 +120,13 @@ pub(crate) fn hard_sample<const D: usize>(
     match (estimator, tau) {
         (Estimator::StraightThrough, _) => {
             let perturbed = logits + noise.detach();
-            let soft = softmax(tau.divide(perturbed.clone()), dim);
-            straight_through(one_hot_argmax(perturbed.detach(), dim), soft)
+            let z = tau.divide(perturbed.clone());
+            // A fully masked row: no category (zeros) and, its logits replaced by zeros before
+            // the softmax, a zero gradient rather than NaN.
+            let masked = masked_rows(z.clone(), dim);
+            let soft = softmax(z.mask_fill(masked.clone(), 0.0), dim);
+            let hard = one_hot_argmax(perturbed.detach(), dim).mask_fill(masked, 0.0);
+            straight_through(hard, soft)
         }
         (Estimator::GumbelRao { samples }, _) => {
             gumbel_rao::sample(logits, noise, tau, samples, dim)

@@ -6,7 +6,8 @@ use burn::tensor::{AsIndex, Tensor};
 use crate::check;
 use crate::noise::sampler_gumbel_noise;
 use crate::ops::{
-    finite_or_zero, from_rows, in_f32, one_hot_argmax, straight_through, to_f32, to_rows,
+    finite_or_zero, from_rows, in_f32, masked_rows, one_hot_argmax, straight_through, to_f32,
+    to_rows,
 };
 
 /// Draws a one-hot categorical sample whose gradient is the ReinMax estimator.
@@ -37,7 +38,8 @@ use crate::ops::{
 ///
 /// # Panics
 /// If `tau` is not finite and `≥ 1`, `dim` is outside `[-D, D)`, or the category dimension is
-/// empty; in debug builds, on NaN logits or a fully masked row.
+/// empty; in debug builds, on NaN logits. A fully masked row gives zeros and a zero gradient, as
+/// in [`gumbel_softmax`](crate::gumbel_softmax).
 ///
 /// # Example
 /// ```
@@ -55,7 +57,7 @@ use crate::ops::{
 pub fn reinmax<const D: usize>(logits: Tensor<D>, tau: f64, dim: impl AsIndex) -> Tensor<D> {
     const OP: &str = "reinmax";
     check::reinmax_tau(OP, tau);
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     let noise = sampler_gumbel_noise(&logits, dim);
     in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
 }
@@ -91,7 +93,7 @@ pub fn reinmax_with_noise<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "reinmax_with_noise";
     check::reinmax_tau(OP, tau);
-    let dim = check::sampler(OP, &logits, Some(tau), None, dim);
+    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
     in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
 }
@@ -110,8 +112,11 @@ pub(crate) fn sample<const D: usize>(
 
 /// ReinMax on `[rows, n]` logits with the Gumbel noise `g` of the sample.
 pub(crate) fn reinmax_rows(logits: Tensor<2>, g: Tensor<2>, tau: f64) -> Tensor<2> {
-    let theta = logits.clone().detach();
-    let hard = one_hot_argmax(theta.clone() + g.detach(), 1); // a sample of softmax(θ)
+    // A fully masked row computes on zeros (finite throughout; its gradient is zeroed by
+    // `finite_or_zero` below) and has no sample.
+    let masked = masked_rows(logits.clone(), 1);
+    let theta = logits.clone().detach().mask_fill(masked.clone(), 0.0);
+    let hard = one_hot_argmax(theta.clone() + g.detach(), 1).mask_fill(masked, 0.0); // a sample of softmax(θ)
     let p = softmax(theta.clone(), 1);
     let pi1 = (softmax(theta.div_scalar(tau), 1) + hard.clone()).div_scalar(2.0);
     // Centring the input centres the gradient: the derivative of x ↦ x − mean(x) is the

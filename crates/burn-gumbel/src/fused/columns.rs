@@ -5,7 +5,7 @@
 
 use std::ptr::NonNull;
 
-use super::kernels::ln_or_zero;
+use super::kernels::{inverse_or_zero, ln_or_zero};
 use super::math::{fast_exp, fast_ln};
 use crate::counter::uniform;
 
@@ -13,6 +13,10 @@ use crate::counter::uniform;
 /// band's passes over a large map touch each memory page for 64 positions at once (a map of 8192
 /// categories on 16 × 16 positions spans 2048 pages per band).
 pub(super) const COLUMNS: usize = 64;
+
+/// The argmax [`columns_forward`] gives a fully masked position (every `(θ + g) / tau` is `−∞`):
+/// it has no category, so its one-hot is all zeros, as its soft sample is.
+pub(super) const MASKED_COLUMN: u32 = u32::MAX;
 
 /// A band of a tensor whose categories are not its last axis, for [`columns_forward`]: `n`
 /// categories of `width` positions each, category `j` of position `p` at `j · stride + p` from the
@@ -47,7 +51,8 @@ pub(super) struct ColumnsForward<'a> {
 /// across the positions so that the vector lanes are positions and no transpose is needed. Three
 /// passes over the band (noise and maximum, exponential and sum, normalization; an online
 /// softmax in two passes measured slower: its extra exponentials cost more than the pass they
-/// save); returns each position's argmax (the lowest index on ties).
+/// save); returns each position's argmax (the lowest index on ties; [`MASKED_COLUMN`] for a
+/// fully masked position, whose soft sample is all zeros).
 ///
 /// # Safety
 /// `band.out`, when present, must be valid for writes and reads at `j · stride + p` for every
@@ -98,6 +103,13 @@ pub(super) unsafe fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS]
             };
         }
     }
+    // A fully masked position (its maximum −∞) has no category: no one-hot, a soft sample of
+    // zeros (its values stay −∞, their exponentials 0, not `−∞ − −∞`).
+    for p in 0..width {
+        let masked = max[p] == f32::NEG_INFINITY;
+        argmax[p] = if masked { MASKED_COLUMN } else { argmax[p] };
+        max[p] = if masked { 0.0 } else { max[p] };
+    }
     let Some(out) = out else {
         return argmax;
     };
@@ -113,7 +125,7 @@ pub(super) unsafe fn columns_forward(band: ColumnsForward<'_>) -> [u32; COLUMNS]
     }
     let mut inv = [0.0f32; COLUMNS];
     for p in 0..width {
-        inv[p] = 1.0 / sum[p];
+        inv[p] = inverse_or_zero(sum[p]);
     }
     for j in 0..n {
         // SAFETY: as above.

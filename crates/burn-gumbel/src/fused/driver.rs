@@ -15,12 +15,12 @@ use rayon::prelude::*;
 use super::bands::{
     Shared, TASK_ELEMENTS, extent, gather_group, par_bands, par_gathered, scatter_group,
 };
-use super::columns::{COLUMNS, ColumnsBackward, ColumnsForward};
+use super::columns::{COLUMNS, ColumnsBackward, ColumnsForward, MASKED_COLUMN};
 use super::isa::{
     Isa, chunk_backward, chunk_columns_backward, chunk_columns_forward, chunk_forward,
     chunk_gumbel_rao,
 };
-use super::kernels::{BackwardChunk, ForwardChunk, RaoChunk, as_out};
+use super::kernels::{BackwardChunk, ForwardChunk, MASKED_ROW, RaoChunk, as_out};
 use super::layout::{BAND, Layout};
 use super::precision::{contiguous, narrowed, tensor_of, widened};
 
@@ -142,7 +142,9 @@ fn forward_rows(
                     x.write(0.0);
                 }
                 for (row, j) in argmaxes.into_iter().enumerate() {
-                    out[row * n + j].write(1.0);
+                    if j != MASKED_ROW {
+                        out[row * n + j].write(1.0);
+                    }
                 }
                 Vec::new()
             })
@@ -164,7 +166,9 @@ fn forward_rows(
         .zip(argmaxes.par_iter())
         .for_each(|(out, argmaxes)| {
             for (row, &j) in argmaxes.iter().enumerate() {
-                out[row * n + j] = 1.0;
+                if j != MASKED_ROW {
+                    out[row * n + j] = 1.0;
+                }
             }
         });
     (values, Some(one_hot))
@@ -200,8 +204,11 @@ fn forward_strided(
     let one_hot_out = Shared::of(&mut one_hot);
     let isa = kernel.isa;
     // A 1 in the one-hot: category `j` of the position at `index` (the band's offset plus the
-    // position), inside the tensor.
+    // position), inside the tensor; none for a fully masked row.
     let mark = |index: usize, j: usize| {
+        if j == MASKED_ROW {
+            return;
+        }
         let at = index + j * inner;
         // One comparison per row: checked in every build, since a wrong index would write
         // outside the buffer.
@@ -234,7 +241,12 @@ fn forward_strided(
                 let argmax = unsafe { chunk_columns_forward(isa, args) };
                 if hard {
                     for (p, &j) in argmax[..band.width].iter().enumerate() {
-                        mark(offset + p, j as usize);
+                        let j = if j == MASKED_COLUMN {
+                            MASKED_ROW
+                        } else {
+                            j as usize
+                        };
+                        mark(offset + p, j);
                     }
                 }
             }

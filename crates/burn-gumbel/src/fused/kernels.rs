@@ -48,8 +48,13 @@ pub(super) struct BackwardChunk<'a> {
     pub tau_sum: bool,
 }
 
+/// The argmax the forward kernels give a fully masked row (every `(θ + g) / tau` is `−∞`): it
+/// has no category, so its one-hot is all zeros, as its soft sample is.
+pub(super) const MASKED_ROW: usize = usize::MAX;
+
 /// The forward kernel on one chunk: writes `(θ + g) / tau` into `out`, and with `normalize` its
-/// softmax per row; returns each row's argmax (the lowest index on ties).
+/// softmax per row; returns each row's argmax (the lowest index on ties; [`MASKED_ROW`] for a
+/// fully masked row, whose soft sample is all zeros).
 ///
 /// Written so that the compiler vectorizes every loop, and inlined into each instruction-set
 /// variant (`isa.rs`). The noise is one loop over the whole chunk, so that short rows vectorize
@@ -87,9 +92,16 @@ pub(super) fn forward_chunk(chunk: ForwardChunk<'_>) -> Vec<usize> {
     // loop over one row of ten would not.
     for row in out.chunks_mut(n) {
         let max = lane_max(row);
-        argmaxes.push(first_index_of(row, max));
+        let masked = max == f32::NEG_INFINITY;
+        argmaxes.push(if masked {
+            MASKED_ROW
+        } else {
+            first_index_of(row, max)
+        });
+        // A fully masked row stays −∞, its exponentials 0 (not `−∞ − −∞`).
+        let shift = if masked { 0.0 } else { max };
         for x in row.iter_mut() {
-            *x -= max;
+            *x -= shift;
         }
     }
     for x in out.iter_mut() {
@@ -100,7 +112,7 @@ pub(super) fn forward_chunk(chunk: ForwardChunk<'_>) -> Vec<usize> {
         for &x in row.iter() {
             sum += x;
         }
-        let inv = 1.0 / sum;
+        let inv = inverse_or_zero(sum);
         for x in row.iter_mut() {
             *x *= inv;
         }
@@ -108,10 +120,17 @@ pub(super) fn forward_chunk(chunk: ForwardChunk<'_>) -> Vec<usize> {
     argmaxes
 }
 
-/// One row of `(θ + g) / tau`: its argmax, and with `normalize` its softmax in place.
+/// One row of `(θ + g) / tau`: its argmax, and with `normalize` its softmax in place (all zeros
+/// and [`MASKED_ROW`] for a fully masked row).
 #[inline(always)]
 fn row_softmax(out: &mut [f32], normalize: bool) -> usize {
     let max = lane_max(out);
+    if max == f32::NEG_INFINITY {
+        if normalize {
+            out.fill(0.0);
+        }
+        return MASKED_ROW;
+    }
     let argmax = first_index_of(out, max);
     if normalize {
         // exp and its sum in one pass, the sum in LANES independent accumulators (a single
@@ -215,7 +234,7 @@ pub(super) struct RaoChunk<'a> {
 ///
 /// The maximum of each conditional draw is `θ_i + G_i` by construction (`E_j + E_i p_j > E_i p_j`),
 /// so the softmax needs no search for it. Masked logits (`−∞`) have `p_j = 0`, a draw of `−∞`
-/// and a zero gradient.
+/// and a zero gradient; a fully masked row has no sample and a zero gradient.
 ///
 /// The costly arithmetic (the hash, the logarithms, the exponentials) runs as loops over the
 /// whole chunk, so that it vectorizes for rows of ten categories as for long ones; only the cheap
@@ -251,10 +270,12 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
     for row in x.chunks(n) {
         top.push(first_index_of(row, lane_max(row)));
     }
-    // p = softmax(θ) and ln Z = max + ln Σ e^{θ − max} per row.
+    // p = softmax(θ) and ln Z = max + ln Σ e^{θ − max} per row. A fully masked row (its
+    // maximum −∞) gets p = 0 and ln Z = 0, finite values whose gradient is zeroed below.
     let mut max = Vec::with_capacity(rows);
     for (row, p) in theta.chunks(n).zip(p.chunks_mut(n)) {
         let m = lane_max(row);
+        let m = if m == f32::NEG_INFINITY { 0.0 } else { m };
         for (p, &t) in p.iter_mut().zip(row) {
             *p = t - m;
         }
@@ -263,13 +284,15 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
     for p in p.iter_mut() {
         *p = fast_exp(*p);
     }
+    let mut masked = Vec::with_capacity(rows);
     for (p, &m) in p.chunks_mut(n).zip(&max) {
         let z = lane_sum(p);
-        let inv_z = 1.0 / z;
+        let inv_z = inverse_or_zero(z);
         for p in p.iter_mut() {
             *p *= inv_z;
         }
-        log_z.push(m + fast_ln(z));
+        masked.push(z == 0.0);
+        log_z.push(if z > 0.0 { m + fast_ln(z) } else { 0.0 });
     }
 
     let mut sum_tau = 0.0f32;
@@ -301,8 +324,15 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
         for x in x.iter_mut() {
             *x = fast_exp(*x);
         }
-        // The soft sample, and this draw's gradient y ⊙ (g − yᵀg) into w.
-        for ((x, g), w) in x.chunks_mut(n).zip(grad.chunks(n)).zip(w.chunks_mut(n)) {
+        // The soft sample, and this draw's gradient y ⊙ (g − yᵀg) into w; none for a fully
+        // masked row, which has no sample.
+        let each_row = x.chunks_mut(n).zip(grad.chunks(n)).zip(w.chunks_mut(n));
+        for (((x, g), w), &masked) in each_row.zip(&masked) {
+            if masked {
+                x.fill(0.0);
+                w.fill(0.0);
+                continue;
+            }
             let inv = 1.0 / lane_sum(x);
             for x in x.iter_mut() {
                 *x *= inv;
@@ -334,6 +364,13 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
         *g = a * scale;
     }
     sum_tau * scale
+}
+
+/// `1 / sum` for the sum of a row's exponentials, 0 for a fully masked row's (whose sum is 0;
+/// any other row's is at least 1, the term of its maximum).
+#[inline(always)]
+pub(super) fn inverse_or_zero(sum: f32) -> f32 {
+    if sum > 0.0 { 1.0 / sum } else { 0.0 }
 }
 
 /// `Σ x_i` in LANES independent accumulators, so that it vectorizes.
