@@ -35,8 +35,9 @@ print(f"{2 * x.numel() / s / 1e9:.0f}")  # GB/s, read + write
 PY
 status=0
 # The GPU kernel against the CPU one on this card: one key, the same hard samples (keyed::), and
-# the fused paths against the tensor ops in law (fused::).
-.gpubin/gumbel keyed:: fused:: 2>&1 | tee "$OUT/tests.log" | grep -E '^test |test result' || status=1
+# the fused paths against the tensor ops in law (fused::), fully masked rows and masked
+# categories (numerics::, gumbel_max::).
+.gpubin/gumbel keyed:: fused:: numerics:: gumbel_max:: 2>&1 | tee "$OUT/tests.log" | grep -E '^test |test result' || status=1
 # One second of measurement per row (criterion's flags override the benchmarks' 2 s): ~90 rows
 # fit a lent machine's 10-minute call with the tests and PyTorch's rows.
 timing=(--warm-up-time 0.3 --measurement-time 1)
