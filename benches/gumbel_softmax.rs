@@ -151,7 +151,7 @@ fn bench_gumbel_rao<const D: usize>(
     let id = BenchmarkId::new("gumbel-rao/forward_backward", &name);
     bench_routine(&mut group, id, || {
         let x = ad_logits.clone().require_grad();
-        let y = gumbel_rao(x.clone(), TAU, GUMBEL_RAO_SAMPLES, dim);
+        let y = gumbel_rao(x.clone(), GUMBEL_RAO_SAMPLES, TAU, dim);
         let grads = (y * weights.clone()).sum().backward();
         let grad = x.grad(&grads);
         sync(&ad);

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_gumbel::{Estimator, gumbel_rao, gumbel_softmax, reinmax};
+use burn_gumbel::Estimator;
 use clap::Parser;
 
 /// Measure the gradient estimators of hard samples against the exact gradient.
@@ -101,14 +101,6 @@ struct Row {
     micros_per_draw: f64,
 }
 
-fn sample(estimator: Estimator, logits: Tensor<2>, tau: f64) -> Tensor<2> {
-    match estimator {
-        Estimator::StraightThrough => gumbel_softmax(logits, tau, true, -1),
-        Estimator::GumbelRao { samples } => gumbel_rao(logits, tau, samples, -1),
-        Estimator::ReinMax => reinmax(logits, tau, -1),
-    }
-}
-
 /// `draws` gradients of `f(z)` by one estimator: their mean and variance against the exact one.
 fn measure(problem: &Problem, estimator: Estimator, tau: f64, cli: &Cli, device: &Device) -> Row {
     let k = problem.theta.len();
@@ -120,7 +112,7 @@ fn measure(problem: &Problem, estimator: Estimator, tau: f64, cli: &Cli, device:
         let rows = cli.batch.min(cli.draws - n);
         let logits = theta.clone().repeat_dim(0, rows).require_grad(); // [rows, k]
         let started = Instant::now();
-        let z = sample(estimator, logits.clone(), tau);
+        let z = estimator.sample(logits.clone(), tau, -1);
         let loss = (z - target.clone()).powi_scalar(2).sum();
         let grads = loss.backward();
         let g = logits.grad(&grads).expect("the logits get a gradient");

@@ -55,7 +55,7 @@ fn one_hot_samples_follow_the_probabilities(device: &Device) {
     let p = probs();
     type Sampler = Box<dyn Fn(Tensor<2>) -> Tensor<2>>;
     let samplers: [(&str, Sampler); 2] = [
-        ("gumbel-rao:4", Box::new(|l| gumbel_rao(l, 0.5, 4, -1))),
+        ("gumbel-rao:4", Box::new(|l| gumbel_rao(l, 4, 0.5, -1))),
         ("reinmax", Box::new(|l| reinmax(l, 1.5, -1))),
     ];
     for (name, sample) in samplers {
@@ -82,8 +82,8 @@ fn gumbel_rao_keeps_the_straight_through_mean_with_less_variance(device: &Device
     let (n, tau) = (40_000, 0.5);
     device.seed(602);
     let (_, st) = per_row_gradients(|l| gumbel_softmax(l, tau, true, -1), n, device);
-    let (_, gr1) = per_row_gradients(|l| gumbel_rao(l, tau, 1, -1), n, device);
-    let (_, gr10) = per_row_gradients(|l| gumbel_rao(l, tau, 10, -1), n, device);
+    let (_, gr1) = per_row_gradients(|l| gumbel_rao(l, 1, tau, -1), n, device);
+    let (_, gr10) = per_row_gradients(|l| gumbel_rao(l, 10, tau, -1), n, device);
     let (m_st, se_st, var_st) = stats(&st);
     for (name, g) in [("gumbel-rao:1", &gr1), ("gumbel-rao:10", &gr10)] {
         let (m, se, _) = stats(g);
@@ -166,7 +166,7 @@ fn the_functions_and_the_layer_draw_the_same_noise(device: &Device) {
         ad.seed(72);
         let function = match estimator {
             Estimator::ReinMax => reinmax(logits.clone(), tau, 1),
-            _ => gumbel_rao(logits.clone(), tau, 3, 1),
+            _ => gumbel_rao(logits.clone(), 3, tau, 1),
         };
         let layer = GumbelSoftmaxConfig::new()
             .with_tau(tau)

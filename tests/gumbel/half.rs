@@ -98,7 +98,7 @@ fn every_sampler_accepts_half_precision(device: &Device) {
             "gumbel_softmax_with_noise",
             gumbel_softmax_with_noise(logits(), noise, 0.5, true, -1),
         );
-        check("gumbel_rao", gumbel_rao(logits(), 0.5, 3, -1));
+        check("gumbel_rao", gumbel_rao(logits(), 3, 0.5, -1));
         check("reinmax", reinmax(logits(), 1.0, -1));
         check("relaxed_k_hot", relaxed_k_hot(logits(), 2, 0.5, true, -1));
         check("relaxed_bernoulli", relaxed_bernoulli(logits(), 0.5, false));

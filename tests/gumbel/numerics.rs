@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use burn_gumbel::{
-    Estimator, GumbelSoftmaxConfig, gumbel_rao, gumbel_softmax, gumbel_softmax_with_key,
+    Estimator, GumbelSoftmaxConfig, Key, gumbel_rao, gumbel_softmax, gumbel_softmax_with_key,
     gumbel_softmax_with_noise, reinmax,
 };
 
@@ -91,16 +91,16 @@ fn fully_masked_rows_are_zeros_on_every_path(device: &Device) {
         ("soft", |x, dim| gumbel_softmax(x, 0.7, false, dim)),
         ("hard", |x, dim| gumbel_softmax(x, 0.7, true, dim)),
         ("keyed soft", |x, dim| {
-            gumbel_softmax_with_key(x, 0.7, false, dim, 11)
+            gumbel_softmax_with_key(x, Key::new(11), 0.7, false, dim)
         }),
         ("keyed hard", |x, dim| {
-            gumbel_softmax_with_key(x, 0.7, true, dim, 11)
+            gumbel_softmax_with_key(x, Key::new(11), 0.7, true, dim)
         }),
         ("given noise", |x, dim| {
             let noise = x.zeros_like();
             gumbel_softmax_with_noise(x, noise, 0.7, false, dim)
         }),
-        ("gumbel-rao", |x, dim| gumbel_rao(x, 0.7, 3, dim)),
+        ("gumbel-rao", |x, dim| gumbel_rao(x, 3, 0.7, dim)),
         ("reinmax", |x, dim| reinmax(x, 1.5, dim)),
         ("layer, learned tau", |x, dim| {
             GumbelSoftmaxConfig::new()

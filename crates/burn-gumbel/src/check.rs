@@ -6,11 +6,21 @@
 
 use burn::tensor::{AsIndex, DType, Shape, Tensor};
 
-/// Panics unless `tau` is finite and strictly positive.
+/// Panics unless `tau` is finite and strictly positive ([`tau_rule`]).
 #[track_caller]
 pub(crate) fn tau(op: &str, tau: f64) {
-    if !(tau.is_finite() && tau > 0.0) {
-        panic!("{op}: the temperature tau must be finite and > 0, got tau = {tau}");
+    if let Err(rule) = tau_rule(tau) {
+        panic!("{op}: {rule}");
+    }
+}
+
+/// The rule of [`tau`], as a message for a `Result`.
+pub(crate) fn tau_rule(tau: f64) -> Result<(), String> {
+    match tau.is_finite() && tau > 0.0 {
+        true => Ok(()),
+        false => Err(format!(
+            "the temperature tau must be finite and > 0, got tau = {tau}"
+        )),
     }
 }
 
@@ -45,11 +55,22 @@ pub(crate) fn log_tau(op: &str, shape: &Shape) {
     }
 }
 
-/// Panics unless `tau` is finite and `≥ 1`, the range in which ReinMax is defined.
+/// Panics unless `tau` is finite and `≥ 1`, the range in which ReinMax is defined
+/// ([`reinmax_tau_rule`]).
 #[track_caller]
 pub(crate) fn reinmax_tau(op: &str, tau: f64) {
-    if !(tau.is_finite() && tau >= 1.0) {
-        panic!("{op}: ReinMax needs a temperature tau that is finite and >= 1, got tau = {tau}");
+    if let Err(rule) = reinmax_tau_rule(tau) {
+        panic!("{op}: {rule}");
+    }
+}
+
+/// The rule of [`reinmax_tau`], as a message for a `Result`.
+pub(crate) fn reinmax_tau_rule(tau: f64) -> Result<(), String> {
+    match tau.is_finite() && tau >= 1.0 {
+        true => Ok(()),
+        false => Err(format!(
+            "ReinMax needs a temperature tau that is finite and >= 1, got tau = {tau}"
+        )),
     }
 }
 
@@ -90,11 +111,19 @@ pub(crate) fn same_shape(op: &str, name: &str, logits: &Shape, other: &Shape) {
     }
 }
 
-/// Panics unless Gumbel-Rao has at least one conditional sample.
+/// Panics unless Gumbel-Rao has at least one conditional sample ([`samples_rule`]).
 #[track_caller]
 pub(crate) fn samples(op: &str, samples: usize) {
-    if samples == 0 {
-        panic!("{op}: Gumbel-Rao needs at least one sample, got samples = 0");
+    if let Err(rule) = samples_rule(samples) {
+        panic!("{op}: {rule}");
+    }
+}
+
+/// The rule of [`samples`], as a message for a `Result`.
+pub(crate) fn samples_rule(samples: usize) -> Result<(), String> {
+    match samples {
+        0 => Err("Gumbel-Rao needs at least one sample, got samples = 0".to_string()),
+        _ => Ok(()),
     }
 }
 

@@ -76,17 +76,44 @@ pub(crate) fn gumbel_noise_with_key<const D: usize>(
     key: u64,
     device: &Device,
 ) -> Tensor<D> {
+    let noise = on_host(shape, dim, key, 0, |u| -(-u.ln()).ln());
+    Tensor::from_data(TensorData::new(noise, shape.clone()), device)
+}
+
+/// The exponential noise `−ln u` of the `samples` conditional draws of Gumbel-Rao's backward
+/// pass for logits of `shape` (categories along `dim`) under `key`, as the fused kernel draws it
+/// (draw `s` of element `e` has the counter `(s + 1) · total + e`), computed on the host in f64
+/// and rounded to f32: one tensor of `shape` per draw.
+pub(crate) fn exponential_noise_with_key<const D: usize>(
+    shape: &Shape,
+    dim: usize,
+    key: u64,
+    samples: usize,
+    device: &Device,
+) -> Vec<Tensor<D>> {
+    let total = shape.num_elements() as u64;
+    (1..=samples as u64)
+        .map(|s| {
+            let noise = on_host(shape, dim, key, s.wrapping_mul(total), |u| -u.ln());
+            Tensor::from_data(TensorData::new(noise, shape.clone()), device)
+        })
+        .collect()
+}
+
+/// `f(u)` of the counter-based uniform of every element of a tensor of `shape` under `key`, with
+/// the categories along `dim` (element `(o, j, i)` of the `[outer, n, inner]` view is row
+/// `o·inner + i`'s category `j`, counter `offset + (o·inner + i)·n + j`), in f64 rounded to f32.
+fn on_host(shape: &Shape, dim: usize, key: u64, offset: u64, f: impl Fn(f64) -> f64) -> Vec<f32> {
     let n = shape[dim];
     let inner: usize = shape.iter().skip(dim + 1).product();
     let total = shape.num_elements();
     let mut noise = vec![0.0f32; total];
-    // Element (o, j, i) of the [outer, n, inner] view is row o·inner + i's category j.
     for (e, g) in noise.iter_mut().enumerate() {
         let (o, j, i) = (e / (n * inner), e / inner % n, e % inner);
-        let counter = ((o * inner + i) * n + j) as u64;
-        *g = -(-(uniform(key, counter) as f64).ln()).ln() as f32;
+        let counter = offset.wrapping_add(((o * inner + i) * n + j) as u64);
+        *g = f(uniform(key, counter) as f64) as f32;
     }
-    Tensor::from_data(TensorData::new(noise, shape.clone()), device)
+    noise
 }
 
 #[cfg(test)]

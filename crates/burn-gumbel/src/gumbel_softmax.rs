@@ -4,9 +4,9 @@
 use burn::tensor::{AsIndex, Tensor};
 
 use crate::check;
-use crate::estimator::{Estimator, hard_sample};
-use crate::noise::sampler_gumbel_noise;
-use crate::ops::{Tau, in_f32, masked_rows, softmax_or_zero, to_f32};
+use crate::key::Key;
+use crate::ops::Tau;
+use crate::sampling::{Kind, Noise, sample};
 
 /// Draws a Gumbel-Softmax sample, soft or hard (straight-through).
 ///
@@ -83,52 +83,8 @@ pub fn gumbel_softmax<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax";
     let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
-    let estimator = Estimator::StraightThrough;
-    sample_with_fresh_noise(logits, &Tau::Fixed(tau), hard, estimator, dim)
-}
-
-/// A sample on checked arguments with noise drawn on the logits' device, returned in the logits'
-/// dtype.
-///
-/// On a flex device, for the straight-through estimator (the temperature fixed or learned), the
-/// fused kernel draws its own noise and computes the sample in one pass (`fused/`; half-precision
-/// logits are widened inside it); on a cube device (wgpu) the GPU kernel does, for a fixed
-/// temperature and straight-through (`cube/`). Everything else widens half-precision logits to
-/// f32 ([`in_f32`]), draws the noise of [`sampler_gumbel_noise`] (the GPU kernel's on a cube
-/// device, so that every path there draws from one generator) and calls [`sample`].
-pub(crate) fn sample_with_fresh_noise<const D: usize>(
-    logits: Tensor<D>,
-    tau: &Tau,
-    hard: bool,
-    estimator: Estimator,
-    dim: usize,
-) -> Tensor<D> {
-    #[cfg(feature = "flex")]
-    {
-        let fused = match estimator {
-            Estimator::StraightThrough => {
-                crate::fused::try_straight_through(&logits, tau, hard, dim)
-            }
-            Estimator::GumbelRao { samples } if hard => {
-                crate::fused::try_gumbel_rao(&logits, tau, samples, dim)
-            }
-            _ => None,
-        };
-        if let Some(sample) = fused {
-            return sample;
-        }
-    }
-    #[cfg(feature = "wgpu")]
-    if estimator == Estimator::StraightThrough
-        && let Some(sample) = crate::cube::try_straight_through(&logits, tau, hard, dim)
-    {
-        return sample;
-    }
-    // The tensor ops, on the noise the kernel of this device would draw where it has one.
-    let noise = sampler_gumbel_noise(&logits, dim);
-    in_f32(logits, |logits| {
-        sample(logits, noise, tau, hard, estimator, dim)
-    })
+    let kind = Kind::straight_through(hard);
+    sample(logits, &Tau::Fixed(tau), kind, Noise::Fresh, dim)
 }
 
 /// [`gumbel_softmax`] with caller-given noise.
@@ -181,41 +137,40 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
     const OP: &str = "gumbel_softmax_with_noise";
     let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    let estimator = Estimator::StraightThrough;
-    in_f32(logits, |logits| {
-        sample(
-            logits,
-            to_f32(noise),
-            &Tau::Fixed(tau),
-            hard,
-            estimator,
-            dim,
-        )
-    })
+    let kind = Kind::straight_through(hard);
+    sample(
+        logits,
+        &Tau::Fixed(tau),
+        kind,
+        Noise::Given(Box::new(noise)),
+        dim,
+    )
 }
 
-/// [`gumbel_softmax`] with the noise of an explicit generator key: reproducible across devices.
+/// [`gumbel_softmax`] with the noise of a [`Key`]: reproducible across devices.
 ///
 /// `y = softmax((logits + g) / tau)` along `dim` (its one-hot with `hard`, straight-through), with
 /// `g_i = −ln(−ln u_i)` and `u_i` the counter-based uniform of element `i` under `key`: a 32-bit
 /// hash of the element's index with the category axis moved last (`row · n + category`). It is
 /// the noise the fused kernels draw, under the key they otherwise take from the device's
-/// generator; naming the key makes it the same on every device. Burn's device generators differ
-/// between backends, so `Device::seed` reproduces a run on one backend, and a key reproduces it
-/// across backends: on flex and on wgpu the kernels give identical hard samples (barring two
-/// perturbed logits of a row within an ulp of each other) and soft samples within about 1.3e-6
-/// relative (the order of the sums differs). On other backends the noise is computed on the host
-/// (with f64 logarithms, so within rounding of the kernels') and passed to
-/// [`gumbel_softmax_with_noise`]: soft samples within about 5e-6 relative of the kernels'.
+/// generator; naming the key makes the sample a function of (key, logits, arguments) alone: the
+/// same whatever the thread count and whatever ran before on the device, and the same on every
+/// backend — on flex and on wgpu the kernels give identical hard samples (barring two perturbed
+/// logits of a row within an ulp of each other) and soft samples within about 1.3e-6 relative
+/// (the order of the sums differs); on other backends the noise is computed on the host (with f64
+/// logarithms, so within rounding of the kernels') and the tensor ops give soft samples within
+/// about 5e-6 relative of the kernels'. Burn's device generators differ between backends, so
+/// `Device::seed` reproduces a run on one backend only.
 ///
-/// Use one key per draw: the same key on the same logits gives the same sample.
+/// Use one key per draw ([`Key::fold_in`] derives them): the same key on the same logits gives
+/// the same sample.
 ///
 /// # Arguments
 /// - `logits`: unnormalized log-probabilities.
+/// - `key`: the generator key.
 /// - `tau`: the temperature, finite and `> 0`.
 /// - `hard`: return a one-hot sample with the soft sample's gradient.
 /// - `dim`: the category dimension; negative values count from the end.
-/// - `key`: the generator key, any `u64`.
 ///
 /// # Shapes
 /// - logits: `[..., n_categories, ...]` (categories along `dim`)
@@ -227,54 +182,27 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
 /// # Example
 /// ```
 /// use burn::tensor::{Device, Tensor};
-/// use burn_gumbel::gumbel_softmax_with_key;
+/// use burn_gumbel::{Key, gumbel_softmax_with_key};
 ///
 /// let device = Device::default();
 /// # #[cfg(feature = "flex")] let device = Device::flex();
 /// let logits = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], &device);
-/// let a = gumbel_softmax_with_key(logits.clone(), 0.5, true, -1, 7);
-/// let b = gumbel_softmax_with_key(logits, 0.5, true, -1, 7);
+/// let key = Key::new(7);
+/// let a = gumbel_softmax_with_key(logits.clone(), key, 0.5, true, -1);
+/// let b = gumbel_softmax_with_key(logits, key, 0.5, true, -1);
 /// assert_eq!(a.into_data(), b.into_data());
 /// ```
 pub fn gumbel_softmax_with_key<const D: usize>(
     logits: Tensor<D>,
+    key: Key,
     tau: f64,
     hard: bool,
     dim: impl AsIndex,
-    key: u64,
 ) -> Tensor<D> {
     const OP: &str = "gumbel_softmax_with_key";
     let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
-    #[cfg(feature = "flex")]
-    if crate::fused::applies(&logits) {
-        return crate::fused::gumbel_softmax_with_key(logits, tau, hard, dim, key);
-    }
-    #[cfg(feature = "wgpu")]
-    if crate::cube::applies(&logits) {
-        return crate::cube::gumbel_softmax_with_key(logits, tau, hard, dim, key);
-    }
-    let noise = crate::counter::gumbel_noise_with_key(&logits.shape(), dim, key, &logits.device());
-    in_f32(logits, |logits| {
-        let estimator = Estimator::StraightThrough;
-        sample(logits, noise, &Tau::Fixed(tau), hard, estimator, dim)
-    })
-}
-
-/// The sampler itself, on checked arguments: soft, or hard with the gradient of `estimator`.
-fn sample<const D: usize>(
-    logits: Tensor<D>,
-    noise: Tensor<D>,
-    tau: &Tau,
-    hard: bool,
-    estimator: Estimator,
-    dim: usize,
-) -> Tensor<D> {
-    if hard {
-        return hard_sample(logits, noise, tau, estimator, dim);
-    }
-    let z = tau.divide(logits + noise.detach());
-    let masked = masked_rows(z.clone(), dim);
-    softmax_or_zero(z, masked, dim)
+    let kind = Kind::straight_through(hard);
+    sample(logits, &Tau::Fixed(tau), kind, Noise::Keyed(key), dim)
 }
 
 #[cfg(test)]

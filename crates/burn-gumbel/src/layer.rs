@@ -2,14 +2,15 @@
 
 use burn::config::Config;
 use burn::module::{Content, DisplaySettings, Flag, Module, ModuleDisplay, Param};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::check;
 use crate::estimator::Estimator;
-use crate::gumbel_softmax::sample_with_fresh_noise;
-use crate::ops::{Tau, in_f32, one_hot_argmax};
+use crate::key::Key;
+use crate::ops::{Tau, in_f32, masked_rows, one_hot_argmax, softmax_or_zero};
+use crate::sampling::{Kind, Noise, sample};
+use crate::setting::{InvalidSetting, Setting};
 
 /// What [`GumbelSoftmax`] returns outside training.
 ///
@@ -64,6 +65,31 @@ pub struct GumbelSoftmaxConfig {
 }
 
 impl GumbelSoftmaxConfig {
+    /// Checks the settings without panicking: the rules [`init`](Self::init) enforces.
+    ///
+    /// # Errors
+    /// The first rule broken: a `tau` that is not finite and `> 0` ([`Setting::Tau`]), or what
+    /// [`Estimator::validate`] refuses ([`Setting::Estimator`]): an estimator other than
+    /// straight-through on soft samples, Gumbel-Rao with 0 samples, ReinMax below `tau = 1` or
+    /// with a learnable temperature.
+    ///
+    /// # Example
+    /// ```
+    /// use burn_gumbel::{Estimator, GumbelSoftmaxConfig, Setting};
+    ///
+    /// assert!(GumbelSoftmaxConfig::new().validate().is_ok());
+    /// let soft_gumbel_rao = GumbelSoftmaxConfig::new().with_estimator(Estimator::GumbelRao { samples: 4 });
+    /// assert_eq!(soft_gumbel_rao.validate().unwrap_err().setting, Setting::Estimator);
+    /// ```
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        settings(
+            Some(self.tau),
+            self.hard,
+            self.estimator,
+            self.learnable_tau,
+        )
+    }
+
     /// Initializes a [`GumbelSoftmax`] layer; a learnable temperature is created on `device`.
     ///
     /// # Panics
@@ -95,27 +121,24 @@ impl GumbelSoftmaxConfig {
 /// [`GumbelSoftmax`] are public. `tau` is the fixed temperature in use, `None` when it is learned.
 #[track_caller]
 fn check_settings(op: &str, tau: Option<f64>, hard: bool, estimator: Estimator, learned: bool) {
+    if let Err(error) = settings(tau, hard, estimator, learned) {
+        panic!("{op}: {error}");
+    }
+}
+
+/// [`check_settings`] as a value.
+fn settings(
+    tau: Option<f64>,
+    hard: bool,
+    estimator: Estimator,
+    learned: bool,
+) -> Result<(), InvalidSetting> {
     if let Some(tau) = tau {
-        check::tau(op, tau);
+        InvalidSetting::check(Setting::Tau, check::tau_rule(tau))?;
     }
-    estimator.check(op);
-    if estimator != Estimator::StraightThrough && !hard {
-        panic!(
-            "{op}: the estimator {estimator} is for hard (one-hot) samples: set hard = true, got \
-             hard = false"
-        );
-    }
-    if estimator == Estimator::ReinMax {
-        if let Some(tau) = tau {
-            check::reinmax_tau(op, tau);
-        }
-        if learned {
-            panic!(
-                "{op}: ReinMax's gradient does not reach the temperature: learnable_tau must be \
-                 false with the estimator reinmax, got learnable_tau = true"
-            );
-        }
-    }
+    // A learned temperature (`None`) has no fixed value to hold to ReinMax's floor, and ReinMax
+    // refuses it anyway.
+    estimator.validate(hard, tau, learned)
 }
 
 /// The Gumbel-Softmax layer: a differentiable sample from the categorical law `softmax(logits)`.
@@ -192,17 +215,42 @@ impl GumbelSoftmax {
     ///   for f32 and half-precision logits: from 1.2e-38 to 3.4e38).
     pub fn forward<const D: usize>(&self, logits: Tensor<D>) -> Tensor<D> {
         const OP: &str = "GumbelSoftmax::forward";
-        let (tau, fixed) = match &self.log_tau {
-            Some(log_tau) => {
-                let log_tau = log_tau.val();
-                check::log_tau(OP, &log_tau.shape());
-                (Tau::Learned(Box::new(log_tau.exp())), None)
-            }
-            None => (Tau::Fixed(self.tau), Some(self.tau)),
-        };
-        let learned = self.log_tau.is_some();
-        check_settings(OP, fixed, self.hard, self.estimator, learned);
-        self.apply(OP, logits, &tau)
+        let tau = self.own_tau(OP);
+        self.apply(OP, logits, &tau, Noise::Fresh)
+    }
+
+    /// [`forward`](Self::forward) with the noise of a [`Key`], as
+    /// [`gumbel_softmax_with_key`](crate::gumbel_softmax_with_key): in training (and in
+    /// [`EvalMode::Sample`]) the sample is a function of (key, logits, the layer's settings and
+    /// temperature) alone, the same on every backend. Derive one key per step, e.g.
+    /// `seed.fold_in(step)` ([`Key::fold_in`]).
+    ///
+    /// # Shapes
+    /// - logits: `[..., n_categories, ...]` (categories along `dim`)
+    /// - output: the shape of `logits`
+    ///
+    /// # Panics
+    /// As [`forward`](Self::forward).
+    ///
+    /// # Example
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use burn_gumbel::{GumbelSoftmaxConfig, Key};
+    ///
+    /// let device = Device::default().autodiff();
+    /// # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
+    /// let layer = GumbelSoftmaxConfig::new().with_hard(true).init(&device);
+    /// let logits = Tensor::<2>::from_floats([[0.5, 1.0, -1.0]], &device);
+    /// let seed = Key::new(0);
+    /// let step = 12;
+    /// let a = layer.forward_with_key(logits.clone(), seed.fold_in(step));
+    /// let b = layer.forward_with_key(logits, seed.fold_in(step));
+    /// assert_eq!(a.into_data(), b.into_data());
+    /// ```
+    pub fn forward_with_key<const D: usize>(&self, logits: Tensor<D>, key: Key) -> Tensor<D> {
+        const OP: &str = "GumbelSoftmax::forward_with_key";
+        let tau = self.own_tau(OP);
+        self.apply(OP, logits, &tau, Noise::Keyed(key))
     }
 
     /// Applies the layer with the temperature `tau` for this call only, for annealing. A learned
@@ -219,7 +267,42 @@ impl GumbelSoftmax {
     pub fn forward_with_tau<const D: usize>(&self, logits: Tensor<D>, tau: f64) -> Tensor<D> {
         const OP: &str = "GumbelSoftmax::forward_with_tau";
         check_settings(OP, Some(tau), self.hard, self.estimator, false);
-        self.apply(OP, logits, &Tau::Fixed(tau))
+        self.apply(OP, logits, &Tau::Fixed(tau), Noise::Fresh)
+    }
+
+    /// [`forward_with_tau`](Self::forward_with_tau) with the noise of a [`Key`], as
+    /// [`forward_with_key`](Self::forward_with_key): an annealed temperature and a key per step.
+    ///
+    /// # Shapes
+    /// - logits: `[..., n_categories, ...]` (categories along `dim`)
+    /// - output: the shape of `logits`
+    ///
+    /// # Panics
+    /// As [`forward_with_tau`](Self::forward_with_tau).
+    ///
+    /// # Example
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use burn_gumbel::{GumbelSoftmaxConfig, Key, TemperatureSchedule};
+    ///
+    /// let device = Device::default();
+    /// # #[cfg(feature = "flex")] let device = Device::flex();
+    /// let layer = GumbelSoftmaxConfig::new().init(&device);
+    /// let schedule = TemperatureSchedule::paper();
+    /// let logits = Tensor::<2>::from_floats([[0.5, 1.0, -1.0]], &device);
+    /// let step = 3000;
+    /// let y = layer.forward_with_tau_and_key(logits, schedule.tau(step), Key::new(1).fold_in(step));
+    /// assert!((y.sum().into_scalar::<f32>() - 1.0).abs() < 1e-6);
+    /// ```
+    pub fn forward_with_tau_and_key<const D: usize>(
+        &self,
+        logits: Tensor<D>,
+        tau: f64,
+        key: Key,
+    ) -> Tensor<D> {
+        const OP: &str = "GumbelSoftmax::forward_with_tau_and_key";
+        check_settings(OP, Some(tau), self.hard, self.estimator, false);
+        self.apply(OP, logits, &Tau::Fixed(tau), Noise::Keyed(key))
     }
 
     /// The learned temperature `exp(ln tau)`, `[1]`, or `None` when it is fixed.
@@ -233,9 +316,31 @@ impl GumbelSoftmax {
         self.log_tau.as_ref().map(|log_tau| log_tau.val().exp())
     }
 
-    /// The layer at a checked temperature.
+    /// The layer's own temperature (fixed, or the learned `exp(ln tau)`), its settings checked.
     #[track_caller]
-    fn apply<const D: usize>(&self, op: &str, logits: Tensor<D>, tau: &Tau) -> Tensor<D> {
+    fn own_tau(&self, op: &str) -> Tau {
+        let (tau, fixed) = match &self.log_tau {
+            Some(log_tau) => {
+                let log_tau = log_tau.val();
+                check::log_tau(op, &log_tau.shape());
+                (Tau::Learned(Box::new(log_tau.exp())), None)
+            }
+            None => (Tau::Fixed(self.tau), Some(self.tau)),
+        };
+        let learned = self.log_tau.is_some();
+        check_settings(op, fixed, self.hard, self.estimator, learned);
+        tau
+    }
+
+    /// The layer at a checked temperature, drawing `noise` where it samples.
+    #[track_caller]
+    fn apply<const D: usize>(
+        &self,
+        op: &str,
+        logits: Tensor<D>,
+        tau: &Tau,
+        noise: Noise<D>,
+    ) -> Tensor<D> {
         let fixed = match tau {
             Tau::Fixed(tau) => Some(*tau),
             Tau::Learned(_) => None,
@@ -245,10 +350,22 @@ impl GumbelSoftmax {
         match (training, self.eval_mode) {
             // In the logits' dtype (half precision computed in f32 inside).
             (true, _) | (false, EvalMode::Sample) => {
-                sample_with_fresh_noise(logits, tau, self.hard, self.estimator, dim)
+                let kind = match self.hard {
+                    true => Kind::Hard(self.estimator),
+                    false => Kind::Soft,
+                };
+                sample(logits, tau, kind, noise, dim)
             }
-            (false, EvalMode::Softmax) => in_f32(logits, |l| softmax(tau.divide(l), dim)),
-            (false, EvalMode::Argmax) => in_f32(logits, |l| one_hot_argmax(l, dim)),
+            // Without noise; a fully masked row is zeros here too.
+            (false, EvalMode::Softmax) => in_f32(logits, |l| {
+                let z = tau.divide(l);
+                let masked = masked_rows(z.clone(), dim);
+                softmax_or_zero(z, masked, dim)
+            }),
+            (false, EvalMode::Argmax) => in_f32(logits, |l| {
+                let masked = masked_rows(l.clone(), dim);
+                one_hot_argmax(l, dim).mask_fill(masked, 0.0)
+            }),
         }
     }
 }
@@ -278,6 +395,7 @@ impl ModuleDisplay for GumbelSoftmax {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::activation::softmax;
     use burn::tensor::{Device, Tolerance};
 
     fn logits(device: &Device) -> Tensor<2> {

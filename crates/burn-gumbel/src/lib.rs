@@ -12,10 +12,12 @@
 //! | [`relaxed_k_hot`] | `k` rounds of masked softmax: a differentiable subset of size `k`; or its exact k-hot, straight-through |
 //! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
 //! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
+//! | [`gumbel_softmax_with_key`] | the same with the noise of a [`Key`]: the same sample on every backend |
+//! | [`Key`] | names a draw of noise; `fold_in(step)` and `split` derive independent keys |
 //! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
 //! | [`gumbel_rao`] | one-hot sample; gradient: straight-through averaged over `K` noise draws given the sample |
 //! | [`reinmax`] | one-hot sample of `softmax(logits)`; gradient `2·J(π₁)g − ½·J(p)g` (second order) |
-//! | [`Estimator`] | the layer's choice of gradient for hard samples: straight-through, Gumbel-Rao, ReinMax |
+//! | [`Estimator`] | the choice of gradient for hard samples: straight-through, Gumbel-Rao, ReinMax; [`Estimator::sample`] draws with one |
 //! | [`RelaxedOneHotCategorical`] | the Concrete distribution: `rsample`, `log_prob` on the simplex and in log space |
 //! | [`relaxed_bernoulli`] | `sigmoid((logits + L) / tau)`, `L` logistic; or with `hard` its 0/1, straight-through |
 //! | [`TemperatureSchedule`] | `tau = max(tau_min, tau0 · exp(-rate · t))` |
@@ -40,7 +42,14 @@
 //!
 //! Both draw the same counter-based noise: [`gumbel_softmax_with_key`] gives identical hard
 //! samples on flex and on wgpu. Other calls, and every call on another backend, take the
-//! tensor-op path.
+//! tensor-op path. One function (`sampling::engine`) decides which engine serves each call.
+//!
+//! ## Arguments
+//! The public functions take their arguments in one order:
+//! `(logits, [noise | key], [k | samples], tau, [hard], dim)`: e.g.
+//! [`gumbel_softmax_with_key`]`(logits, key, tau, hard, dim)`,
+//! [`gumbel_rao`]`(logits, samples, tau, dim)`, [`relaxed_k_hot`]`(logits, k, tau, hard, dim)`.
+//! [`Estimator`]'s `sample` forms take the estimator as their receiver.
 //!
 //! ## Precision
 //! Logits in f16 or bf16 are sampled in f32 (noise, softmax, gradient) and the sample comes back
@@ -54,8 +63,9 @@
 //! | the layer | `layer` ([`GumbelSoftmaxConfig`], [`GumbelSoftmax`], [`EvalMode`]) |
 //! | samplers | `gumbel_softmax`, `gumbel_max`, `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot` |
 //! | gradient estimators | `estimator` (straight-through, `gumbel_rao`, `reinmax`) |
+//! | the sampling core | `sampling` (the one entry of every Gumbel-Softmax sample, and the choice of engine) |
 //! | kernels and noise | `counter` (the kernels' generator), `fused` (flex), `cube` (wgpu), `noise` |
-//! | foundations | `check` (argument checks), `ops` (one-hot of argmax, straight-through, row reshapes, temperature), `schedule` |
+//! | foundations | `check` (argument checks), `setting` ([`InvalidSetting`]), `key` ([`Key`]), `ops` (one-hot of argmax, straight-through, row reshapes, temperature, masked rows), `schedule` |
 //!
 //! ## Example
 //! ```
@@ -87,23 +97,33 @@ mod estimator;
 mod fused;
 mod gumbel_max;
 mod gumbel_softmax;
+mod key;
 mod layer;
 mod noise;
+mod one_hot;
 mod ops;
 mod relaxed_bernoulli;
 mod relaxed_k_hot;
 mod relaxed_one_hot;
+mod sampling;
 mod schedule;
+mod setting;
 
-pub use estimator::{Estimator, gumbel_rao, gumbel_rao_with_noise, reinmax, reinmax_with_noise};
+pub use estimator::Estimator;
 pub use gumbel_max::{gumbel_max, gumbel_top_k};
 pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_key, gumbel_softmax_with_noise};
+pub use key::Key;
 pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};
 pub use noise::{gumbel_noise, logistic_noise};
+pub use one_hot::{
+    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
+    reinmax_with_noise,
+};
 pub use relaxed_bernoulli::{relaxed_bernoulli, relaxed_bernoulli_with_noise};
 pub use relaxed_k_hot::{relaxed_k_hot, relaxed_k_hot_with_noise};
 pub use relaxed_one_hot::RelaxedOneHotCategorical;
 pub use schedule::TemperatureSchedule;
+pub use setting::{InvalidSetting, Setting};
 
 /// The README's Rust snippets, compiled and run as doctests.
 #[cfg(doctest)]

@@ -3,6 +3,8 @@
 
 use burn::tensor::{Device, Distribution, Shape, Tensor};
 
+use crate::key::Key;
+
 /// Smallest value of `-ln u` for `u` in `[0, 1)` below 1 at f32 precision: `-ln(1 - 2^-24) ≈ 2^-24`.
 ///
 /// Clamping `e = -ln u` from below to this value is the same as drawing `u ≤ 1 - 2^-24`, and it
@@ -41,17 +43,31 @@ pub fn gumbel_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) ->
     from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
 }
 
-/// The Gumbel noise a sampler draws for `logits` (categories along `dim`) when it is given none,
-/// in f32: on wgpu (cube) devices the fused kernel's counter-based noise, so that every path on
-/// such a device, kernel or tensor ops, function or layer, draws from the one generator; on
-/// every other device [`gumbel_noise`]. The one place that decides it.
-pub(crate) fn sampler_gumbel_noise<const D: usize>(logits: &Tensor<D>, dim: usize) -> Tensor<D> {
+/// The Gumbel noise a sampler's tensor-op path draws for `logits` (categories along `dim`), in
+/// f32, the one place that decides it:
+/// - under a `key`, the counter-based noise of the fused kernels (on wgpu computed by the GPU
+///   kernel, elsewhere on the host), the same on every device;
+/// - without one, on wgpu (cube) devices the GPU kernel's noise under a key from the device's
+///   generator, so that every path on such a device, kernel or tensor ops, draws from the one
+///   generator; on every other device [`gumbel_noise`].
+pub(crate) fn sampler_gumbel_noise<const D: usize>(
+    logits: &Tensor<D>,
+    dim: usize,
+    key: Option<Key>,
+) -> Tensor<D> {
     #[cfg(feature = "wgpu")]
     if crate::cube::applies(logits) {
-        return crate::cube::gumbel_noise(logits, dim);
+        return crate::cube::gumbel_noise(logits, dim, key);
     }
-    let _ = dim;
-    gumbel_noise::<D>(logits.shape(), &logits.device())
+    match key {
+        Some(key) => crate::counter::gumbel_noise_with_key(
+            &logits.shape(),
+            dim,
+            key.bits(),
+            &logits.device(),
+        ),
+        None => gumbel_noise::<D>(logits.shape(), &logits.device()),
+    }
 }
 
 /// Largest f32 below 1: `1 - 2^-24`.

@@ -111,22 +111,15 @@ impl TrainingConfig {
             ));
         }
         self.schedule.validate().map_err(schedule_error)?;
-        if self.model.hard && self.model.estimator == Estimator::ReinMax {
-            let lowest = match self.schedule {
-                TemperatureSchedule::Constant { tau } => tau,
-                TemperatureSchedule::Exponential { tau_min, .. } => tau_min,
-            };
-            if lowest < 1.0 {
-                return Err(Error::invalid(
-                    "--estimator",
-                    format!(
-                        "reinmax needs tau >= 1 at every step (use --tau-min 1 or --tau 1), \
-                         got a lowest tau of {lowest}"
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let lowest = match self.schedule {
+            TemperatureSchedule::Constant { tau } => tau,
+            TemperatureSchedule::Exponential { tau_min, .. } => tau_min,
+        };
+        // The layer's rules, at the lowest temperature of the run.
+        self.model
+            .estimator
+            .validate(self.model.hard, Some(lowest), false)
+            .map_err(|e| Error::invalid("--estimator", e.to_string()))
     }
 }
 
@@ -143,8 +136,7 @@ mod tests {
         );
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--estimator: reinmax needs tau >= 1 at every step (use --tau-min 1 or --tau 1), got \
-             a lowest tau of 0.5"
+            "--estimator: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"
         );
         let config = config.with_schedule(TemperatureSchedule::constant(1.0));
         assert!(config.validate().is_ok());

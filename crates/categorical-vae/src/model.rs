@@ -87,13 +87,11 @@ impl VaeConfig {
                 ),
             ));
         }
-        if self.estimator != Estimator::StraightThrough && !self.hard {
-            return Err(Error::invalid(
-                "--estimator",
-                format!("{} needs one-hot samples: add --hard", self.estimator),
-            ));
-        }
-        Ok(())
+        // The layer's rules (`Estimator::validate`); the temperature is given per call, and
+        // `TrainingConfig::validate` holds the schedule's floor to them.
+        self.estimator
+            .validate(self.hard, None, false)
+            .map_err(|e| Error::invalid("--estimator", e.to_string()))
     }
 
     /// The bytes of the model's training state in f32: weights and biases, their gradients and
@@ -289,7 +287,8 @@ mod tests {
         let config = VaeConfig::new().with_estimator(Estimator::GumbelRao { samples: 4 });
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--estimator: gumbel-rao:4 needs one-hot samples: add --hard"
+            "--estimator: the estimator gumbel-rao:4 is for hard (one-hot) samples: set hard = true, \
+             got hard = false"
         );
     }
 

@@ -65,28 +65,11 @@ impl DiscreteVaeConfig {
         self.schedule
             .validate()
             .map_err(|e| Error::invalid("--tau0/--tau-min/--anneal-rate/--tau", e))?;
-        if self.estimator != Estimator::StraightThrough && !self.hard {
-            return Err(Error::invalid(
-                "--estimator",
-                format!("{} needs one-hot samples: drop --soft", self.estimator),
-            ));
-        }
-        if self.estimator == Estimator::ReinMax {
-            if self.learnable_tau {
-                return Err(Error::invalid(
-                    "--estimator",
-                    "reinmax's gradient does not reach the temperature: drop --learnable-tau",
-                ));
-            }
-            let lowest = self.schedule.tau(u64::MAX);
-            if lowest < 1.0 {
-                return Err(Error::invalid(
-                    "--estimator",
-                    format!("reinmax needs tau >= 1, the schedule goes down to {lowest}"),
-                ));
-            }
-        }
-        Ok(())
+        // The layer's rules, at the schedule's floor.
+        let lowest = self.schedule.tau(u64::MAX);
+        self.estimator
+            .validate(self.hard, Some(lowest), self.learnable_tau)
+            .map_err(|e| Error::invalid("--estimator", e.to_string()))
     }
 
     /// Initializes the model on `device`, at step 0.
@@ -464,10 +447,13 @@ mod tests {
                     .with_hard(false)
                     .with_estimator(Estimator::GumbelRao { samples: 4 })
             ),
-            "--estimator: gumbel-rao:4 needs one-hot samples: drop --soft"
+            "--estimator: the estimator gumbel-rao:4 is for hard (one-hot) samples: set hard = true, \
+             got hard = false"
         );
-        assert!(
-            error(DiscreteVaeConfig::new().with_estimator(Estimator::ReinMax)).contains("tau >= 1")
+        // The schedule's floor, 0.5, is the lowest temperature the run would use.
+        assert_eq!(
+            error(DiscreteVaeConfig::new().with_estimator(Estimator::ReinMax)),
+            "--estimator: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"
         );
     }
 }

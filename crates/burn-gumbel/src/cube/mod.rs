@@ -32,7 +32,10 @@
 
 use burn::tensor::{DType, Device, Distribution, Int, IntDType, Tensor, TensorData};
 
+use crate::estimator::Estimator;
+use crate::key::Key;
 use crate::ops::Tau;
+use crate::sampling::Kind;
 
 use extension::CubeGumbelSoftmax;
 
@@ -54,53 +57,43 @@ pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
         )
 }
 
-/// The straight-through sample (soft, or one-hot with the soft sample's gradient) by the kernel
-/// where it serves the call: [`applies`] and a fixed temperature. Else `None`, for the tensor-op
-/// path.
-pub(crate) fn try_straight_through<const D: usize>(
-    logits: &Tensor<D>,
+/// Whether the kernel serves a sample of `kind` at `tau` ([`crate::sampling::engine`] asks):
+/// [`applies`], a fixed temperature, and a soft sample or the straight-through estimator.
+pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau, kind: Kind) -> bool {
+    let kind_served = matches!(kind, Kind::Soft | Kind::Hard(Estimator::StraightThrough));
+    kind_served && matches!(tau, Tau::Fixed(_)) && applies(logits)
+}
+
+/// The kernel's sample, on a call it [`serves`]: soft, or one-hot with the soft sample's gradient,
+/// under `key` (without one, a key from the device's generator, kept on the device).
+pub(crate) fn sample<const D: usize>(
+    logits: Tensor<D>,
     tau: &Tau,
-    hard: bool,
+    kind: Kind,
+    key: Option<Key>,
     dim: usize,
-) -> Option<Tensor<D>> {
-    match tau {
-        Tau::Fixed(tau) if applies(logits) => {
-            let key = random_key(&logits.device());
-            Some(sample(logits.clone(), *tau, hard, dim, key))
-        }
-        _ => None,
-    }
-}
-
-/// The fused sample on a cube device under the generator key `key`: soft, or one-hot with the
-/// soft sample's gradient.
-pub(crate) fn gumbel_softmax_with_key<const D: usize>(
-    logits: Tensor<D>,
-    tau: f64,
-    hard: bool,
-    dim: usize,
-    key: u64,
 ) -> Tensor<D> {
-    let key = given_key(key, &logits.device());
-    sample(logits, tau, hard, dim, key)
-}
-
-/// The fused sample under a key held on the device ([`random_key`], [`given_key`]).
-fn sample<const D: usize>(
-    logits: Tensor<D>,
-    tau: f64,
-    hard: bool,
-    dim: usize,
-    key: Tensor<1, Int>,
-) -> Tensor<D> {
+    let Tau::Fixed(tau) = tau else {
+        unreachable!("the kernel serves a fixed temperature only")
+    };
+    let key = device_key(key, &logits.device());
     let out = <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_softmax(
         logits.into_dispatch(),
-        tau as f32,
-        hard,
+        *tau as f32,
+        kind != Kind::Soft,
         key.into_dispatch(),
         dim,
     );
     Tensor::from_dispatch(out)
+}
+
+/// `key` on `device` as the kernels read it ([`given_key`]), or without one a key from the
+/// device's generator ([`random_key`]).
+fn device_key(key: Option<Key>, device: &Device) -> Tensor<1, Int> {
+    match key {
+        Some(key) => given_key(key.bits(), device),
+        None => random_key(device),
+    }
 }
 
 /// A generator key drawn by the device's generator and kept there, as the kernels read it: four
@@ -115,11 +108,16 @@ fn given_key(key: u64, device: &Device) -> Tensor<1, Int> {
     Tensor::<1, Int>::from_data(TensorData::new(pieces, [4]), device).cast(IntDType::I32)
 }
 
-/// The Gumbel noise the kernel draws for `logits` (categories along `dim`) under a key from the
-/// device's generator, in f32: the noise of the tensor-op paths on cube devices, so that one seed
-/// gives them the kernel's noise (a learned temperature and a fixed one, for instance).
-pub(crate) fn gumbel_noise<const D: usize>(logits: &Tensor<D>, dim: usize) -> Tensor<D> {
-    let key = random_key(&logits.device()).into_dispatch();
+/// The Gumbel noise the kernel draws for `logits` (categories along `dim`) under `key` (without
+/// one, a key from the device's generator), in f32: the noise of the tensor-op paths on cube
+/// devices, so that one seed gives them the kernel's noise (a learned temperature and a fixed
+/// one, for instance), and one key the noise of every device.
+pub(crate) fn gumbel_noise<const D: usize>(
+    logits: &Tensor<D>,
+    dim: usize,
+    key: Option<Key>,
+) -> Tensor<D> {
+    let key = device_key(key, &logits.device()).into_dispatch();
     let logits = logits.clone().into_dispatch();
     let noise =
         <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_noise(&logits, key, dim);

@@ -2,143 +2,39 @@
 //! sample.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
+use burn::tensor::{IndexingUpdateOp, Tensor};
 
-use crate::check;
-use crate::noise::{exponential_noise, sampler_gumbel_noise};
-use crate::ops::{
-    Tau, finite_or_zero, from_rows, in_f32, masked_rows, straight_through, to_f32, to_rows,
-};
-
-/// Draws a one-hot categorical sample whose gradient is the Gumbel-Rao estimator.
-///
-/// Paulus, Maddison, Krause, *Rao-Blackwellizing the Straight-Through Gumbel-Softmax Gradient
-/// Estimator*, ICLR 2021, [arXiv:2010.04838](https://arxiv.org/abs/2010.04838).
-///
-/// Forward: `D`, the one-hot of `i = argmax(logits + g)`, an exact sample of `softmax(logits)`.
-///
-/// Backward: the gradient of `(1/K) Σ_s softmax((θ + G_s) / tau)`, where the `K` perturbations
-/// `G_s` are drawn from the Gumbel law *conditioned on* `argmax(θ + G_s) = i` and are not
-/// differentiated. With `E ~ Exp(1)` i.i.d. and `Z = Σ_j e^{θ_j}`:
-///
-/// - `θ_i + G_i = log Z − log E_i` (the maximum, Gumbel with location `log Z`);
-/// - `θ_j + G_j = −log(E_j·e^{−θ_j} + E_i / Z) = θ_j − log(E_j + E_i·p_j)` for `j ≠ i`, with
-///   `p = softmax(θ)` (the right-hand form is the one computed: it cannot overflow).
-///
-/// This is the straight-through Gumbel-Softmax gradient averaged over the noise given the sample:
-/// the same expectation, and a variance that falls with `K` (`K = 1` is as noisy as
-/// straight-through). The cost is `K` softmaxes in the forward pass of the surrogate.
-///
-/// On flex the whole estimator is one fused kernel: the forward pass is the hard sample's, and the
-/// backward pass regenerates the `K` conditional draws from the forward pass's counters, row by
-/// row in cache, rather than keeping a `[K, ..]` tensor of them. [`gumbel_rao_with_noise`] is the
-/// tensor-op path.
-///
-/// # Arguments
-/// - `logits`: unnormalized log-probabilities `θ`; `-inf` masks a category.
-/// - `tau`: the temperature of the soft samples, finite and `> 0`.
-/// - `samples`: `K`, the number of conditional draws, `≥ 1`.
-/// - `dim`: the category dimension; negative values count from the end.
-///
-/// # Shapes
-/// - logits: `[..., n_categories, ...]` (categories along `dim`)
-/// - output: the shape of `logits`
-///
-/// # Panics
-/// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
-/// half-precision logits), `samples` is 0, `dim` is outside `[-D, D)`, or the category dimension is
-/// empty; in debug builds, on NaN logits. A fully masked row gives zeros and a zero gradient, as
-/// in [`gumbel_softmax`](crate::gumbel_softmax).
-///
-/// # Example
-/// ```
-/// use burn::tensor::{Device, Tensor};
-/// use burn_gumbel::gumbel_rao;
-///
-/// let device = Device::default().autodiff();
-/// # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
-/// let logits = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device).require_grad();
-/// let z = gumbel_rao(logits.clone(), 0.5, 10, -1);
-/// assert_eq!(z.clone().sum().into_scalar::<f32>(), 1.0); // one-hot
-/// let weights = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device);
-/// let grads = (z * weights).sum().backward();
-/// let grad = logits.grad(&grads).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
-/// assert!(grad.iter().sum::<f32>().abs() < 1e-5); // softmax gradients sum to 0
-/// ```
-pub fn gumbel_rao<const D: usize>(
-    logits: Tensor<D>,
-    tau: f64,
-    samples: usize,
-    dim: impl AsIndex,
-) -> Tensor<D> {
-    const OP: &str = "gumbel_rao";
-    check::samples(OP, samples);
-    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
-    #[cfg(feature = "flex")]
-    if let Some(sample) = crate::fused::try_gumbel_rao(&logits, &Tau::Fixed(tau), samples, dim) {
-        return sample;
-    }
-    let noise = sampler_gumbel_noise(&logits, dim);
-    in_f32(logits, |logits| {
-        sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
-    })
-}
-
-/// [`gumbel_rao`] with caller-given Gumbel noise for the sample: the one-hot of
-/// `argmax(logits + noise)` (the noise is not differentiated); the conditional draws of the
-/// gradient are fresh. Always the tensor-op path (the fused kernel on flex draws its own noise),
-/// so also a reference for it.
-///
-/// # Shapes
-/// - logits: `[..., n_categories, ...]` (categories along `dim`)
-/// - noise: the shape of `logits`
-/// - output: the shape of `logits`
-///
-/// # Panics
-/// As [`gumbel_rao`], and if `noise` and `logits` differ in shape.
-///
-/// # Example
-/// ```
-/// use burn::tensor::{Device, Tensor};
-/// use burn_gumbel::gumbel_rao_with_noise;
-///
-/// let device = Device::default();
-/// # #[cfg(feature = "flex")] let device = Device::flex();
-/// let logits = Tensor::<1>::from_floats([0.0, 1.0, 0.0], &device);
-/// let noise = Tensor::<1>::from_floats([2.0, 0.0, 0.0], &device);
-/// let z = gumbel_rao_with_noise(logits, noise, 0.5, 4, 0);
-/// assert_eq!(z.into_data().try_into_vec_as::<f32>().unwrap(), [1.0, 0.0, 0.0]);
-/// ```
-pub fn gumbel_rao_with_noise<const D: usize>(
-    logits: Tensor<D>,
-    noise: Tensor<D>,
-    tau: f64,
-    samples: usize,
-    dim: impl AsIndex,
-) -> Tensor<D> {
-    const OP: &str = "gumbel_rao_with_noise";
-    check::samples(OP, samples);
-    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
-    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    in_f32(logits, |logits| {
-        sample(logits, to_f32(noise), &Tau::Fixed(tau), samples, dim)
-    })
-}
+use crate::counter::exponential_noise_with_key;
+use crate::key::Key;
+use crate::noise::exponential_noise;
+use crate::ops::{Tau, finite_or_zero, from_rows, masked_rows, straight_through, to_rows};
 
 /// A one-hot sample of `argmax(logits + noise)` with the Gumbel-Rao gradient of `samples`
-/// conditional draws, on checked arguments.
+/// conditional draws, on checked arguments: under `key`, the fused kernel's draws (the same on
+/// every device), else fresh ones from the device's generator.
 pub(crate) fn sample<const D: usize>(
     logits: Tensor<D>,
     noise: Tensor<D>,
     tau: &Tau,
     samples: usize,
+    key: Option<Key>,
     dim: usize,
 ) -> Tensor<D> {
     let shape = logits.shape();
+    let exponential = match key {
+        Some(key) => {
+            let device = logits.device();
+            let draws = exponential_noise_with_key::<D>(&shape, dim, key.bits(), samples, &device);
+            let rows: Vec<Tensor<2>> = draws.into_iter().map(|e| to_rows(e, dim)).collect();
+            Tensor::stack(rows, 0)
+        }
+        None => {
+            let [rows, n] = [shape.num_elements() / shape[dim], shape[dim]];
+            exponential_noise::<3>([samples, rows, n], &logits.device())
+        }
+    };
     let logits = to_rows(logits, dim);
     let noise = to_rows(noise, dim);
-    let [rows, n] = logits.dims();
-    let exponential = exponential_noise::<3>([samples, rows, n], &logits.device());
     from_rows(
         gumbel_rao_rows(logits, noise, exponential, tau),
         &shape,
@@ -195,6 +91,7 @@ pub(crate) fn gumbel_rao_rows(
 mod tests {
     use super::*;
     use crate::estimator::testing::*;
+    use crate::gumbel_rao;
     use burn::tensor::Device;
 
     #[test]
@@ -262,6 +159,6 @@ mod tests {
     #[test]
     #[should_panic = "gumbel_rao: Gumbel-Rao needs at least one sample, got samples = 0"]
     fn gumbel_rao_without_samples_panics() {
-        let _ = gumbel_rao(tensor(&THETA, &Device::default()), 0.5, 0, -1);
+        let _ = gumbel_rao(tensor(&THETA, &Device::default()), 0, 0.5, -1);
     }
 }

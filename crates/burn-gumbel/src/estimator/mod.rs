@@ -6,8 +6,9 @@
 //! the bit while its derivative is that of `s`. No custom autodiff operation is needed, so the
 //! estimators run on every backend.
 //!
-//! [`Estimator`] names them and [`hard_sample`] dispatches to each; the functions [`gumbel_rao`]
-//! and [`reinmax`] live in the files of their estimator.
+//! [`Estimator`] names them and [`hard_sample`] dispatches the tensor-op path to each; the
+//! entries that draw a sample with an estimator ([`Estimator::sample`], [`gumbel_rao`](crate::gumbel_rao),
+//! [`reinmax`](crate::reinmax)) are in `one_hot.rs`, above the sampling core (`sampling.rs`).
 
 use core::fmt;
 use core::str::FromStr;
@@ -17,15 +18,14 @@ use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::check;
+use crate::key::Key;
 use crate::ops::{Tau, masked_rows, one_hot_argmax, straight_through};
+use crate::setting::{InvalidSetting, Setting};
 
 mod gumbel_rao;
 mod reinmax;
 #[cfg(test)]
 mod testing;
-
-pub use gumbel_rao::{gumbel_rao, gumbel_rao_with_noise};
-pub use reinmax::{reinmax, reinmax_with_noise};
 
 /// How a hard (one-hot) Gumbel-Softmax sample passes gradients to its logits.
 ///
@@ -52,18 +52,71 @@ pub enum Estimator {
     /// Gumbel-Rao (Paulus, Maddison, Krause 2021, [arXiv:2010.04838](https://arxiv.org/abs/2010.04838)):
     /// the straight-through gradient averaged over `samples` noise draws conditioned on the
     /// sampled category, a Rao-Blackwellization with the same mean and a lower variance. See
-    /// [`gumbel_rao`].
+    /// [`gumbel_rao`](crate::gumbel_rao).
     GumbelRao {
         /// Number of conditional noise draws averaged in the backward pass, `≥ 1`.
         samples: usize,
     },
     /// ReinMax (Liu, Dong, Liu, Yu, Gao, NeurIPS 2023,
     /// [arXiv:2304.08612](https://arxiv.org/abs/2304.08612)): a second-order (Heun) correction of
-    /// straight-through; samples from `softmax(logits)` and needs `tau ≥ 1`. See [`reinmax`].
+    /// straight-through; samples from `softmax(logits)` and needs `tau ≥ 1`. See
+    /// [`reinmax`](crate::reinmax).
     ReinMax,
 }
 
 impl Estimator {
+    /// Whether this estimator can serve a layer's samples, as a value: its own parameters
+    /// (Gumbel-Rao's `samples ≥ 1`), one-hot samples (`hard`: only they have an estimator), and
+    /// for ReinMax a fixed temperature (`learnable_tau` false) that stays `≥ 1` (`lowest_tau`, the
+    /// lowest temperature a run will use: a constant one, or a schedule's floor; `None` where it is
+    /// not known yet, e.g. given per call, to be checked then). The rules of
+    /// [`GumbelSoftmaxConfig::validate`](crate::GumbelSoftmaxConfig::validate), in one place for
+    /// the programs that anneal the temperature too.
+    ///
+    /// # Errors
+    /// The first rule broken, as an [`InvalidSetting`] of [`Setting::Estimator`].
+    ///
+    /// # Example
+    /// ```
+    /// use burn_gumbel::{Estimator, TemperatureSchedule};
+    ///
+    /// let schedule = TemperatureSchedule::paper(); // down to tau = 0.5
+    /// let lowest = Some(schedule.tau(u64::MAX));
+    /// assert!(Estimator::StraightThrough.validate(true, lowest, false).is_ok());
+    /// assert!(Estimator::ReinMax.validate(true, lowest, false).is_err());
+    /// assert!(Estimator::GumbelRao { samples: 4 }.validate(false, lowest, false).is_err());
+    /// ```
+    pub fn validate(
+        self,
+        hard: bool,
+        lowest_tau: Option<f64>,
+        learnable_tau: bool,
+    ) -> Result<(), InvalidSetting> {
+        let rule = |rule| InvalidSetting::check(Setting::Estimator, rule);
+        if let Estimator::GumbelRao { samples } = self {
+            rule(check::samples_rule(samples))?;
+        }
+        if self != Estimator::StraightThrough && !hard {
+            rule(Err(format!(
+                "the estimator {self} is for hard (one-hot) samples: set hard = true, got hard = \
+                 false"
+            )))?;
+        }
+        if self == Estimator::ReinMax {
+            if learnable_tau {
+                rule(Err(
+                    "ReinMax's gradient does not reach the temperature: learnable_tau must \
+                     be false with the estimator reinmax, got learnable_tau = true"
+                        .to_string(),
+                ))?;
+            }
+            if let Some(tau) = lowest_tau {
+                rule(check::reinmax_tau_rule(tau))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Panics unless the estimator's parameters are valid (`samples ≥ 1` for Gumbel-Rao).
     #[track_caller]
     pub(crate) fn check(&self, op: &str) {
@@ -110,11 +163,14 @@ impl FromStr for Estimator {
 ///
 /// ReinMax takes a fixed temperature: [`GumbelSoftmax`](crate::GumbelSoftmax) refuses a learned
 /// one with ReinMax before it gets here.
+///
+/// `key` names Gumbel-Rao's conditional draws (fresh from the device's generator without one).
 pub(crate) fn hard_sample<const D: usize>(
     logits: Tensor<D>,
     noise: Tensor<D>,
     tau: &Tau,
     estimator: Estimator,
+    key: Option<Key>,
     dim: usize,
 ) -> Tensor<D> {
     match (estimator, tau) {
@@ -129,7 +185,7 @@ pub(crate) fn hard_sample<const D: usize>(
             straight_through(hard, soft)
         }
         (Estimator::GumbelRao { samples }, _) => {
-            gumbel_rao::sample(logits, noise, tau, samples, dim)
+            gumbel_rao::sample(logits, noise, tau, samples, key, dim)
         }
         (Estimator::ReinMax, Tau::Fixed(tau)) => reinmax::sample(logits, noise, *tau, dim),
         (Estimator::ReinMax, Tau::Learned(_)) => {
@@ -142,6 +198,7 @@ pub(crate) fn hard_sample<const D: usize>(
 mod tests {
     use super::testing::*;
     use super::*;
+    use crate::{gumbel_rao, reinmax};
     use burn::tensor::Device;
 
     #[test]
@@ -153,7 +210,7 @@ mod tests {
         for (name, sample) in [
             (
                 "gumbel-rao",
-                Box::new(|l| gumbel_rao(l, 0.5, 4, -1)) as Box<dyn Fn(Tensor<2>) -> Tensor<2>>,
+                Box::new(|l| gumbel_rao(l, 4, 0.5, -1)) as Box<dyn Fn(Tensor<2>) -> Tensor<2>>,
             ),
             ("reinmax", Box::new(|l| reinmax(l, 1.0, 1))),
         ] {

@@ -1,102 +1,11 @@
 //! The ReinMax estimator: a second-order correction of straight-through.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
-use burn::tensor::{AsIndex, Tensor};
 
-use crate::check;
-use crate::noise::sampler_gumbel_noise;
 use crate::ops::{
-    finite_or_zero, from_rows, in_f32, masked_rows, one_hot_argmax, straight_through, to_f32,
-    to_rows,
+    finite_or_zero, from_rows, masked_rows, one_hot_argmax, straight_through, to_rows,
 };
-
-/// Draws a one-hot categorical sample whose gradient is the ReinMax estimator.
-///
-/// Liu, Dong, Liu, Yu, Gao, *Bridging Discrete and Backpropagation: Straight-Through and
-/// Beyond*, NeurIPS 2023, [arXiv:2304.08612](https://arxiv.org/abs/2304.08612).
-///
-/// Forward: `D`, a one-hot sample of `softmax(θ)` (by Gumbel-max: `tau` does not change the law).
-///
-/// Backward: with `p = softmax(θ)`, `π₁ = (softmax(θ / tau) + D) / 2` and
-/// `J(q)·g = q ⊙ g − q·(qᵀg)` (the softmax Jacobian at `q`), the gradient in `θ` of a loss whose
-/// gradient in `D` is `g` is
-///
-/// `2·J(π₁)·g − ½·J(p)·g`, centred (its mean over the categories subtracted).
-///
-/// The first-order straight-through estimator is `J(p)·g`; ReinMax adds a second-order term
-/// (Heun's method) and removes the first-order bias on quadratic losses. Its authors use it with
-/// `tau ≥ 1`; smaller temperatures are rejected.
-///
-/// # Arguments
-/// - `logits`: unnormalized log-probabilities `θ`; `-inf` masks a category.
-/// - `tau`: the temperature of `π₁`, finite and `≥ 1`.
-/// - `dim`: the category dimension; negative values count from the end.
-///
-/// # Shapes
-/// - logits: `[..., n_categories, ...]` (categories along `dim`)
-/// - output: the shape of `logits`
-///
-/// # Panics
-/// If `tau` is not finite and `≥ 1`, `dim` is outside `[-D, D)`, or the category dimension is
-/// empty; in debug builds, on NaN logits. A fully masked row gives zeros and a zero gradient, as
-/// in [`gumbel_softmax`](crate::gumbel_softmax).
-///
-/// # Example
-/// ```
-/// use burn::tensor::{Device, Tensor};
-/// use burn_gumbel::reinmax;
-///
-/// let device = Device::default().autodiff();
-/// # #[cfg(feature = "flex")] let device = Device::flex().autodiff();
-/// let logits = Tensor::<2>::from_floats([[0.5, -1.0, 2.0]], &device).require_grad();
-/// let z = reinmax(logits.clone(), 1.0, -1);
-/// assert_eq!(z.clone().sum().into_scalar::<f32>(), 1.0);
-/// let grads = (z * Tensor::<2>::from_floats([[1.0, 0.0, -1.0]], &device)).sum().backward();
-/// assert!(logits.grad(&grads).is_some());
-/// ```
-pub fn reinmax<const D: usize>(logits: Tensor<D>, tau: f64, dim: impl AsIndex) -> Tensor<D> {
-    const OP: &str = "reinmax";
-    check::reinmax_tau(OP, tau);
-    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
-    let noise = sampler_gumbel_noise(&logits, dim);
-    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
-}
-
-/// [`reinmax`] with caller-given Gumbel noise: the sample is the one-hot of
-/// `argmax(logits + noise)` (the noise is not differentiated).
-///
-/// # Shapes
-/// - logits: `[..., n_categories, ...]` (categories along `dim`)
-/// - noise: the shape of `logits`
-/// - output: the shape of `logits`
-///
-/// # Panics
-/// As [`reinmax`], and if `noise` and `logits` differ in shape.
-///
-/// # Example
-/// ```
-/// use burn::tensor::{Device, Tensor};
-/// use burn_gumbel::reinmax_with_noise;
-///
-/// let device = Device::default();
-/// # #[cfg(feature = "flex")] let device = Device::flex();
-/// let logits = Tensor::<1>::from_floats([0.0, 1.0, 0.0], &device);
-/// let noise = Tensor::<1>::from_floats([2.0, 0.0, 0.0], &device);
-/// let z = reinmax_with_noise(logits, noise, 1.0, 0);
-/// assert_eq!(z.into_data().try_into_vec_as::<f32>().unwrap(), [1.0, 0.0, 0.0]);
-/// ```
-pub fn reinmax_with_noise<const D: usize>(
-    logits: Tensor<D>,
-    noise: Tensor<D>,
-    tau: f64,
-    dim: impl AsIndex,
-) -> Tensor<D> {
-    const OP: &str = "reinmax_with_noise";
-    check::reinmax_tau(OP, tau);
-    let dim = check::one_hot_sampler(OP, &logits, Some(tau), dim);
-    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, dim))
-}
 
 /// A one-hot sample of `argmax(logits + noise)` with the ReinMax gradient, on checked arguments.
 pub(crate) fn sample<const D: usize>(
@@ -138,8 +47,8 @@ fn jacobian_surrogate(q: Tensor<2>, x: Tensor<2>) -> Tensor<2> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::estimator::testing::*;
+    use crate::{reinmax, reinmax_with_noise};
     use burn::tensor::Device;
 
     #[test]

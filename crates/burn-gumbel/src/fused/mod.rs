@@ -31,11 +31,14 @@
 //! | `math.rs` | `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
+use burn::backend::Dispatch;
 use burn::tensor::{DType, Tensor};
 
-use crate::counter::key;
-
+use crate::counter;
+use crate::estimator::Estimator;
+use crate::key::Key;
 use crate::ops::Tau;
+use crate::sampling::Kind;
 
 use extension::FusedGumbelSoftmax;
 
@@ -52,7 +55,7 @@ mod precision;
 /// Whether the fused path serves a call: a flex device (plain or autodiff) and f32, f16 or bf16
 /// logits (half precision widened to f32 inside the kernel's driver), the categories along any
 /// axis.
-pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
+fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
     let device = logits.device();
     precision::supported(logits.dtype())
         && matches!(
@@ -61,115 +64,63 @@ pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
         )
 }
 
-/// The straight-through sample (soft, or one-hot with the soft sample's gradient) by the fused
-/// kernel where it serves the call: [`applies`], and a fixed temperature or a learned f32 one.
-/// Else `None`, for the tensor-op path.
-pub(crate) fn try_straight_through<const D: usize>(
-    logits: &Tensor<D>,
-    tau: &Tau,
-    hard: bool,
-    dim: usize,
-) -> Option<Tensor<D>> {
-    if !applies(logits) {
-        return None;
-    }
-    match tau {
-        Tau::Fixed(tau) => Some(gumbel_softmax(logits.clone(), *tau, hard, dim)),
-        Tau::Learned(tau) => {
-            let tau = learned_f32(tau)?;
-            Some(gumbel_softmax_learned(logits.clone(), tau, hard, dim))
-        }
-    }
-}
-
-/// The Gumbel-Rao sample of `samples` conditional draws by the fused kernel where it serves the
-/// call, as [`try_straight_through`]; else `None`.
-pub(crate) fn try_gumbel_rao<const D: usize>(
-    logits: &Tensor<D>,
-    tau: &Tau,
-    samples: usize,
-    dim: usize,
-) -> Option<Tensor<D>> {
-    if !applies(logits) {
-        return None;
-    }
-    let tau = match tau {
-        Tau::Fixed(tau) => Tensor::from_floats([*tau as f32], &logits.device()),
-        Tau::Learned(tau) => learned_f32(tau)?,
+/// Whether the fused kernel serves a sample of `kind` at `tau` ([`crate::sampling::engine`]
+/// asks): [`applies`], a fixed temperature or a learned f32 one, and a soft sample or the
+/// straight-through or Gumbel-Rao estimator.
+pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau, kind: Kind) -> bool {
+    let tau_served = match tau {
+        Tau::Fixed(_) => true,
+        Tau::Learned(tau) => tau.dtype() == DType::F32,
     };
-    Some(gumbel_rao(logits.clone(), tau, samples, dim))
+    let kind_served = !matches!(kind, Kind::Hard(Estimator::ReinMax));
+    tau_served && kind_served && applies(logits)
 }
 
-/// A learned temperature the kernel takes: an f32 one.
-fn learned_f32(tau: &Tensor<1>) -> Option<Tensor<1>> {
-    (tau.dtype() == DType::F32).then(|| tau.clone())
-}
-
-/// The fused sample: soft, or one-hot with the soft sample's gradient. The key comes from the
-/// device's generator, so seeding the device fixes the result.
-pub(crate) fn gumbel_softmax<const D: usize>(
+/// The fused sample, on a call it [`serves`]: soft, or one-hot with the gradient of the
+/// straight-through or Gumbel-Rao estimator, under `key` (without one, a key from the device's
+/// generator, so that seeding the device fixes the result).
+pub(crate) fn sample<const D: usize>(
     logits: Tensor<D>,
-    tau: f64,
-    hard: bool,
+    tau: &Tau,
+    kind: Kind,
+    key: Option<Key>,
     dim: usize,
 ) -> Tensor<D> {
-    let key = key(&logits.device());
-    gumbel_softmax_with_key(logits, tau, hard, dim, key)
-}
-
-/// [`gumbel_softmax`] under a given generator key.
-pub(crate) fn gumbel_softmax_with_key<const D: usize>(
-    logits: Tensor<D>,
-    tau: f64,
-    hard: bool,
-    dim: usize,
-    key: u64,
-) -> Tensor<D> {
-    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
-        logits.into_dispatch(),
-        tau as f32,
-        hard,
-        key,
-        dim,
-    );
-    Tensor::from_dispatch(out)
-}
-
-/// [`gumbel_softmax`] at a learned temperature: `tau` is a positive `[1]` f32 tensor on the
-/// logits' device, and the backward pass reaches it.
-pub(crate) fn gumbel_softmax_learned<const D: usize>(
-    logits: Tensor<D>,
-    tau: Tensor<1>,
-    hard: bool,
-    dim: usize,
-) -> Tensor<D> {
-    let key = key(&logits.device());
-    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
-        logits.into_dispatch(),
-        tau.into_dispatch(),
-        hard,
-        key,
-        dim,
-    );
-    Tensor::from_dispatch(out)
-}
-
-/// The fused Gumbel-Rao sample: the hard sample, with the gradient of `samples` draws of the noise
-/// conditioned on it; `tau` a positive `[1]` f32 tensor on the logits' device, differentiated when
-/// tracked.
-pub(crate) fn gumbel_rao<const D: usize>(
-    logits: Tensor<D>,
-    tau: Tensor<1>,
-    samples: usize,
-    dim: usize,
-) -> Tensor<D> {
-    let key = key(&logits.device());
-    let out = <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_rao(
-        logits.into_dispatch(),
-        tau.into_dispatch(),
-        samples,
-        key,
-        dim,
-    );
+    let key = key.map_or_else(|| counter::key(&logits.device()), Key::bits);
+    let hard = kind != Kind::Soft;
+    let device = logits.device();
+    let logits = logits.into_dispatch();
+    let out = match (kind, tau) {
+        (Kind::Hard(Estimator::GumbelRao { samples }), tau) => {
+            let tau = match tau {
+                Tau::Fixed(tau) => Tensor::<1>::from_floats([*tau as f32], &device),
+                Tau::Learned(tau) => tau.as_ref().clone(),
+            };
+            <Dispatch as FusedGumbelSoftmax>::fused_gumbel_rao(
+                logits,
+                tau.into_dispatch(),
+                samples,
+                key,
+                dim,
+            )
+        }
+        (Kind::Hard(Estimator::ReinMax), _) => {
+            unreachable!("the fused kernel does not serve ReinMax")
+        }
+        (_, Tau::Fixed(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
+            logits,
+            *tau as f32,
+            hard,
+            key,
+            dim,
+        ),
+        (_, Tau::Learned(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
+            logits,
+            tau.as_ref().clone().into_dispatch(),
+            hard,
+            key,
+            dim,
+        ),
+    };
     Tensor::from_dispatch(out)
 }

@@ -1,0 +1,205 @@
+//! The sampling core: every Gumbel-Softmax sample — soft, or one-hot with an estimator's
+//! gradient; from the functions, their keyed and given-noise forms, [`Estimator::sample`] and the
+//! layer — is drawn by [`sample`], and [`engine`] alone decides which engine serves it.
+
+use burn::tensor::Tensor;
+
+use crate::estimator::{Estimator, hard_sample};
+use crate::key::Key;
+use crate::noise::sampler_gumbel_noise;
+use crate::ops::{Tau, in_f32, masked_rows, softmax_or_zero, to_f32};
+
+/// Where the Gumbel noise of a sample comes from.
+pub(crate) enum Noise<const D: usize> {
+    /// Drawn from the device's generator (`Device::seed` fixes it, on that backend).
+    Fresh,
+    /// The counter-based generator under a key: the same noise on every device.
+    Keyed(Key),
+    /// Given by the caller, the shape of the logits (any dtype; computed in f32 with them).
+    Given(Box<Tensor<D>>),
+}
+
+impl<const D: usize> Noise<D> {
+    /// The key of keyed noise.
+    fn key(&self) -> Option<Key> {
+        match self {
+            Noise::Keyed(key) => Some(*key),
+            _ => None,
+        }
+    }
+}
+
+/// What is drawn: a soft sample, or a one-hot one whose gradient is the estimator's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `softmax((logits + g) / tau)`.
+    Soft,
+    /// The one-hot of `argmax(logits + g)`, with the gradient of the estimator.
+    Hard(Estimator),
+}
+
+impl Kind {
+    /// A soft sample, or with `hard` a one-hot one with the straight-through gradient.
+    pub(crate) fn straight_through(hard: bool) -> Kind {
+        match hard {
+            true => Kind::Hard(Estimator::StraightThrough),
+            false => Kind::Soft,
+        }
+    }
+}
+
+/// The engines that compute a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// The flex kernel (`fused/`), on its counter-based noise.
+    Fused,
+    /// The CubeCL kernel on wgpu (`cube/`), on the same noise.
+    Cube,
+    /// Burn tensor ops on any backend, on [`sampler_gumbel_noise`] or the given noise.
+    TensorOps,
+}
+
+/// The engine that serves a sample of `kind` at `tau` on `logits` with `noise`: a kernel where
+/// one is compiled in and takes the call (its `serves`), else the tensor ops. Given noise always
+/// takes the tensor ops, which read it.
+pub(crate) fn engine<const D: usize>(
+    logits: &Tensor<D>,
+    tau: &Tau,
+    kind: Kind,
+    noise: &Noise<D>,
+) -> Engine {
+    if matches!(noise, Noise::Given(_)) {
+        return Engine::TensorOps;
+    }
+    #[cfg(feature = "flex")]
+    if crate::fused::serves(logits, tau, kind) {
+        return Engine::Fused;
+    }
+    #[cfg(feature = "wgpu")]
+    if crate::cube::serves(logits, tau, kind) {
+        return Engine::Cube;
+    }
+    let _ = (logits, tau, kind);
+    Engine::TensorOps
+}
+
+/// The sample of `kind` on checked arguments, in the logits' dtype, by the [`engine`] that serves
+/// it. A fully masked row gives zeros (and a zero gradient) on every engine.
+pub(crate) fn sample<const D: usize>(
+    logits: Tensor<D>,
+    tau: &Tau,
+    kind: Kind,
+    noise: Noise<D>,
+    dim: usize,
+) -> Tensor<D> {
+    let key = noise.key();
+    match engine(&logits, tau, kind, &noise) {
+        #[cfg(feature = "flex")]
+        Engine::Fused => crate::fused::sample(logits, tau, kind, key, dim),
+        #[cfg(feature = "wgpu")]
+        Engine::Cube => crate::cube::sample(logits, tau, kind, key, dim),
+        _ => {
+            let g = match noise {
+                Noise::Given(g) => to_f32(*g),
+                _ => sampler_gumbel_noise(&logits, dim, key),
+            };
+            in_f32(logits, |logits| tensor_ops(logits, g, tau, kind, key, dim))
+        }
+    }
+}
+
+/// The tensor-op sample on f32 (or f64) logits and their Gumbel noise `g`; `key` names the
+/// conditional draws of Gumbel-Rao (fresh without one).
+fn tensor_ops<const D: usize>(
+    logits: Tensor<D>,
+    g: Tensor<D>,
+    tau: &Tau,
+    kind: Kind,
+    key: Option<Key>,
+    dim: usize,
+) -> Tensor<D> {
+    match kind {
+        Kind::Hard(estimator) => hard_sample(logits, g, tau, estimator, key, dim),
+        Kind::Soft => {
+            let z = tau.divide(logits + g.detach());
+            let masked = masked_rows(z.clone(), dim);
+            softmax_or_zero(z, masked, dim)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Device;
+
+    /// The devices of the compiled-in backends, by name.
+    #[allow(clippy::vec_init_then_push)] // each push is under its backend's feature
+    fn devices() -> Vec<(&'static str, Device)> {
+        let mut devices = Vec::new();
+        #[cfg(feature = "flex")]
+        devices.push(("flex", Device::flex()));
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)] // burn-ndarray is deprecated upstream
+        devices.push(("ndarray", Device::ndarray()));
+        #[cfg(feature = "wgpu")]
+        devices.push((
+            "wgpu",
+            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        ));
+        devices
+    }
+
+    #[test]
+    fn one_rule_picks_the_engine_of_every_call() {
+        // Every kind × temperature × noise on every backend (plain and autodiff), against the
+        // policy written out: given noise takes the tensor ops; flex's kernel serves all but
+        // ReinMax (a learned temperature in f32); wgpu's serves soft and straight-through samples
+        // at a fixed temperature; the rest, and every other backend, take the tensor ops.
+        let kinds = [
+            Kind::Soft,
+            Kind::Hard(Estimator::StraightThrough),
+            Kind::Hard(Estimator::GumbelRao { samples: 2 }),
+            Kind::Hard(Estimator::ReinMax),
+        ];
+        for (backend, device) in devices() {
+            for device in [device.clone(), device.autodiff()] {
+                let logits = Tensor::<2>::zeros([3, 4], &device);
+                let learned = Tau::Learned(Box::new(Tensor::<1>::ones([1], &device)));
+                for tau in [Tau::Fixed(0.5), learned] {
+                    for kind in kinds {
+                        let noises = [
+                            ("fresh", Noise::Fresh),
+                            ("keyed", Noise::Keyed(Key::new(1))),
+                            ("given", Noise::Given(Box::new(logits.zeros_like()))),
+                        ];
+                        for (noise_name, noise) in noises {
+                            let fixed = matches!(tau, Tau::Fixed(_));
+                            let expected = match (backend, noise_name) {
+                                (_, "given") => Engine::TensorOps,
+                                ("flex", _) if kind != Kind::Hard(Estimator::ReinMax) => {
+                                    Engine::Fused
+                                }
+                                ("wgpu", _)
+                                    if fixed
+                                        && matches!(
+                                            kind,
+                                            Kind::Soft | Kind::Hard(Estimator::StraightThrough)
+                                        ) =>
+                                {
+                                    Engine::Cube
+                                }
+                                _ => Engine::TensorOps,
+                            };
+                            assert_eq!(
+                                engine(&logits, &tau, kind, &noise),
+                                expected,
+                                "{backend}, {kind:?}, fixed tau {fixed}, {noise_name} noise"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
