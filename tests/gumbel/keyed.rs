@@ -4,10 +4,13 @@
 
 use burn::tensor::{Device, FloatDType, Tensor};
 use burn_gumbel::{
-    Estimator, GumbelSoftmaxConfig, Key, gumbel_softmax_with_key, gumbel_softmax_with_noise,
+    Estimator, GumbelSoftmaxConfig, Key, RelaxedOneHotCategorical, gumbel_max_with_key,
+    gumbel_noise_with_key, gumbel_softmax_with_key, gumbel_softmax_with_noise,
+    gumbel_top_k_with_key, logistic_noise_with_key, relaxed_bernoulli_with_key,
+    relaxed_k_hot_with_key,
 };
 
-use crate::support::{devices, values};
+use crate::support::{devices, indices, values};
 
 /// `len` logits with values in [−4, 4] and, with `masked`, every 7th element −∞ (a masked
 /// category, which rows of more than 2 categories always outnumber).
@@ -275,5 +278,104 @@ fn every_keyed_sampler_gives_the_same_samples_on_every_backend() {
                 assert_close(&grad2, &grad, 1e-4, 2e-5, &format!("{context}: gradient"));
             }
         }
+    }
+}
+
+#[test]
+fn every_keyed_draw_of_the_other_samplers_is_the_same_on_every_backend() {
+    // gumbel_max, gumbel_top_k, relaxed_k_hot, relaxed_bernoulli, RelaxedOneHotCategorical and
+    // the noise functions under one key, on 10⁵ rows of 10 (last axis and strided): indices and
+    // hard samples identical, soft samples within 2e-5 relative plus 1e-7 (as above), the host's
+    // noise equal to the bit. And gumbel_max_with_key draws the category of
+    // gumbel_softmax_with_key's hard sample under the same key, on every backend.
+    let _lock = crate::support::rng_lock();
+    let backends = devices();
+    let key = Key::new(11).fold_in(3);
+    for (shape, dim) in [([1, 100_000, 10], 2), ([1000, 10, 100], 1)] {
+        let len: usize = shape.iter().product();
+        let theta = logits(len, true);
+        let go = |device: &Device| {
+            let x = Tensor::<1>::from_floats(theta.as_slice(), device).reshape(shape);
+            let index = indices(gumbel_max_with_key(x.clone(), key, dim));
+            let one_hot = gumbel_softmax_with_key(x.clone(), key, 0.5, true, dim);
+            let one_hot_index = indices(one_hot.argmax(dim));
+            assert_eq!(index, one_hot_index, "gumbel_max vs the hard sample");
+            let top = indices(gumbel_top_k_with_key(x.clone(), key, 3, dim));
+            let k_hot = values(relaxed_k_hot_with_key(x.clone(), key, 3, 0.5, true, dim));
+            let bernoulli = values(relaxed_bernoulli_with_key(x.clone(), key, 0.5, true));
+            let concrete = RelaxedOneHotCategorical::from_logits(x, 0.5, dim).rsample_with_key(key);
+            let noise = values(gumbel_noise_with_key::<3>(shape, key, device));
+            let logistic = values(logistic_noise_with_key::<3>(shape, key, device));
+            (
+                index,
+                top,
+                k_hot,
+                bernoulli,
+                values(concrete),
+                noise,
+                logistic,
+            )
+        };
+        let (first, reference) = &backends[0];
+        let expected = go(reference);
+        for (backend, device) in &backends[1..] {
+            let context = format!("{shape:?} along {dim}, {backend} vs {first}");
+            let got = go(device);
+            assert_eq!(got.0, expected.0, "{context}: gumbel_max_with_key");
+            assert_eq!(got.1, expected.1, "{context}: gumbel_top_k_with_key");
+            assert_eq!(got.2, expected.2, "{context}: relaxed_k_hot_with_key");
+            assert_eq!(got.3, expected.3, "{context}: relaxed_bernoulli_with_key");
+            assert_close(
+                &got.4,
+                &expected.4,
+                2e-5,
+                1e-7,
+                &format!("{context}: rsample"),
+            );
+            assert_eq!(got.5, expected.5, "{context}: gumbel_noise_with_key");
+            assert_eq!(got.6, expected.6, "{context}: logistic_noise_with_key");
+        }
+    }
+}
+
+#[test]
+#[cfg(feature = "flex")]
+fn keyed_samples_do_not_depend_on_the_thread_count() {
+    // The flex kernel spreads rows (and bands of channels-first maps) over rayon's threads; an
+    // element's noise is a hash of its index under the key and each row is reduced by one task,
+    // so one thread, three and the default pool give the same bits: samples, and the gradients
+    // of Σ w·y through straight-through and Gumbel-Rao.
+    let _lock = crate::support::rng_lock();
+    let device = crate::support::device("flex").autodiff();
+    let key = Key::new(21);
+    let run = || {
+        let mut out = Vec::new();
+        for (shape, dim) in [([1, 20_000, 37], 2), ([40, 37, 300], 1)] {
+            let len: usize = shape.iter().product();
+            let x = Tensor::<1>::from_floats(logits(len, true).as_slice(), &device)
+                .reshape(shape)
+                .require_grad();
+            let w: Vec<f32> = (0..len).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+            let w = Tensor::<1>::from_floats(w.as_slice(), &device).reshape(shape);
+            for estimator in [
+                Estimator::StraightThrough,
+                Estimator::GumbelRao { samples: 3 },
+            ] {
+                let y = estimator.sample_with_key(x.clone(), key, 0.7, dim);
+                let grads = (y.clone() * w.clone()).sum().backward();
+                out.push((values(y), values(x.grad(&grads).unwrap())));
+            }
+            let soft = gumbel_softmax_with_key(x.clone(), key, 0.7, false, dim);
+            out.push((values(soft), Vec::new()));
+        }
+        out
+    };
+    let default = run();
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        assert!(pool.install(run) == default, "{threads} threads");
     }
 }

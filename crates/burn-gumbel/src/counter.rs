@@ -80,6 +80,18 @@ pub(crate) fn gumbel_noise_with_key<const D: usize>(
     Tensor::from_data(TensorData::new(noise, shape.clone()), device)
 }
 
+/// The logistic noise `ln u − ln(1 − u)` of every element of a tensor of `shape` under `key`
+/// (element `i` in row-major order has the counter `i`), computed on the host in f64 and rounded
+/// to f32.
+pub(crate) fn logistic_noise_with_key<const D: usize>(
+    shape: &Shape,
+    key: u64,
+    device: &Device,
+) -> Tensor<D> {
+    let noise = on_host(shape, D - 1, key, 0, |u| u.ln() - (1.0 - u).ln());
+    Tensor::from_data(TensorData::new(noise, shape.clone()), device)
+}
+
 /// The exponential noise `−ln u` of the `samples` conditional draws of Gumbel-Rao's backward
 /// pass for logits of `shape` (categories along `dim`) under `key`, as the fused kernel draws it
 /// (draw `s` of element `e` has the counter `(s + 1) · total + e`), computed on the host in f64

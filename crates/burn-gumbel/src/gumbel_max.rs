@@ -3,7 +3,8 @@
 use burn::tensor::{AsIndex, DType, Int, Tensor};
 
 use crate::check;
-use crate::noise::gumbel_noise;
+use crate::key::Key;
+use crate::noise::{gumbel_noise, sampler_gumbel_noise};
 use crate::ops::to_f32;
 
 /// Draws a categorical sample with the Gumbel-max trick.
@@ -43,9 +44,79 @@ use crate::ops::to_f32;
 pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tensor<D, Int> {
     const OP: &str = "gumbel_max";
     let dim = check::sampler(OP, &logits, None, None, dim);
-    let logits = to_f32(logits.detach());
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
-    (logits + noise).argmax(dim)
+    argmax_of(logits, noise, dim)
+}
+
+/// [`gumbel_max`] with the noise of a [`Key`]: the noise of
+/// [`gumbel_softmax_with_key`](crate::gumbel_softmax_with_key), so that the index is the
+/// category of its hard sample under the same key (barring two perturbed logits within an ulp),
+/// the same on every backend.
+///
+/// # Shapes
+/// As [`gumbel_max`].
+///
+/// # Panics
+/// As [`gumbel_max`].
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::{Key, gumbel_max_with_key};
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<2>::from_floats([[1.0, 2.0, 3.0]], &device);
+/// let a = gumbel_max_with_key(logits.clone(), Key::new(4), -1);
+/// let b = gumbel_max_with_key(logits, Key::new(4), -1);
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn gumbel_max_with_key<const D: usize>(
+    logits: Tensor<D>,
+    key: Key,
+    dim: impl AsIndex,
+) -> Tensor<D, Int> {
+    const OP: &str = "gumbel_max_with_key";
+    let dim = check::sampler(OP, &logits, None, None, dim);
+    let noise = sampler_gumbel_noise(&logits, dim, Some(key));
+    argmax_of(logits, noise, dim)
+}
+
+/// [`gumbel_max`] with caller-given Gumbel noise: `argmax(logits + noise)` along `dim`.
+///
+/// # Shapes
+/// - logits: `[..., n_categories, ...]`
+/// - noise: the shape of `logits`
+/// - output: the same rank, size 1 along `dim`
+///
+/// # Panics
+/// As [`gumbel_max`], and if `noise` and `logits` differ in shape.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_max_with_noise;
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<1>::from_floats([0.0, 1.0, 0.0], &device);
+/// let noise = Tensor::<1>::from_floats([2.0, 0.0, 0.0], &device);
+/// assert_eq!(gumbel_max_with_noise(logits, noise, 0).into_scalar::<i64>(), 0);
+/// ```
+pub fn gumbel_max_with_noise<const D: usize>(
+    logits: Tensor<D>,
+    noise: Tensor<D>,
+    dim: impl AsIndex,
+) -> Tensor<D, Int> {
+    const OP: &str = "gumbel_max_with_noise";
+    let dim = check::sampler(OP, &logits, None, None, dim);
+    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
+    argmax_of(logits, noise, dim)
+}
+
+/// `argmax(logits + noise)` along `dim`, in f32 for half-precision logits.
+fn argmax_of<const D: usize>(logits: Tensor<D>, noise: Tensor<D>, dim: usize) -> Tensor<D, Int> {
+    (to_f32(logits.detach()) + to_f32(noise.detach())).argmax(dim)
 }
 
 /// Draws `k` categories without replacement with the Gumbel-top-k trick.
@@ -93,15 +164,94 @@ pub fn gumbel_top_k<const D: usize>(
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_top_k";
     let dim = check::sampler(OP, &logits, None, Some(k), dim);
-    let logits = to_f32(logits.detach());
     let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    top_k_of(logits, noise, k, dim)
+}
+
+/// [`gumbel_top_k`] with the noise of a [`Key`] (that of
+/// [`gumbel_softmax_with_key`](crate::gumbel_softmax_with_key)): the same indices on every
+/// backend.
+///
+/// # Shapes
+/// As [`gumbel_top_k`].
+///
+/// # Panics
+/// As [`gumbel_top_k`].
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::{Key, gumbel_top_k_with_key};
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<2>::from_floats([[0.0, 1.0, 2.0, 3.0]], &device);
+/// let a = gumbel_top_k_with_key(logits.clone(), Key::new(8), 2, -1);
+/// let b = gumbel_top_k_with_key(logits, Key::new(8), 2, -1);
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn gumbel_top_k_with_key<const D: usize>(
+    logits: Tensor<D>,
+    key: Key,
+    k: usize,
+    dim: impl AsIndex,
+) -> Tensor<D, Int> {
+    const OP: &str = "gumbel_top_k_with_key";
+    let dim = check::sampler(OP, &logits, None, Some(k), dim);
+    let noise = sampler_gumbel_noise(&logits, dim, Some(key));
+    top_k_of(logits, noise, k, dim)
+}
+
+/// [`gumbel_top_k`] with caller-given Gumbel noise: the indices of the `k` largest
+/// `logits + noise` along `dim`, largest first.
+///
+/// # Shapes
+/// - logits: `[..., n_categories, ...]`
+/// - noise: the shape of `logits`
+/// - output: the same rank, size `k` along `dim`
+///
+/// # Panics
+/// As [`gumbel_top_k`], and if `noise` and `logits` differ in shape.
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::gumbel_top_k_with_noise;
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<1>::from_floats([0.0, 1.0, 0.0], &device);
+/// let noise = Tensor::<1>::from_floats([2.0, 0.0, 0.5], &device);
+/// let order = gumbel_top_k_with_noise(logits, noise, 2, 0);
+/// assert_eq!(order.into_data().convert::<i64>().to_vec::<i64>().unwrap(), [0, 1]);
+/// ```
+pub fn gumbel_top_k_with_noise<const D: usize>(
+    logits: Tensor<D>,
+    noise: Tensor<D>,
+    k: usize,
+    dim: impl AsIndex,
+) -> Tensor<D, Int> {
+    const OP: &str = "gumbel_top_k_with_noise";
+    let dim = check::sampler(OP, &logits, None, Some(k), dim);
+    check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
+    top_k_of(logits, noise, k, dim)
+}
+
+/// The indices of the `k` largest `logits + noise` along `dim`, in f32 for half-precision logits.
+fn top_k_of<const D: usize>(
+    logits: Tensor<D>,
+    noise: Tensor<D>,
+    k: usize,
+    dim: usize,
+) -> Tensor<D, Int> {
+    let perturbed = to_f32(logits.detach()) + to_f32(noise.detach());
     // Masked categories as the lowest finite value of the dtype: ranked after every other one,
     // and valid indices on every backend (Burn's `topk` on wgpu gives -1 for `-inf`).
-    let lowest = match logits.dtype() {
+    let lowest = match perturbed.dtype() {
         DType::F64 => f64::MIN,
         _ => f64::from(f32::MIN),
     };
-    let (_, indices) = (logits + noise).clamp_min(lowest).topk_with_indices(k, dim);
+    let (_, indices) = perturbed.clamp_min(lowest).topk_with_indices(k, dim);
     indices
 }
 

@@ -13,7 +13,7 @@
 //! | [`gumbel_softmax`] | `softmax((logits + g) / tau)`, or with `hard` its one-hot, straight-through |
 //! | [`gumbel_softmax_with_noise`] | the same with caller-given `g` |
 //! | [`gumbel_softmax_with_key`] | the same with the noise of a [`Key`]: the same sample on every backend |
-//! | [`Key`] | names a draw of noise; `fold_in(step)` and `split` derive independent keys |
+//! | [`Key`] | names a draw of noise; `fold_in(step)` and `split` derive independent keys; every sampler has a `_with_key` form |
 //! | [`GumbelSoftmax`] | the layer, built by [`GumbelSoftmaxConfig`] |
 //! | [`gumbel_rao`] | one-hot sample; gradient: straight-through averaged over `K` noise draws given the sample |
 //! | [`reinmax`] | one-hot sample of `softmax(logits)`; gradient `2·J(π₁)g − ½·J(p)g` (second order) |
@@ -110,17 +110,22 @@ mod schedule;
 mod setting;
 
 pub use estimator::Estimator;
-pub use gumbel_max::{gumbel_max, gumbel_top_k};
+pub use gumbel_max::{
+    gumbel_max, gumbel_max_with_key, gumbel_max_with_noise, gumbel_top_k, gumbel_top_k_with_key,
+    gumbel_top_k_with_noise,
+};
 pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_key, gumbel_softmax_with_noise};
 pub use key::Key;
 pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};
-pub use noise::{gumbel_noise, logistic_noise};
+pub use noise::{gumbel_noise, gumbel_noise_with_key, logistic_noise, logistic_noise_with_key};
 pub use one_hot::{
     gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
     reinmax_with_noise,
 };
-pub use relaxed_bernoulli::{relaxed_bernoulli, relaxed_bernoulli_with_noise};
-pub use relaxed_k_hot::{relaxed_k_hot, relaxed_k_hot_with_noise};
+pub use relaxed_bernoulli::{
+    relaxed_bernoulli, relaxed_bernoulli_with_key, relaxed_bernoulli_with_noise,
+};
+pub use relaxed_k_hot::{relaxed_k_hot, relaxed_k_hot_with_key, relaxed_k_hot_with_noise};
 pub use relaxed_one_hot::RelaxedOneHotCategorical;
 pub use schedule::TemperatureSchedule;
 pub use setting::{InvalidSetting, Setting};

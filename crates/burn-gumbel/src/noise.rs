@@ -43,6 +43,60 @@ pub fn gumbel_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) ->
     from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
 }
 
+/// [`gumbel_noise`] under a [`Key`]: `g_i = −ln(−ln u_i)` with `u_i` the counter-based uniform of
+/// element `i` (in row-major order) under `key`, the generator of the fused kernels and of
+/// [`gumbel_softmax_with_key`](crate::gumbel_softmax_with_key) (whose noise this is for logits
+/// of `shape` sampled along their last axis). Computed on the host in f64 and rounded to f32:
+/// the same values on every device. Its uniforms lie in `[2^-24, 1 − 2^-24]`, so
+/// `g ∈ [−2.81, 16.64]`.
+///
+/// # Shapes
+/// - output: `shape`
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::{Key, gumbel_noise_with_key};
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let a: Tensor<2> = gumbel_noise_with_key([4, 3], Key::new(1), &device);
+/// let b: Tensor<2> = gumbel_noise_with_key([4, 3], Key::new(1), &device);
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn gumbel_noise_with_key<const D: usize>(
+    shape: impl Into<Shape>,
+    key: Key,
+    device: &Device,
+) -> Tensor<D> {
+    crate::counter::gumbel_noise_with_key(&shape.into(), D - 1, key.bits(), device)
+}
+
+/// [`logistic_noise`] under a [`Key`]: `L_i = ln u_i − ln(1 − u_i)` with `u_i` the counter-based
+/// uniform of element `i` (in row-major order) under `key`, computed on the host in f64 and
+/// rounded to f32: the same values on every device, in `[−16.64, 16.64]`.
+///
+/// # Shapes
+/// - output: `shape`
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::{Key, logistic_noise_with_key};
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let l: Tensor<1> = logistic_noise_with_key([1000], Key::new(2), &device);
+/// assert!(l.abs().max().into_scalar::<f32>() < 16.7);
+/// ```
+pub fn logistic_noise_with_key<const D: usize>(
+    shape: impl Into<Shape>,
+    key: Key,
+    device: &Device,
+) -> Tensor<D> {
+    crate::counter::logistic_noise_with_key(&shape.into(), key.bits(), device)
+}
+
 /// The Gumbel noise a sampler's tensor-op path draws for `logits` (categories along `dim`), in
 /// f32, the one place that decides it:
 /// - under a `key`, the counter-based noise of the fused kernels (on wgpu computed by the GPU

@@ -3,7 +3,8 @@
 use burn::tensor::Tensor;
 
 use crate::check;
-use crate::noise::logistic_noise;
+use crate::key::Key;
+use crate::noise::{logistic_noise, logistic_noise_with_key};
 use crate::ops::{in_f32, straight_through, to_f32};
 
 /// Draws a relaxed Bernoulli (binary Concrete) sample, soft or hard (straight-through).
@@ -46,6 +47,40 @@ pub fn relaxed_bernoulli<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool
     check::tau_in("relaxed_bernoulli", tau, logits.dtype());
     let noise = logistic_noise::<D>(logits.shape(), &logits.device());
     in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
+}
+
+/// [`relaxed_bernoulli`] with the noise of a [`Key`]
+/// ([`logistic_noise_with_key`](crate::logistic_noise_with_key)): the same sample on every
+/// backend.
+///
+/// # Shapes
+/// - logits: any
+/// - output: the shape of `logits`
+///
+/// # Panics
+/// As [`relaxed_bernoulli`].
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::{Key, relaxed_bernoulli_with_key};
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<1>::from_floats([0.5, -0.5], &device);
+/// let a = relaxed_bernoulli_with_key(logits.clone(), Key::new(3), 0.5, true);
+/// let b = relaxed_bernoulli_with_key(logits, Key::new(3), 0.5, true);
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn relaxed_bernoulli_with_key<const D: usize>(
+    logits: Tensor<D>,
+    key: Key,
+    tau: f64,
+    hard: bool,
+) -> Tensor<D> {
+    check::tau_in("relaxed_bernoulli_with_key", tau, logits.dtype());
+    let noise = logistic_noise_with_key::<D>(logits.shape(), key, &logits.device());
+    in_f32(logits, |logits| sample(logits, noise, tau, hard))
 }
 
 /// [`relaxed_bernoulli`] with caller-given logistic noise (never differentiated).

@@ -4,7 +4,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
 use crate::check;
-use crate::noise::gumbel_noise;
+use crate::key::Key;
+use crate::noise::{gumbel_noise, sampler_gumbel_noise};
 use crate::ops::{in_f32, straight_through, to_f32};
 
 /// Draws a relaxed k-hot sample: a differentiable subset of `k` categories drawn without
@@ -71,6 +72,41 @@ pub fn relaxed_k_hot<const D: usize>(
     in_f32(logits, |logits| {
         sample(logits, to_f32(noise), k, tau, hard, dim)
     })
+}
+
+/// [`relaxed_k_hot`] with the noise of a [`Key`] (that of
+/// [`gumbel_softmax_with_key`](crate::gumbel_softmax_with_key)): the same subset on every backend.
+///
+/// # Shapes
+/// As [`relaxed_k_hot`].
+///
+/// # Panics
+/// As [`relaxed_k_hot`].
+///
+/// # Example
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use burn_gumbel::{Key, relaxed_k_hot_with_key};
+///
+/// let device = Device::default();
+/// # #[cfg(feature = "flex")] let device = Device::flex();
+/// let logits = Tensor::<2>::from_floats([[0.0, 1.0, 2.0, 3.0]], &device);
+/// let a = relaxed_k_hot_with_key(logits.clone(), Key::new(6), 2, 0.5, true, -1);
+/// let b = relaxed_k_hot_with_key(logits, Key::new(6), 2, 0.5, true, -1);
+/// assert_eq!(a.into_data(), b.into_data());
+/// ```
+pub fn relaxed_k_hot_with_key<const D: usize>(
+    logits: Tensor<D>,
+    key: Key,
+    k: usize,
+    tau: f64,
+    hard: bool,
+    dim: impl AsIndex,
+) -> Tensor<D> {
+    const OP: &str = "relaxed_k_hot_with_key";
+    let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
+    let noise = sampler_gumbel_noise(&logits, dim, Some(key));
+    in_f32(logits, |logits| sample(logits, noise, k, tau, hard, dim))
 }
 
 /// [`relaxed_k_hot`] with caller-given Gumbel noise (never differentiated).

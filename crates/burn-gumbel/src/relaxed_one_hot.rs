@@ -5,7 +5,8 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{AsIndex, FloatDType, Tensor};
 
 use crate::check;
-use crate::noise::gumbel_noise;
+use crate::key::Key;
+use crate::noise::{gumbel_noise, sampler_gumbel_noise};
 use crate::ops::{half_dtype, to_f32};
 
 /// The relaxed one-hot categorical distribution, also called Concrete or Gumbel-Softmax
@@ -208,7 +209,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Shapes
     /// - output: the shape of the logits
     pub fn rsample(&self) -> Tensor<D> {
-        self.out(softmax(self.perturbed_over_tau(), self.dim))
+        self.out(softmax(self.perturbed_over_tau(None), self.dim))
     }
 
     /// A reparameterized sample in log space, `x = log_softmax((θ + g) / tau) = ln y`: finite
@@ -217,7 +218,25 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Shapes
     /// - output: the shape of the logits
     pub fn rsample_log(&self) -> Tensor<D> {
-        self.out(log_softmax(self.perturbed_over_tau(), self.dim))
+        self.out(log_softmax(self.perturbed_over_tau(None), self.dim))
+    }
+
+    /// [`rsample`](Self::rsample) with the noise of a [`Key`] (that of
+    /// [`gumbel_softmax_with_key`](crate::gumbel_softmax_with_key)): the same sample on every
+    /// backend.
+    ///
+    /// # Shapes
+    /// - output: the shape of the logits
+    pub fn rsample_with_key(&self, key: Key) -> Tensor<D> {
+        self.out(softmax(self.perturbed_over_tau(Some(key)), self.dim))
+    }
+
+    /// [`rsample_log`](Self::rsample_log) with the noise of a [`Key`].
+    ///
+    /// # Shapes
+    /// - output: the shape of the logits
+    pub fn rsample_log_with_key(&self, key: Key) -> Tensor<D> {
+        self.out(log_softmax(self.perturbed_over_tau(Some(key)), self.dim))
     }
 
     /// A result in the logits' dtype.
@@ -228,8 +247,12 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
         }
     }
 
-    fn perturbed_over_tau(&self) -> Tensor<D> {
-        let noise = gumbel_noise::<D>(self.logits.shape(), &self.logits.device());
+    /// `(θ + g) / tau`, `g` under `key` or fresh from the device's generator.
+    fn perturbed_over_tau(&self, key: Option<Key>) -> Tensor<D> {
+        let noise = match key {
+            Some(key) => sampler_gumbel_noise(&self.logits, self.dim, Some(key)),
+            None => gumbel_noise::<D>(self.logits.shape(), &self.logits.device()),
+        };
         (self.logits.clone() + noise) / self.tau.clone()
     }
 
