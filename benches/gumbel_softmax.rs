@@ -25,7 +25,10 @@
 use std::time::Duration;
 
 use burn::tensor::{Device, Distribution, FloatDType, Shape, Tensor};
-use burn_gumbel::{gumbel_noise, gumbel_rao, gumbel_softmax, gumbel_softmax_with_noise};
+use burn_gumbel::{
+    Key, gumbel_noise, gumbel_rao, gumbel_softmax, gumbel_softmax_with_key,
+    gumbel_softmax_with_noise,
+};
 use std::hint::black_box;
 
 use criterion::measurement::WallTime;
@@ -230,6 +233,21 @@ fn bench_shape<const D: usize>(
                 y
             },
         );
+        if dtype == FloatDType::F32 {
+            // The same sample under a named key: the same engine, without drawing the key.
+            let mut step = 0u64;
+            bench_routine(
+                &mut group,
+                BenchmarkId::new(format!("{op}/forward_keyed"), &name),
+                || {
+                    step += 1;
+                    let key = Key::new(7).fold_in(step);
+                    let y = gumbel_softmax_with_key(logits.clone(), key, TAU, hard, dim);
+                    sync(device);
+                    y
+                },
+            );
+        }
         bench_routine(
             &mut group,
             BenchmarkId::new(format!("{op}/forward_backward"), &name),
