@@ -12,6 +12,7 @@ device_tests!(
     straight_through_gradient_is_the_soft_gradient,
     inclusion_frequencies_are_those_of_sampling_without_replacement,
     masked_categories_are_never_chosen,
+    past_the_unmasked_categories_the_hard_sample_takes_masked_ones,
 );
 
 const ROWS: usize = 64;
@@ -154,5 +155,28 @@ fn masked_categories_are_never_chosen(device: &Device) {
                 assert_eq!(g, 0.0, "masked category {} has gradient {g}", j % N);
             }
         }
+    }
+}
+
+fn past_the_unmasked_categories_the_hard_sample_takes_masked_ones(device: &Device) {
+    // Rows of 6 with 2 unmasked categories and k = 3: the k-hot holds both of them and one
+    // masked category, exactly 3 ones (on wgpu, Burn's `topk` gave index -1 for the masked one,
+    // whose 1 was then lost).
+    device.seed(74);
+    let inf = f32::NEG_INFINITY;
+    let row = [0.5, inf, inf, -1.0, inf, inf];
+    let logits = Tensor::<2>::from_floats([row], device).expand([500, 6]);
+    let k_hot = values(relaxed_k_hot(logits, 3, 0.5, true, -1));
+    for (r, row) in k_hot.chunks(6).enumerate() {
+        assert_eq!(
+            row.iter().filter(|&&v| v == 1.0).count(),
+            3,
+            "row {r}: {row:?}"
+        );
+        assert_eq!(
+            (row[0], row[3]),
+            (1.0, 1.0),
+            "row {r}: the unmasked categories"
+        );
     }
 }

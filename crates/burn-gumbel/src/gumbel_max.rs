@@ -1,11 +1,11 @@
 //! The Gumbel-max trick: exact categorical sampling from unnormalized log-probabilities.
 
-use burn::tensor::{AsIndex, DType, Int, Tensor};
+use burn::tensor::{AsIndex, Int, Tensor};
 
 use crate::check;
 use crate::key::Key;
 use crate::noise::{gumbel_noise, sampler_gumbel_noise};
-use crate::ops::to_f32;
+use crate::ops::{to_f32, top_k_indices};
 
 /// Draws a categorical sample with the Gumbel-max trick.
 ///
@@ -244,15 +244,7 @@ fn top_k_of<const D: usize>(
     k: usize,
     dim: usize,
 ) -> Tensor<D, Int> {
-    let perturbed = to_f32(logits.detach()) + to_f32(noise.detach());
-    // Masked categories as the lowest finite value of the dtype: ranked after every other one,
-    // and valid indices on every backend (Burn's `topk` on wgpu gives -1 for `-inf`).
-    let lowest = match perturbed.dtype() {
-        DType::F64 => f64::MIN,
-        _ => f64::from(f32::MIN),
-    };
-    let (_, indices) = perturbed.clamp_min(lowest).topk_with_indices(k, dim);
-    indices
+    top_k_indices(to_f32(logits.detach()) + to_f32(noise.detach()), k, dim)
 }
 
 #[cfg(test)]

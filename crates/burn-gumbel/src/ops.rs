@@ -2,7 +2,7 @@
 //! straight-through sum, and the reshapes that put the categories on the last axis of a matrix.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bool, DType, FloatDType, IndexingUpdateOp, Shape, Tensor};
+use burn::tensor::{Bool, DType, FloatDType, IndexingUpdateOp, Int, Shape, Tensor};
 
 /// The temperature of a relaxed sample: a checked number, or a one-element tensor (a learned
 /// temperature) that takes part in the autodiff graph.
@@ -83,6 +83,18 @@ pub(crate) fn softmax_or_zero<const D: usize>(
     dim: usize,
 ) -> Tensor<D> {
     softmax(x.mask_fill(masked.clone(), 0.0), dim).mask_fill(masked, 0.0)
+}
+
+/// The indices of the `k` largest values of `x` along `dim`, largest first. A `-inf` value ranks
+/// as the dtype's lowest finite one: after every other, and a valid index on every backend
+/// (Burn's `topk` on wgpu gives -1 for `-inf`: `docs/known-issues.md`).
+pub(crate) fn top_k_indices<const D: usize>(x: Tensor<D>, k: usize, dim: usize) -> Tensor<D, Int> {
+    let lowest = match x.dtype() {
+        DType::F64 => f64::MIN,
+        _ => f64::from(f32::MIN),
+    };
+    let (_, indices) = x.clamp_min(lowest).topk_with_indices(k, dim);
+    indices
 }
 
 /// Forward value `hard`, gradient that of `soft`.

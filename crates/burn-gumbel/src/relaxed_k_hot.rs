@@ -6,7 +6,7 @@ use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 use crate::check;
 use crate::key::Key;
 use crate::noise::{gumbel_noise, sampler_gumbel_noise};
-use crate::ops::{in_f32, straight_through, to_f32};
+use crate::ops::{in_f32, straight_through, to_f32, top_k_indices};
 
 /// Draws a relaxed k-hot sample: a differentiable subset of `k` categories drawn without
 /// replacement, soft or hard (straight-through).
@@ -38,7 +38,9 @@ use crate::ops::{in_f32, straight_through, to_f32};
 /// - logits: `[..., n_categories, ...]` (categories along `dim`)
 /// - output: the shape of `logits`
 ///
-/// With fewer than `k` unmasked categories in a row, the hard sample includes masked ones.
+/// With fewer than `k` unmasked categories in a row, the hard sample includes masked ones (on
+/// every backend). A fully masked row is refused in debug builds; in release builds its soft
+/// sample is NaN and its hard sample a k-hot of `k` of its categories.
 ///
 /// # Panics
 /// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
@@ -172,7 +174,7 @@ fn sample<const D: usize>(
     if !hard {
         return soft;
     }
-    let (_, indices) = perturbed.detach().topk_with_indices(k, dim);
+    let indices = top_k_indices(perturbed.detach(), k, dim);
     let ones = Tensor::<D>::ones(indices.shape(), &soft.device());
     let k_hot = soft
         .zeros_like()

@@ -86,7 +86,8 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Panics
     /// If `tau` is not finite and `> 0` in the dtype the sample is computed in (f32 for f32 and
     /// half-precision logits), `dim` is outside `[-D, D)` or the category dimension is empty; in
-    /// debug builds, on NaN logits or a row whose logits are all `-inf`.
+    /// debug builds, on NaN logits or a row whose logits are all `-inf` (in release builds such a
+    /// row's samples and densities are NaN, on every backend).
     pub fn from_logits(logits: Tensor<D>, tau: f64, dim: impl AsIndex) -> Self {
         Self::new("RelaxedOneHotCategorical::from_logits", logits, tau, dim)
     }
