@@ -30,7 +30,7 @@ use discrete_vae::training::{
 
 /// Train the convolutional discrete VAE on binarized MNIST through burn-train.
 #[derive(Parser, Debug)]
-#[command(version, about, allow_negative_numbers = true)]
+#[command(version, allow_negative_numbers = true)]
 struct Cli {
     /// Folder with the four MNIST IDX files (plain or .gz); default: Burn's cache if it holds
     /// them, else the embedded 10,000/2,000-image subset.

@@ -20,7 +20,7 @@ use clap::Parser;
 
 /// Measure the gradient estimators of hard samples against the exact gradient.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Draws (gradients) per estimator and problem.
     #[arg(long, default_value_t = 20_000)]

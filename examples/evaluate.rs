@@ -19,7 +19,7 @@ use clap::Parser;
 
 /// Evaluate a checkpoint of the categorical VAE and draw its pictures.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// The run's folder (holding config.json and checkpoint/).
     #[arg(long, default_value = "runs/vae")]

@@ -18,7 +18,7 @@ const SEED: u64 = 2016;
 
 /// Gumbel-max frequencies, mean soft samples and a straight-through gradient, as tables.
 #[derive(clap::Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {}
 
 fn main() -> std::process::ExitCode {

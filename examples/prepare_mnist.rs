@@ -14,7 +14,7 @@ use clap::Parser;
 
 /// Write a bit-packed, binarized (> 127) subset of MNIST in the embedded format.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Folder with the four MNIST IDX files (plain or .gz).
     #[arg(long)]

@@ -15,7 +15,7 @@ const N: usize = 100_000;
 
 /// Reproduce the long strided reduction bug of Mesa's software Vulkan driver.
 #[derive(clap::Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {}
 
 fn main() -> std::process::ExitCode {

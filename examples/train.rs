@@ -29,7 +29,7 @@ use clap::{ArgMatches, Parser};
 
 /// Train the categorical VAE on binarized MNIST.
 #[derive(Parser, Debug)]
-#[command(version, about, allow_negative_numbers = true)]
+#[command(version, allow_negative_numbers = true)]
 struct Cli {
     /// Folder with the four MNIST IDX files (plain or .gz); default: Burn's cache if it holds
     /// them, else the embedded 10,000/2,000-image subset.
