@@ -404,3 +404,48 @@ pub fn reinmax_with_noise<const D: usize>(
         dim,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estimator::testing::*;
+    use burn::tensor::Device;
+
+    #[test]
+    fn masked_categories_get_no_gradient_and_are_never_drawn() {
+        let device = Device::default().autodiff();
+        let inf = f64::NEG_INFINITY;
+        let theta = [[0.5, inf, 2.0, 0.0], [inf, 1.0, inf, 3.0]];
+        device.seed(7);
+        for (name, sample) in [
+            (
+                "gumbel-rao",
+                Box::new(|l| gumbel_rao(l, 4, 0.5, -1)) as Box<dyn Fn(Tensor<2>) -> Tensor<2>>,
+            ),
+            ("reinmax", Box::new(|l| reinmax(l, 1.0, 1))),
+        ] {
+            for _ in 0..20 {
+                let (z, grad) = grad_of(&sample, &theta, &device);
+                for (j, (&zj, &gj)) in z.iter().zip(&grad).enumerate() {
+                    assert!(gj.is_finite(), "{name}: gradient {j} is {gj}");
+                    if theta[j / 4][j % 4] == inf {
+                        assert_eq!(zj, 0.0, "{name}: masked category {j} drawn");
+                        assert_eq!(gj, 0.0, "{name}: masked category {j} has gradient {gj}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic = "gumbel_rao: Gumbel-Rao needs at least one sample, got samples = 0"]
+    fn gumbel_rao_without_samples_panics() {
+        let _ = gumbel_rao(tensor(&THETA, &Device::default()), 0, 0.5, -1);
+    }
+
+    #[test]
+    #[should_panic = "reinmax: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"]
+    fn reinmax_below_one_panics() {
+        let _ = reinmax(tensor(&THETA, &Device::default()), 0.5, -1);
+    }
+}

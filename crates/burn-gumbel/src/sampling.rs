@@ -62,7 +62,8 @@ pub(crate) enum Engine {
 }
 
 /// The engine that serves a sample of `kind` at `tau` on `logits` with `noise`: a kernel where
-/// one is compiled in and takes the call (its `serves`), else the tensor ops. Given noise always
+/// one is compiled in, computes `kind` and takes the logits and temperature (its `serves`), else
+/// the tensor ops. Given noise always
 /// takes the tensor ops, which read it.
 pub(crate) fn engine<const D: usize>(
     logits: &Tensor<D>,
@@ -73,12 +74,16 @@ pub(crate) fn engine<const D: usize>(
     if matches!(noise, Noise::Given(_)) {
         return Engine::TensorOps;
     }
+    // The flex kernel computes every kind but ReinMax; the wgpu kernel soft samples and
+    // straight-through.
     #[cfg(feature = "flex")]
-    if crate::fused::serves(logits, tau, kind) {
+    if kind != Kind::Hard(Estimator::ReinMax) && crate::fused::serves(logits, tau) {
         return Engine::Fused;
     }
     #[cfg(feature = "wgpu")]
-    if crate::cube::serves(logits, tau, kind) {
+    if matches!(kind, Kind::Soft | Kind::Hard(Estimator::StraightThrough))
+        && crate::cube::serves(logits, tau)
+    {
         return Engine::Cube;
     }
     let _ = (logits, tau, kind);
@@ -97,9 +102,15 @@ pub(crate) fn sample<const D: usize>(
     let key = noise.key();
     match engine(&logits, tau, kind, &noise) {
         #[cfg(feature = "flex")]
-        Engine::Fused => crate::fused::sample(logits, tau, kind, key, dim),
+        Engine::Fused => {
+            let gumbel_rao = match kind {
+                Kind::Hard(Estimator::GumbelRao { samples }) => Some(samples),
+                _ => None,
+            };
+            crate::fused::sample(logits, tau, kind != Kind::Soft, gumbel_rao, key, dim)
+        }
         #[cfg(feature = "wgpu")]
-        Engine::Cube => crate::cube::sample(logits, tau, kind, key, dim),
+        Engine::Cube => crate::cube::sample(logits, tau, kind != Kind::Soft, key, dim),
         _ => {
             let g = match noise {
                 Noise::Given(g) => to_f32(*g),

@@ -32,10 +32,8 @@
 
 use burn::tensor::{DType, Device, Distribution, Int, IntDType, Tensor, TensorData};
 
-use crate::estimator::Estimator;
 use crate::key::Key;
 use crate::ops::Tau;
-use crate::sampling::Kind;
 
 use extension::CubeGumbelSoftmax;
 
@@ -57,19 +55,20 @@ pub(crate) fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
         )
 }
 
-/// Whether the kernel serves a sample of `kind` at `tau` ([`crate::sampling::engine`] asks):
-/// [`applies`], a fixed temperature, and a soft sample or the straight-through estimator.
-pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau, kind: Kind) -> bool {
-    let kind_served = matches!(kind, Kind::Soft | Kind::Hard(Estimator::StraightThrough));
-    kind_served && matches!(tau, Tau::Fixed(_)) && applies(logits)
+/// Whether the kernel can take logits and a temperature (`sampling::engine`, the one
+/// place that decides, asks): [`applies`] and a fixed temperature. It computes soft samples and
+/// hard ones with the straight-through gradient.
+pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau) -> bool {
+    matches!(tau, Tau::Fixed(_)) && applies(logits)
 }
 
-/// The kernel's sample, on a call it [`serves`]: soft, or one-hot with the soft sample's gradient,
-/// under `key` (without one, a key from the device's generator, kept on the device).
+/// The kernel's sample, on logits and a temperature it [`serves`]: soft, or with `hard` one-hot
+/// with the soft sample's gradient, under `key` (without one, a key from the device's generator,
+/// kept on the device).
 pub(crate) fn sample<const D: usize>(
     logits: Tensor<D>,
     tau: &Tau,
-    kind: Kind,
+    hard: bool,
     key: Option<Key>,
     dim: usize,
 ) -> Tensor<D> {
@@ -80,7 +79,7 @@ pub(crate) fn sample<const D: usize>(
     let out = <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_softmax(
         logits.into_dispatch(),
         *tau as f32,
-        kind != Kind::Soft,
+        hard,
         key.into_dispatch(),
         dim,
     );

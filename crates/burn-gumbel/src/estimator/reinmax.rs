@@ -47,8 +47,8 @@ fn jacobian_surrogate(q: Tensor<2>, x: Tensor<2>) -> Tensor<2> {
 
 #[cfg(test)]
 mod tests {
+    use super::sample;
     use crate::estimator::testing::*;
-    use crate::{reinmax, reinmax_with_noise};
     use burn::tensor::Device;
 
     #[test]
@@ -56,11 +56,7 @@ mod tests {
         let device = Device::default().autodiff();
         let tau = 1.5;
         let noise = tensor(&NOISE, &device);
-        let (z, grad) = grad_of(
-            |l| reinmax_with_noise(l, noise.clone(), tau, -1),
-            &THETA,
-            &device,
-        );
+        let (z, grad) = grad_of(|l| sample(l, noise.clone(), tau, 1), &THETA, &device);
         for r in 0..2 {
             let perturbed: Vec<f64> = (0..4).map(|k| THETA[r][k] + NOISE[r][k]).collect();
             let i = argmax(&perturbed);
@@ -94,13 +90,9 @@ mod tests {
         // The same rows laid out along dim 0: the samples and gradients are the transposes.
         let device = Device::default().autodiff();
         let noise = tensor(&NOISE, &device);
-        let (z, grad) = grad_of(
-            |l| reinmax_with_noise(l, noise.clone(), 2.0, 1),
-            &THETA,
-            &device,
-        );
+        let (z, grad) = grad_of(|l| sample(l, noise.clone(), 2.0, 1), &THETA, &device);
         let logits = tensor(&THETA, &device).transpose().require_grad();
-        let zt = reinmax_with_noise(logits.clone(), noise.clone().transpose(), 2.0, 0);
+        let zt = sample(logits.clone(), noise.clone().transpose(), 2.0, 0);
         let grads = (zt.clone() * tensor(&WEIGHTS, &device).transpose())
             .sum()
             .backward();
@@ -112,11 +104,5 @@ mod tests {
         for (a, b) in grad.iter().zip(&gt) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
-    }
-
-    #[test]
-    #[should_panic = "reinmax: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"]
-    fn reinmax_below_one_panics() {
-        let _ = reinmax(tensor(&THETA, &Device::default()), 0.5, -1);
     }
 }

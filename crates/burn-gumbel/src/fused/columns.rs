@@ -5,7 +5,7 @@
 
 use std::ptr::NonNull;
 
-use super::kernels::{inverse_or_zero, ln_or_zero};
+use super::lanes::{inverse_or_zero, ln_or_zero};
 use super::math::{fast_exp, fast_ln};
 use crate::counter::uniform;
 

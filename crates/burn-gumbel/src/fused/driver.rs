@@ -17,10 +17,9 @@ use super::bands::{
 };
 use super::columns::{COLUMNS, ColumnsBackward, ColumnsForward, MASKED_COLUMN};
 use super::isa::{
-    Isa, chunk_backward, chunk_columns_backward, chunk_columns_forward, chunk_forward,
-    chunk_gumbel_rao,
+    Isa, Kernel, chunk_backward, chunk_columns_backward, chunk_columns_forward, chunk_gumbel_rao,
 };
-use super::kernels::{BackwardChunk, ForwardChunk, MASKED_ROW, RaoChunk, as_out};
+use super::kernels::{BackwardChunk, MASKED_ROW, RaoChunk, as_out};
 use super::layout::{BAND, Layout};
 use super::precision::{contiguous, narrowed, tensor_of, widened};
 
@@ -75,38 +74,6 @@ pub(super) fn forward(
         }
     };
     Sample { out, soft }
-}
-
-/// What the forward kernel needs besides the values.
-#[derive(Clone, Copy)]
-struct Kernel {
-    inv_tau: f32,
-    key: u64,
-    normalize: bool,
-    isa: Isa,
-}
-
-impl Kernel {
-    /// The forward kernel on rows `theta` (the first the `row`-th of the tensor) into `out`;
-    /// each row's argmax.
-    fn run(
-        self,
-        theta: &[f32],
-        out: &mut [std::mem::MaybeUninit<f32>],
-        n: usize,
-        row: usize,
-    ) -> Vec<usize> {
-        let chunk = ForwardChunk {
-            theta,
-            out,
-            n,
-            inv_tau: self.inv_tau,
-            key: self.key,
-            first: (row * n) as u64,
-            normalize: self.normalize,
-        };
-        chunk_forward(self.isa, chunk)
-    }
 }
 
 /// [`forward`] with the categories last: the kernel's values (`(θ + g) / tau`, or the soft sample
@@ -461,7 +428,7 @@ fn chunk_len(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::kernels::forward_chunk;
+    use crate::fused::kernels::{ForwardChunk, forward_chunk};
     use crate::fused::layout::{from_rows, to_rows};
 
     fn values(tensor: &FlexTensor) -> Vec<f32> {

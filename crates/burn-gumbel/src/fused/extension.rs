@@ -447,19 +447,19 @@ mod tests {
         let tau = 0.6;
         for hard in [false, true] {
             device.seed(5);
-            let kind = |hard| crate::sampling::Kind::straight_through(hard);
             let tau_fixed = crate::ops::Tau::Fixed(tau);
             let soft = crate::fused::sample(
                 Tensor::<2>::from_floats(theta, &device),
                 &tau_fixed,
-                kind(false),
+                false,
+                None,
                 None,
                 1,
             );
             let y = soft.into_data().try_into_vec_as::<f32>().unwrap();
             device.seed(5);
             let logits = Tensor::<2>::from_floats(theta, &device).require_grad();
-            let sample = crate::fused::sample(logits.clone(), &tau_fixed, kind(hard), None, 1);
+            let sample = crate::fused::sample(logits.clone(), &tau_fixed, hard, None, None, 1);
             let weights = Tensor::<2>::from_floats(w, &device);
             let grads = (sample * weights).sum().backward();
             let grad = logits.grad(&grads).unwrap();

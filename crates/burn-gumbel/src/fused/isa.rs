@@ -153,6 +153,42 @@ multiversion! {
     fn chunk_gumbel_rao => gumbel_rao_chunk(RaoChunk<'_>) -> f32
 }
 
+/// What the forward kernel needs besides the values.
+#[derive(Clone, Copy)]
+pub(super) struct Kernel {
+    /// `1 / tau`.
+    pub inv_tau: f32,
+    /// The generator's key.
+    pub key: u64,
+    /// Normalize the rows (soft sample) or stop at `(θ + g) / tau`.
+    pub normalize: bool,
+    /// The instruction set the kernel runs with.
+    pub isa: Isa,
+}
+
+impl Kernel {
+    /// The forward kernel on rows `theta` (the first the `row`-th of the tensor) into `out`;
+    /// each row's argmax.
+    pub(super) fn run(
+        self,
+        theta: &[f32],
+        out: &mut [std::mem::MaybeUninit<f32>],
+        n: usize,
+        row: usize,
+    ) -> Vec<usize> {
+        let chunk = ForwardChunk {
+            theta,
+            out,
+            n,
+            inv_tau: self.inv_tau,
+            key: self.key,
+            first: (row * n) as u64,
+            normalize: self.normalize,
+        };
+        chunk_forward(self.isa, chunk)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::ptr::NonNull;

@@ -4,11 +4,11 @@
 
 use std::mem::MaybeUninit;
 
+use super::lanes::{
+    LANES, first_index_of, inverse_or_zero, lane_dot, lane_max, lane_sum, ln_or_zero,
+};
 use super::math::{fast_exp, fast_ln};
 use crate::counter::uniform;
-
-/// Independent lanes of the row reductions: one AVX-512 register of f32.
-const LANES: usize = 16;
 
 /// Rows shorter than this take the exponential over the whole chunk.
 const SHORT_ROW: usize = 4 * LANES;
@@ -366,97 +366,6 @@ pub(super) fn gumbel_rao_chunk(chunk: RaoChunk<'_>) -> f32 {
     sum_tau * scale
 }
 
-/// `1 / sum` for the sum of a row's exponentials, 0 for a fully masked row's (whose sum is 0;
-/// any other row's is at least 1, the term of its maximum).
-#[inline(always)]
-pub(super) fn inverse_or_zero(sum: f32) -> f32 {
-    if sum > 0.0 { 1.0 / sum } else { 0.0 }
-}
-
-/// `Σ x_i` in LANES independent accumulators, so that it vectorizes.
-#[inline(always)]
-fn lane_sum(x: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(c) {
-            *lane += v;
-        }
-    }
-    let mut sum = 0.0f32;
-    for &v in chunks.remainder() {
-        sum += v;
-    }
-    sum + lanes.iter().sum::<f32>()
-}
-
-/// `ln y` for normal `y`, 0 below the smallest normal f32 (branch-free).
-#[inline(always)]
-pub(super) fn ln_or_zero(y: f32) -> f32 {
-    fast_ln(if y >= f32::MIN_POSITIVE { y } else { 1.0 })
-}
-
-/// `Σ a_i b_i` in LANES independent accumulators, so that it vectorizes.
-#[inline(always)]
-fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; LANES];
-    let (mut ca, mut cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for ((lane, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
-            *lane += x * y;
-        }
-    }
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    tail + lanes.iter().sum::<f32>()
-}
-
-/// The maximum of a slice, in LANES independent lanes so that it vectorizes.
-#[inline(always)]
-fn lane_max(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (l, &v) in lanes.iter_mut().zip(c) {
-            *l = if v > *l { v } else { *l };
-        }
-    }
-    let mut max = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    for l in lanes {
-        max = if l > max { l } else { max };
-    }
-    max
-}
-
-/// The index of the first element equal to `value` (0 if none), LANES at a time.
-#[inline(always)]
-fn first_index_of(x: &[f32], value: f32) -> usize {
-    let mut chunks = x.chunks_exact(LANES);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut hit = false;
-        for &v in chunk {
-            hit |= v == value;
-        }
-        if hit {
-            return base + chunk.iter().position(|&v| v == value).unwrap_or(0);
-        }
-        base += LANES;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&v| v == value)
-        .map_or(0, |i| base + i)
-}
-
 /// Initialized values as [`ForwardChunk::out`], the output of a kernel that writes only
 /// initialized values into it.
 ///
@@ -469,29 +378,4 @@ pub(super) unsafe fn as_out(v: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: `MaybeUninit<f32>` has the layout of `f32`; the caller writes only initialized
     // values through the result.
     unsafe { &mut *(v as *mut [f32] as *mut [MaybeUninit<f32>]) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_index_of_finds_the_first_match() {
-        let mut x = vec![0.0f32; 100];
-        x[70] = 2.0;
-        x[90] = 2.0;
-        assert_eq!(first_index_of(&x, 2.0), 70);
-        x[3] = 2.0;
-        assert_eq!(first_index_of(&x, 2.0), 3);
-        assert_eq!(first_index_of(&x[..20], 5.0), 0);
-        let tail: Vec<f32> = (0..37).map(|i| i as f32).collect(); // the match in the remainder
-        assert_eq!(first_index_of(&tail, 35.0), 35);
-    }
-
-    #[test]
-    fn lane_max_is_the_maximum() {
-        let x: Vec<f32> = (0..37).map(|i| ((i * 17) % 37) as f32 - 3.0).collect();
-        assert_eq!(lane_max(&x), 33.0);
-        assert_eq!(lane_max(&[f32::NEG_INFINITY, -1.0]), -1.0);
-    }
 }

@@ -27,6 +27,7 @@
 //! | `driver.rs` | chunks of whole rows over rayon's threads |
 //! | `isa.rs` | the kernels compiled per instruction set, chosen at run time |
 //! | `kernels.rs` | the forward and backward row kernels, Gumbel-Rao's backward |
+//! | `lanes.rs` | the row kernels' vectorized reductions (sum, dot, maximum, first index) and masked-row guards |
 //! | `layout.rs` | the `[outer, n, inner]` view of any category axis, its bands, tiled transposes |
 //! | `math.rs` | `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
@@ -35,10 +36,8 @@ use burn::backend::Dispatch;
 use burn::tensor::{DType, Tensor};
 
 use crate::counter;
-use crate::estimator::Estimator;
 use crate::key::Key;
 use crate::ops::Tau;
-use crate::sampling::Kind;
 
 use extension::FusedGumbelSoftmax;
 
@@ -48,6 +47,7 @@ mod driver;
 mod extension;
 mod isa;
 mod kernels;
+mod lanes;
 mod layout;
 mod math;
 mod precision;
@@ -64,34 +64,34 @@ fn applies<const D: usize>(logits: &Tensor<D>) -> bool {
         )
 }
 
-/// Whether the fused kernel serves a sample of `kind` at `tau` ([`crate::sampling::engine`]
-/// asks): [`applies`], a fixed temperature or a learned f32 one, and a soft sample or the
-/// straight-through or Gumbel-Rao estimator.
-pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau, kind: Kind) -> bool {
+/// Whether the fused kernel can take logits and a temperature (`sampling::engine`, the
+/// one place that decides, asks): [`applies`], and a fixed temperature or a learned f32 one. It
+/// computes soft samples and hard ones with the straight-through or Gumbel-Rao gradient.
+pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau) -> bool {
     let tau_served = match tau {
         Tau::Fixed(_) => true,
         Tau::Learned(tau) => tau.dtype() == DType::F32,
     };
-    let kind_served = !matches!(kind, Kind::Hard(Estimator::ReinMax));
-    tau_served && kind_served && applies(logits)
+    tau_served && applies(logits)
 }
 
-/// The fused sample, on a call it [`serves`]: soft, or one-hot with the gradient of the
-/// straight-through or Gumbel-Rao estimator, under `key` (without one, a key from the device's
-/// generator, so that seeding the device fixes the result).
+/// The fused sample, on logits and a temperature it [`serves`]: soft, or with `hard` one-hot
+/// with the straight-through gradient, or with `gumbel_rao = Some(K)` that of `K` conditional
+/// draws; under `key` (without one, a key from the device's generator, so that seeding the
+/// device fixes the result).
 pub(crate) fn sample<const D: usize>(
     logits: Tensor<D>,
     tau: &Tau,
-    kind: Kind,
+    hard: bool,
+    gumbel_rao: Option<usize>,
     key: Option<Key>,
     dim: usize,
 ) -> Tensor<D> {
     let key = key.map_or_else(|| counter::key(&logits.device()), Key::bits);
-    let hard = kind != Kind::Soft;
     let device = logits.device();
     let logits = logits.into_dispatch();
-    let out = match (kind, tau) {
-        (Kind::Hard(Estimator::GumbelRao { samples }), tau) => {
+    let out = match (gumbel_rao, tau) {
+        (Some(samples), tau) => {
             let tau = match tau {
                 Tau::Fixed(tau) => Tensor::<1>::from_floats([*tau as f32], &device),
                 Tau::Learned(tau) => tau.as_ref().clone(),
@@ -104,23 +104,22 @@ pub(crate) fn sample<const D: usize>(
                 dim,
             )
         }
-        (Kind::Hard(Estimator::ReinMax), _) => {
-            unreachable!("the fused kernel does not serve ReinMax")
-        }
-        (_, Tau::Fixed(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
+        (None, Tau::Fixed(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
             logits,
             *tau as f32,
             hard,
             key,
             dim,
         ),
-        (_, Tau::Learned(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
-            logits,
-            tau.as_ref().clone().into_dispatch(),
-            hard,
-            key,
-            dim,
-        ),
+        (None, Tau::Learned(tau)) => {
+            <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
+                logits,
+                tau.as_ref().clone().into_dispatch(),
+                hard,
+                key,
+                dim,
+            )
+        }
     };
     Tensor::from_dispatch(out)
 }
