@@ -34,7 +34,10 @@ fn benches(c: &mut Criterion) {
         let device = device.autodiff();
         device.seed(0);
         let mut model = Some(VaeConfig::new().init(&device));
-        let mut optim = AdamConfig::new().init();
+        // Adam as the trainer has it (ε is arithmetic, not speed).
+        let mut optim = AdamConfig::new()
+            .with_epsilon(mnist_run::limits::ADAM_EPSILON as f32)
+            .init();
         let x = Tensor::<2>::random([100, 784], Distribution::Bernoulli(0.2), &device);
         let mut step = || {
             let current = model.take().expect("the model is put back after each step");

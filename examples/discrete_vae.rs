@@ -17,16 +17,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn_gumbel::{Estimator, TemperatureSchedule};
-use categorical_vae::Error;
-use categorical_vae::data::DataSource;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
-use discrete_vae::data::Digits;
 use discrete_vae::model::DiscreteVaeConfig;
-use discrete_vae::report::write_pictures;
-use discrete_vae::training::{
-    RunConfig, RunOptions, evaluate, independent_pixels_nll, load_config, train, write_evaluation,
-};
+use discrete_vae::training::{self, Event, RunConfig, RunOptions, config_path, load_config};
+use mnist_run::Error;
+use mnist_run::data::DataSource;
+use mnist_run::resume::{Setting, resumed_config};
+use mnist_run::signals::StopFlag;
 
 /// Train the convolutional discrete VAE on binarized MNIST through burn-train.
 #[derive(Parser, Debug)]
@@ -42,19 +40,22 @@ struct Cli {
     /// Output folder (configuration, logs, checkpoints, pictures).
     #[arg(long, default_value = "runs/dvae")]
     out: PathBuf,
-    /// Continue the run in --out from its newest complete checkpoint, with the settings of its
-    /// config.json; only --epochs (the total) may be given with it.
+    /// Continue the run in --out from its newest complete checkpoint, with the settings stored in
+    /// its config.json: other flags may only repeat them, but --epochs may grow.
     #[arg(long)]
     resume: bool,
-    /// Passes over the training set.
+    /// Passes over the training set (with --resume: the total, including those done).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
-    /// Images per batch and device.
+    /// Images per optimizer step, in all: with --devices N, each device takes batch-size / N.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Adam's epsilon (the paper's optimizer's; runs made before this flag resume with 1e-5).
+    #[arg(long, default_value_t = mnist_run::limits::ADAM_EPSILON)]
+    adam_epsilon: f64,
     /// Number of codes K sampled at each of the 7 × 7 cells (2 to 8192).
     #[arg(long, default_value_t = 64)]
     codes: usize,
@@ -94,7 +95,7 @@ struct Cli {
     /// multi-device strategy: a batch per device, gradients summed on the first).
     #[arg(long, default_value_t = 1)]
     devices: usize,
-    /// One plain line per epoch even on a terminal, instead of burn-train's dashboard.
+    /// One plain line per epoch even on a terminal, without a progress bar.
     #[arg(long)]
     plain: bool,
 }
@@ -122,6 +123,7 @@ impl Cli {
             epochs: self.epochs,
             batch_size: self.batch_size,
             learning_rate: self.lr,
+            adam_epsilon: self.adam_epsilon,
             seed: self.seed,
             data: DataSource::choose(self.mnist.as_deref(), self.embedded),
             devices: self.devices,
@@ -129,55 +131,42 @@ impl Cli {
     }
 }
 
-/// The flags that are settings of the run (refused with `--resume`, which reads them from
-/// `config.json`).
-const SETTINGS: [&str; 18] = [
-    "mnist",
-    "embedded",
-    "batch_size",
-    "lr",
-    "codes",
-    "channels",
-    "soft",
-    "estimator",
-    "learnable_tau",
-    "tau0",
-    "anneal_rate",
-    "tau_min",
-    "anneal_interval",
-    "tau",
-    "seed",
-    "devices",
-    "plain",
-    "epochs",
+/// The settings of `config.json` and the flags that set them: with `--resume`, a flag given may
+/// only repeat its stored setting ([`resumed_config`]).
+const SETTINGS: [Setting; 12] = [
+    Setting::new(&["mnist", "embedded"], "/data"),
+    Setting::new(&["batch_size"], "/batch_size"),
+    Setting::new(&["lr"], "/learning_rate"),
+    Setting::new(&["adam_epsilon"], "/adam_epsilon"),
+    Setting::new(&["codes"], "/model/codes"),
+    Setting::new(&["channels"], "/model/channels"),
+    Setting::new(&["soft"], "/model/hard"),
+    Setting::new(&["estimator"], "/model/estimator"),
+    Setting::new(&["learnable_tau"], "/model/learnable_tau"),
+    Setting::new(
+        &["tau", "tau0", "anneal_rate", "tau_min", "anneal_interval"],
+        "/model/schedule",
+    ),
+    Setting::new(&["seed"], "/seed"),
+    Setting::new(&["devices"], "/devices"),
 ];
 
-/// The flags' configuration; with `--resume`, the stored one (with `--epochs` if given).
+/// The flags' configuration; with `--resume`, the stored one (with `--epochs` if given), after
+/// checking that every other flag given repeats its stored setting.
 fn run_config(cli: &Cli, matches: &ArgMatches) -> Result<RunConfig, Error> {
+    let given = cli.config();
     if !cli.resume {
-        return Ok(cli.config());
+        return Ok(given);
     }
+    let stored = load_config(&cli.out)?;
     let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let given: Vec<String> = SETTINGS
-        .iter()
-        .filter(|id| !matches!(**id, "epochs" | "plain") && explicit(id))
-        .map(|id| format!("--{}", id.replace('_', "-")))
-        .collect();
-    if !given.is_empty() {
-        return Err(Error::invalid(
-            "--resume",
-            format!(
-                "the settings come from {}/config.json: drop {} (only --epochs may be given)",
-                cli.out.display(),
-                given.join(", ")
-            ),
-        ));
-    }
-    let mut stored = load_config(&cli.out)?;
-    if explicit("epochs") {
-        stored.epochs = cli.epochs;
-    }
-    Ok(stored)
+    resumed_config(
+        &stored,
+        &given,
+        &explicit,
+        &SETTINGS,
+        &config_path(&cli.out),
+    )
 }
 
 fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
@@ -194,37 +183,45 @@ fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
     let options = RunOptions {
         resume: cli.resume,
         plain: cli.plain,
-        interrupter: None,
+        stop: Some(StopFlag::on_signals()?),
     };
-    let outcome = train(&config, &device, &cli.out, options)?;
-    if let Some(epoch) = outcome.resumed_from {
-        println!("resumed from the checkpoint of epoch {epoch}");
-    }
-    if let Some(reason) = &outcome.interrupted {
-        println!("training stopped early: {reason}");
-    }
-    let (steps, here) = outcome.steps;
+    let print = |event: Event| match event {
+        Event::PassedOver(error) => println!("checkpoint refused: {error}"),
+        Event::Resumed(p) => println!(
+            "resuming from the checkpoint of epoch {} + {} steps",
+            p.epochs, p.steps_in_epoch
+        ),
+        Event::Restarted => {
+            println!("no complete checkpoint yet: starting the run from its beginning")
+        }
+        Event::EpochsExtended { from, to } => {
+            println!("extending the run from {from} to {to} epochs")
+        }
+    };
+    let report = match training::run(&config, &device, &cli.out, options, print) {
+        Err(error @ Error::Interrupted { .. }) => {
+            eprintln!("{error}");
+            std::process::exit(error.exit_code().into());
+        }
+        report => report?,
+    };
+    let (steps, here) = report.steps;
     println!(
         "{steps} optimizer steps ({here} in {:.1} s here: {:.1} steps/s, including validation)",
-        outcome.seconds,
-        here as f64 / outcome.seconds
+        report.seconds,
+        here as f64 / report.seconds
     );
-    let test = Digits::new(outcome.mnist.test.clone());
-    let train_set = Digits::new(outcome.mnist.train.clone());
-    let evaluation = evaluate(&outcome.model, &test, 500, config.seed);
-    let baseline = independent_pixels_nll(&train_set, &test);
+    let e = &report.evaluation;
     println!(
         "test negative ELBO: {:.2} nats (hard codes), {:.2} (soft); reconstruction {:.2} + KL {:.2}; \
-         independent pixels: {baseline:.2}",
-        evaluation.nelbo_hard, evaluation.nelbo_soft, evaluation.reconstruction_hard, evaluation.kl
+         independent pixels: {:.2}",
+        e.nelbo_hard, e.nelbo_soft, e.reconstruction_hard, e.kl, report.independent_pixels
     );
-    write_evaluation(&cli.out, steps, &evaluation, baseline)?;
-    let usage = write_pictures(&outcome.model, &test, config.seed, &cli.out)?;
-    let used = usage.iter().filter(|&&p| p > 0.0).count();
+    let used = report.usage.iter().filter(|&&p| p > 0.0).count();
     println!(
         "{used} of {} codes used on the test set; wrote evaluation.json, reconstructions.png, \
          samples.png, code-usage.png in {}",
-        usage.len(),
+        report.usage.len(),
         cli.out.display()
     );
     Ok(())

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use categorical_vae::checkpoint::{load_config, require_checkpoint};
-use categorical_vae::data::DataSource;
 use categorical_vae::evaluation::evaluate;
-use categorical_vae::{Error, report};
+use categorical_vae::report;
 use clap::Parser;
+use mnist_run::Error;
+use mnist_run::data::DataSource;
 
 /// Evaluate a checkpoint of the categorical VAE and draw its pictures.
 #[derive(Parser, Debug)]

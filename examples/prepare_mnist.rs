@@ -2,15 +2,15 @@
 //!
 //! ```text
 //! cargo run --release --example prepare_mnist -- --mnist data/mnist \
-//!     --out crates/categorical-vae/data/mnist-binarized-12k.bin --train 10000 --test 2000
+//!     --out crates/mnist-run/data/mnist-binarized-12k.bin --train 10000 --test 2000
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use categorical_vae::Error;
-use categorical_vae::data::{Mnist, write_embedded};
 use clap::Parser;
+use mnist_run::Error;
+use mnist_run::data::{Mnist, write_embedded};
 
 /// Write a bit-packed, binarized (> 127) subset of MNIST in the embedded format.
 #[derive(Parser, Debug)]

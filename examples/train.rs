@@ -12,20 +12,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-#[cfg(unix)]
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::AtomicUsize;
 
 use burn_gumbel::{Estimator, TemperatureSchedule};
 use categorical_vae::checkpoint::load_config;
 use categorical_vae::config::TrainingConfig;
-use categorical_vae::data::{Binarize, DataSource};
 use categorical_vae::model::VaeConfig;
 use categorical_vae::training::{Event, RunOptions, train};
-use categorical_vae::{Error, defaults, report};
+use categorical_vae::{defaults, report};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
+use mnist_run::Error;
+use mnist_run::data::{Binarize, DataSource};
+use mnist_run::resume::{Setting, resumed_config};
+use mnist_run::signals::StopFlag;
 
 /// Train the categorical VAE on binarized MNIST.
 #[derive(Parser, Debug)]
@@ -54,6 +53,9 @@ struct Cli {
     /// Adam learning rate.
     #[arg(long, default_value_t = defaults::LEARNING_RATE)]
     lr: f64,
+    /// Adam's epsilon (the paper's optimizer's; runs made before this flag resume with 1e-5).
+    #[arg(long, default_value_t = mnist_run::limits::ADAM_EPSILON)]
+    adam_epsilon: f64,
     /// Number of categorical latent variables N.
     #[arg(long, default_value_t = defaults::N_LATENT)]
     n_latent: usize,
@@ -121,12 +123,34 @@ impl Cli {
             .with_epochs(self.epochs)
             .with_batch_size(self.batch_size)
             .with_learning_rate(self.lr)
+            .with_adam_epsilon(self.adam_epsilon)
             .with_schedule(schedule)
             .with_binarize(self.binarize)
             .with_data(DataSource::choose(self.mnist.as_deref(), self.embedded))
             .with_seed(self.seed)
     }
 }
+
+/// The settings of `config.json` and the flags that set them: with `--resume`, a flag given may
+/// only repeat its stored setting ([`resumed_config`]).
+const SETTINGS: [Setting; 13] = [
+    Setting::new(&["batch_size"], "/batch_size"),
+    Setting::new(&["lr"], "/learning_rate"),
+    Setting::new(&["adam_epsilon"], "/adam_epsilon"),
+    Setting::new(&["n_latent"], "/model/n_latent"),
+    Setting::new(&["n_categories"], "/model/n_categories"),
+    Setting::new(&["hidden1"], "/model/hidden1"),
+    Setting::new(&["hidden2"], "/model/hidden2"),
+    Setting::new(&["hard"], "/model/hard"),
+    Setting::new(&["estimator"], "/model/estimator"),
+    Setting::new(
+        &["tau", "tau0", "anneal_rate", "tau_min", "anneal_interval"],
+        "/schedule",
+    ),
+    Setting::new(&["binarize"], "/binarize"),
+    Setting::new(&["mnist", "embedded"], "/data"),
+    Setting::new(&["seed"], "/seed"),
+];
 
 /// The configuration of the run: the flags' for a new run; with `--resume`, the stored one, with
 /// `--epochs` if given, after checking that every other flag given repeats the stored setting.
@@ -137,111 +161,13 @@ fn run_config(cli: &Cli, matches: &ArgMatches) -> Result<TrainingConfig, Error> 
     }
     let stored = load_config(&cli.out)?;
     let explicit = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-    let settings: [(&[&str], String, String); 12] = [
-        (
-            &["batch_size"],
-            show(stored.batch_size),
-            show(given.batch_size),
-        ),
-        (
-            &["lr"],
-            show(stored.learning_rate),
-            show(given.learning_rate),
-        ),
-        (
-            &["n_latent"],
-            show(stored.model.n_latent),
-            show(given.model.n_latent),
-        ),
-        (
-            &["n_categories"],
-            show(stored.model.n_categories),
-            show(given.model.n_categories),
-        ),
-        (
-            &["hidden1"],
-            show(stored.model.hidden1),
-            show(given.model.hidden1),
-        ),
-        (
-            &["hidden2"],
-            show(stored.model.hidden2),
-            show(given.model.hidden2),
-        ),
-        (&["hard"], show(stored.model.hard), show(given.model.hard)),
-        (
-            &["estimator"],
-            show(stored.model.estimator),
-            show(given.model.estimator),
-        ),
-        (
-            &["tau", "tau0", "anneal_rate", "tau_min", "anneal_interval"],
-            format!("{:?}", stored.schedule),
-            format!("{:?}", given.schedule),
-        ),
-        (&["binarize"], show(stored.binarize), show(given.binarize)),
-        (
-            &["mnist", "embedded"],
-            format!("{:?}", stored.data),
-            format!("{:?}", given.data),
-        ),
-        (&["seed"], show(stored.seed), show(given.seed)),
-    ];
-    let changed: Vec<String> = settings
-        .into_iter()
-        .filter(|(ids, stored, given)| ids.iter().any(|id| explicit(id)) && stored != given)
-        .map(|(ids, stored, given)| {
-            let flags: Vec<String> = ids
-                .iter()
-                .filter(|id| explicit(id))
-                .map(|id| format!("--{}", id.replace('_', "-")))
-                .collect();
-            format!("{} gives {given}, the run has {stored}", flags.join(" "))
-        })
-        .collect();
-    if !changed.is_empty() {
-        return Err(Error::invalid(
-            "--resume",
-            format!(
-                "the run in {} was made with other settings: {}; drop these flags to resume it, \
-                 or train into another --out",
-                cli.out.display(),
-                changed.join("; ")
-            ),
-        ));
-    }
-    let epochs = if explicit("epochs") {
-        given.epochs
-    } else {
-        stored.epochs
-    };
-    Ok(stored.with_epochs(epochs))
-}
-
-/// A flag that SIGINT and SIGTERM set to their number, for the trainer to stop after its step and
-/// save where it is. A second signal ends the process at once (exit code 128 + signal).
-fn stop_on_signals() -> Result<Arc<AtomicUsize>, Error> {
-    let stop = Arc::new(AtomicUsize::new(0));
-    #[cfg(unix)]
-    {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        use signal_hook::flag;
-        let armed = Arc::new(AtomicBool::new(false));
-        for signal in [SIGINT, SIGTERM] {
-            let error = |e: std::io::Error| Error::invalid("signals", e.to_string());
-            // The order matters: the shutdown is checked before the first signal arms it.
-            flag::register_conditional_shutdown(signal, 128 + signal, armed.clone())
-                .map_err(error)?;
-            flag::register_usize(signal, stop.clone(), signal as usize).map_err(error)?;
-            flag::register(signal, armed.clone()).map_err(error)?;
-        }
-    }
-    Ok(stop)
-}
-
-/// A setting as the messages show it.
-fn show(value: impl std::fmt::Display) -> String {
-    value.to_string()
+    resumed_config(
+        &stored,
+        &given,
+        &explicit,
+        &SETTINGS,
+        &cli.out.join("config.json"),
+    )
 }
 
 fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
@@ -263,7 +189,7 @@ fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
         out_dir: cli.out.clone(),
         resume: cli.resume,
         progress: !cli.quiet,
-        interrupt: Some(stop_on_signals()?),
+        interrupt: Some(StopFlag::on_signals()?),
     };
     let print = |event: Event<'_>| match event {
         Event::Resumed {

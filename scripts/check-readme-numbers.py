@@ -34,6 +34,14 @@ CLAIMS = [
         % (NUMBER, NUMBER),
     },
     {
+        "name": "the main job with Burn's Adam epsilon (1e-5), the default before 1e-8",
+        "example": "train",
+        "args": ["--quiet", "--adam-epsilon", "1e-5"],
+        "output": r"test negative ELBO after 50 epochs: %s nats \(hard samples\), %s \(soft\)"
+        % (NUMBER, NUMBER),
+        "readme": r"with soft ones; %s and\s+%s with `--adam-epsilon 1e-5`" % (NUMBER, NUMBER),
+    },
+    {
         "name": "the discrete VAE, embedded data, 2 epochs",
         "example": "discrete_vae",
         "args": ["--epochs", "2", "--plain"],

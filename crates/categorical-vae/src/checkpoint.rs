@@ -7,19 +7,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use burn_gumbel::{Estimator, TemperatureSchedule};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
-use crate::data::DataSource;
-use crate::error::Error;
-use crate::files::{
-    create_dir, fault_point, remove_dir, sha256, sync_dir, sync_file, write_atomic, write_durable,
-};
 use crate::metrics::EpochMetrics;
 use crate::model::CategoricalVae;
+use mnist_run::Error;
+use mnist_run::data::DataSource;
+use mnist_run::files::{
+    create_dir, fault_point, remove_dir, sha256, sync_dir, sync_file, write_atomic, write_durable,
+};
+use mnist_run::limits::LEGACY_ADAM_EPSILON;
 
 /// The state saved with each checkpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +65,8 @@ pub fn load_config(out_dir: &Path) -> Result<TrainingConfig, Error> {
 /// Parses a `config.json`, filling in the fields that older runs lack (Burn's `Config` does not
 /// apply field defaults when deserializing):
 /// - `model.estimator`, from before `--estimator`: those runs used straight-through;
+/// - `adam_epsilon`, from before `--adam-epsilon`: those runs used Burn's default, 1e-5
+///   ([`LEGACY_ADAM_EPSILON`]);
 /// - `data`, from before the data source was recorded: those runs took Burn's cache when it held
 ///   full MNIST, else the embedded subset, which is what [`DataSource::choose`] still decides.
 fn parse_config(text: &str) -> Result<TrainingConfig, serde_json::Error> {
@@ -72,6 +75,11 @@ fn parse_config(text: &str) -> Result<TrainingConfig, serde_json::Error> {
         model
             .entry("estimator")
             .or_insert_with(|| serde_json::json!(Estimator::StraightThrough));
+    }
+    if let Some(config) = value.as_object_mut() {
+        config
+            .entry("adam_epsilon")
+            .or_insert_with(|| serde_json::json!(LEGACY_ADAM_EPSILON));
     }
     if let Some(config) = value.as_object_mut()
         && !config.contains_key("data")
@@ -132,13 +140,14 @@ impl Checkpoint {
             .map_err(|e| Error::file(&path, format!("cannot load the model: {e}")))
     }
 
-    /// Loads its optimizer state.
+    /// Loads its optimizer state, into Adam with `config`'s ε.
     ///
     /// # Errors
     /// A file that Burn cannot read as Adam's state.
-    pub fn load_optimizer(&self) -> Result<ModuleOptimizer, Error> {
+    pub fn load_optimizer(&self, config: &TrainingConfig) -> Result<ModuleOptimizer, Error> {
         let path = self.dir.join("optimizer.bpk");
-        AdamConfig::new()
+        config
+            .optimizer()
             .init()
             .load(&path)
             .map_err(|e| Error::file(&path, format!("cannot load the optimizer: {e}")))
@@ -285,13 +294,6 @@ pub fn load_state(out_dir: &Path) -> Result<TrainingState, Error> {
     Ok(require_checkpoint(out_dir)?.state)
 }
 
-/// Whether `out_dir` holds a run: a configuration or a checkpoint folder.
-pub fn holds_run(out_dir: &Path) -> bool {
-    ["config.json", CHECKPOINTS, "checkpoint.old"]
-        .iter()
-        .any(|name| out_dir.join(name).exists())
-}
-
 /// Saves a checkpoint generation, durably and atomically, then removes the older ones.
 ///
 /// The files go into `checkpoint/step-N.tmp/`, each flushed to the disk, with `manifest.json`
@@ -387,6 +389,13 @@ mod tests {
         let old = parse_config(&value.to_string()).unwrap();
         assert_eq!(old.model.estimator, Estimator::StraightThrough);
         assert!(old.model.hard);
+        assert_eq!(config.adam_epsilon, 1e-8);
+        value.as_object_mut().unwrap().remove("adam_epsilon");
+        let old = parse_config(&value.to_string()).unwrap();
+        assert_eq!(
+            old.adam_epsilon, 1e-5,
+            "runs before the setting used Burn's default"
+        );
         let reinmax = TrainingConfig::new(VaeConfig::new().with_estimator(Estimator::ReinMax));
         let back = parse_config(&config_json(&reinmax)).unwrap();
         assert_eq!(back.model.estimator, Estimator::ReinMax);
@@ -411,7 +420,7 @@ mod tests {
             serde_json::to_string(&state).unwrap(),
         )
         .unwrap();
-        assert!(holds_run(&out));
+        assert!(mnist_run::resume::holds_run(&out));
         let found = latest_checkpoint(&out).unwrap().unwrap();
         assert_eq!((found.dir, found.state), (old, state));
         fs::remove_dir_all(&out).unwrap();

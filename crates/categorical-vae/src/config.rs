@@ -3,10 +3,14 @@
 use burn::config::Config;
 use burn_gumbel::{Estimator, TemperatureSchedule};
 
-use crate::data::{Binarize, DataSource};
 use crate::defaults;
-use crate::error::Error;
-use crate::model::{MAX_MODEL_BYTES, VaeConfig};
+use crate::model::VaeConfig;
+use mnist_run::Error;
+use mnist_run::data::{Binarize, DataSource};
+use mnist_run::limits::{
+    MAX_BATCH_SIZE, MAX_EPOCHS, check_adam_epsilon, check_count, check_gumbel_rao,
+    check_learning_rate,
+};
 
 /// A schedule's error (`tau_min must be …`) as the error of the flag that sets the parameter.
 fn schedule_error(message: String) -> Error {
@@ -25,13 +29,6 @@ fn schedule_error(message: String) -> Error {
     Error::invalid("temperature schedule", message)
 }
 
-/// The most epochs a run may ask for.
-pub const MAX_EPOCHS: usize = 1_000_000;
-/// The largest batch.
-pub const MAX_BATCH_SIZE: usize = 65_536;
-/// The most conditional samples of the Gumbel-Rao estimator.
-pub const MAX_GUMBEL_RAO_SAMPLES: usize = 1000;
-
 /// Everything that defines a training run. Saved as `config.json` beside the checkpoint.
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainingConfig {
@@ -46,6 +43,11 @@ pub struct TrainingConfig {
     /// Adam's learning rate. Default: [`defaults::LEARNING_RATE`].
     #[config(default = "defaults::LEARNING_RATE")]
     pub learning_rate: f64,
+    /// Adam's ε, the term that keeps its step finite where the second moment is 0. Default:
+    /// [`ADAM_EPSILON`](mnist_run::limits::ADAM_EPSILON), 1e-8, the paper's optimizer's;
+    /// runs made before it was recorded resume with Burn's 1e-5.
+    #[config(default = "mnist_run::limits::ADAM_EPSILON")]
+    pub adam_epsilon: f64,
     /// The temperature per step. Default: [`defaults::schedule`], the paper's annealing.
     #[config(default = "defaults::schedule()")]
     pub schedule: TemperatureSchedule,
@@ -63,53 +65,25 @@ pub struct TrainingConfig {
 }
 
 impl TrainingConfig {
+    /// Adam with this run's ε.
+    pub fn optimizer(&self) -> burn::optim::AdamConfig {
+        burn::optim::AdamConfig::new().with_epsilon(self.adam_epsilon as f32)
+    }
+
     /// Checks every value.
     ///
     /// # Errors
     /// The first value that makes no sense, named by its flag.
     pub fn validate(&self) -> Result<(), Error> {
         self.model.validate()?;
-        let counts = [
-            ("--epochs", self.epochs, MAX_EPOCHS),
-            ("--batch-size", self.batch_size, MAX_BATCH_SIZE),
-        ];
-        for (flag, value, max) in counts {
-            if value == 0 {
-                return Err(Error::invalid(flag, "must be >= 1, got 0"));
-            }
-            if value > max {
-                return Err(Error::invalid(
-                    flag,
-                    format!("must be <= {max}, got {value}"),
-                ));
-            }
-        }
+        check_count("--epochs", self.epochs, 1, MAX_EPOCHS)?;
+        check_count("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)?;
         if let Estimator::GumbelRao { samples } = self.model.estimator {
-            // The estimator holds `[samples, batch, code]` f32 tensors: the exponential noise,
-            // the conditional logits, their soft samples and the gradient of those, 4 of them.
-            let code = self.model.n_latent * self.model.n_categories;
-            let bytes = (samples as u64) * (self.batch_size * code) as u64 * 4 * 4;
-            if samples > MAX_GUMBEL_RAO_SAMPLES || bytes > MAX_MODEL_BYTES {
-                return Err(Error::invalid(
-                    "--estimator",
-                    format!(
-                        "gumbel-rao needs at most {MAX_GUMBEL_RAO_SAMPLES} samples and their \
-                         tensors within {} GiB, got {samples} samples ({:.1} GiB for batches \
-                         of {} codes of {code})",
-                        MAX_MODEL_BYTES >> 30,
-                        bytes as f64 / (1u64 << 30) as f64,
-                        self.batch_size
-                    ),
-                ));
-            }
+            let codes = self.model.n_latent * self.model.n_categories;
+            check_gumbel_rao(samples, self.batch_size, codes)?;
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            let lr = self.learning_rate;
-            return Err(Error::invalid(
-                "--lr",
-                format!("must be finite and > 0, got {lr}"),
-            ));
-        }
+        check_learning_rate(self.learning_rate)?;
+        check_adam_epsilon(self.adam_epsilon)?;
         self.schedule.validate().map_err(schedule_error)?;
         let lowest = match self.schedule {
             TemperatureSchedule::Constant { tau } => tau,

@@ -6,8 +6,8 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainingConfig;
-use crate::data::{Images, batch_tensor, binarize};
 use crate::model::{CategoricalVae, negative_elbo};
+use mnist_run::data::{Images, batch_tensor, binarize};
 
 /// Seed of the evaluation noise: fixed, so that evaluations compare across epochs and reloads.
 const EVAL_SEED: u64 = 0x5EED;

@@ -5,11 +5,11 @@
 //! with [`burn_gumbel`]: 20 categorical latent variables of 10 classes each, an MLP encoder and
 //! decoder, a Bernoulli likelihood and the KL divergence to the uniform prior.
 //!
+//! The run folder's machinery (data, durable files, the lock, the checks, the resume policy,
+//! signals, pictures) is [`mnist_run`]'s, shared with the discrete VAE.
+//!
 //! Modules, each importing only those above it in this list:
-//! - [`error`]: the one-line errors of the programs.
 //! - [`defaults`]: every default of the configuration, defined once.
-//! - [`files`]: atomic and durable writes, the run folder's lock, checksums, fault injection.
-//! - [`data`]: the embedded MNIST subset, the IDX files, the choice of data, binarization.
 //! - [`model`]: the VAE and its negative ELBO.
 //! - [`config`]: the configuration of a training run and its checks.
 //! - [`evaluation`]: the test negative ELBO, soft and hard.
@@ -21,14 +21,9 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod data;
 pub mod defaults;
-pub mod error;
 pub mod evaluation;
-pub mod files;
 pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod training;
-
-pub use error::Error;

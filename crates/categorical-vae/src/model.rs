@@ -3,19 +3,16 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{log_softmax, relu, softplus};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use burn_gumbel::{Estimator, GumbelSoftmax, GumbelSoftmaxConfig, gumbel_softmax};
 
-use crate::data::PIXELS;
 use crate::defaults;
-use crate::error::Error;
-
-/// A GiB.
-const GIB: u64 = 1 << 30;
-
-/// The largest training state [`VaeConfig::validate`] accepts: 16 GiB.
-pub const MAX_MODEL_BYTES: u64 = 16 * GIB;
+use mnist_run::Error;
+use mnist_run::checks::diverged;
+use mnist_run::data::PIXELS;
+use mnist_run::elbo::{kl_to_uniform, reconstruction};
+use mnist_run::limits::{GIB, MAX_MODEL_BYTES, check_count};
 
 /// Configuration of [`CategoricalVae`]: the paper's architecture by default.
 #[derive(Config, Debug, PartialEq)]
@@ -58,18 +55,7 @@ impl VaeConfig {
             ("--hidden2", self.hidden2, 1, 65_536),
         ];
         for (flag, value, min, max) in sizes {
-            if value < min {
-                return Err(Error::invalid(
-                    flag,
-                    format!("must be >= {min}, got {value}"),
-                ));
-            }
-            if value > max {
-                return Err(Error::invalid(
-                    flag,
-                    format!("must be <= {max}, got {value}"),
-                ));
-            }
+            check_count(flag, value, min, max)?;
         }
         let bytes = self.training_bytes();
         if bytes > MAX_MODEL_BYTES {
@@ -219,7 +205,10 @@ impl CategoricalVae {
     /// - x: `[batch, 784]`
     pub fn forward(&self, x: Tensor<2>, tau: f64) -> VaeOutput {
         let logits = self.encode(x);
-        let z = self.gumbel.forward_with_tau(logits.clone(), tau);
+        let z = match diverged(&logits) {
+            true => logits.clone(), // NaN on, to the trainer's divergence check
+            false => self.gumbel.forward_with_tau(logits.clone(), tau),
+        };
         VaeOutput {
             pixel_logits: self.decode(z),
             logits,
@@ -244,20 +233,15 @@ impl CategoricalVae {
 /// The negative ELBO of a batch, in nats: the batch mean of
 ///
 /// `Σ_pixels [softplus(l) − l·x]` (Bernoulli negative log-likelihood with logits `l`, stable)
-/// `+ Σ_latent Σ_k q_k (log q_k + log K)` (KL to the uniform prior, `q = softmax(logits)`).
+/// `+ Σ_latent Σ_k q_k (log q_k + log K)` (KL to the uniform prior, `q = softmax(logits)`): the
+/// terms of [`mnist_run::elbo`].
 ///
 /// # Shapes
 /// - x: `[batch, 784]`, binary
 /// - output: three tensors `[1]`
 pub fn negative_elbo(x: Tensor<2>, output: &VaeOutput) -> Elbo {
-    let [_, _, k] = output.logits.dims();
-    let l = output.pixel_logits.clone();
-    let reconstruction = (softplus(l.clone(), 1.0) - l * x).sum_dim(1).mean(); // [1]
-    let log_q = log_softmax(output.logits.clone(), 2); // [batch, n_latent, n_categories]
-    let q = log_q.clone().exp();
-    let kl = (q * log_q.add_scalar((k as f64).ln()))
-        .sum_dims(&[1, 2])
-        .mean(); // [1]
+    let reconstruction = reconstruction(output.pixel_logits.clone(), x); // [1]
+    let kl = kl_to_uniform(output.logits.clone(), 2); // [1]
     Elbo {
         loss: reconstruction.clone() + kl.clone(),
         reconstruction,

@@ -10,34 +10,34 @@
 //! - `metrics.csv`: one line per epoch;
 //! - `.lock`: the lock that keeps a second run out while this one trains.
 //!
-//! Every file is written atomically and durably ([`crate::files`]).
+//! Every file is written atomically and durably ([`mnist_run::files`]).
 //!
 //! Every epoch reseeds the device and the data shuffle from `(seed, epoch)`, so a run resumed from
 //! a checkpoint continues exactly as the uninterrupted run would have.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::checkpoint::{
-    Checkpoint, TrainingState, generation_name, holds_run, latest_checkpoint, load_config,
-    save_checkpoint, save_config,
+    Checkpoint, TrainingState, generation_name, latest_checkpoint, load_config, save_checkpoint,
+    save_config,
 };
 use crate::config::TrainingConfig;
-use crate::data::{Binarize, Mnist, batch_tensor, binarize};
-use crate::error::Error;
 use crate::evaluation::evaluate;
-use crate::files::{create_dir, fault_point, lock_run, write_atomic};
 use crate::metrics::{EpochMetrics, metrics_csv, progress_bar};
 use crate::model::{CategoricalVae, negative_elbo};
+use mnist_run::Error;
+use mnist_run::data::{Binarize, Mnist, batch_tensor, binarize};
+use mnist_run::files::{create_dir, fault_point, lock_run, write_atomic};
+use mnist_run::signals::StopFlag;
+use mnist_run::{checks, resume};
 
 /// Where a run writes, and whether it continues from its checkpoint.
 #[derive(Clone, Debug)]
@@ -48,10 +48,9 @@ pub struct RunOptions {
     pub resume: bool,
     /// Show a progress bar (when the terminal allows).
     pub progress: bool,
-    /// Set to a signal's number (by the program's signal handler) to stop: training finishes
-    /// its step, saves a checkpoint of its position inside the epoch and returns
-    /// [`Error::Interrupted`].
-    pub interrupt: Option<Arc<AtomicUsize>>,
+    /// Set by a signal ([`StopFlag::on_signals`]) to stop: training finishes its step, saves a
+    /// checkpoint of its position inside the epoch and returns [`Error::Interrupted`].
+    pub interrupt: Option<StopFlag>,
 }
 
 impl RunOptions {
@@ -141,24 +140,16 @@ pub fn train(
     let train_device = device.clone().autodiff();
     let out = &options.out_dir;
 
-    if !options.resume && holds_run(out) {
-        return Err(Error::file(
-            out,
-            "a run is already there: pass --resume to continue it, or choose another --out",
-        ));
+    if !options.resume {
+        resume::check_fresh(out)?;
     }
     create_dir(out)?;
     let _lock = lock_run(out)?;
     let checkpoint = match options.resume {
         true => resume_from(config, out, &mut on_event)?,
-        false if holds_run(out) => {
-            // Another run wrote here between the check above and the lock.
-            return Err(Error::file(
-                out,
-                "a run is already there: pass --resume to continue it, or choose another --out",
-            ));
-        }
         false => {
+            // Another run may have written here between the check above and the lock.
+            resume::check_fresh(out)?;
             save_config(config, out)?;
             None
         }
@@ -167,12 +158,12 @@ pub fn train(
     let (mut model, mut optim, mut state) = match checkpoint {
         Some(checkpoint) => (
             checkpoint.load_model(config, &train_device)?,
-            checkpoint.load_optimizer()?,
+            checkpoint.load_optimizer(config)?,
             checkpoint.state,
         ),
         None => (
             config.model.init(&train_device),
-            AdamConfig::new().init(),
+            config.optimizer().init(),
             TrainingState::default(),
         ),
     };
@@ -275,33 +266,18 @@ pub fn train(
 
 /// The summed loss read back from the device, refused when it is not finite (the run diverged).
 fn finite_loss(loss_sum: &Tensor<1>, step: u64) -> Result<f64, Error> {
-    let loss_total = f64::from(loss_sum.clone().into_scalar::<f32>());
-    if !loss_total.is_finite() {
-        return Err(Error::invalid(
-            "training",
-            format!("the loss became {loss_total} by step {step}; lower --lr"),
-        ));
-    }
-    Ok(loss_total)
+    checks::finite_loss(f64::from(loss_sum.clone().into_scalar::<f32>()), step)
 }
 
 /// The signal that asked the run to stop, if one did.
 fn interrupted(options: &RunOptions) -> Option<usize> {
-    let signal = options.interrupt.as_ref()?.load(Ordering::SeqCst);
-    (signal != 0).then_some(signal)
+    options.interrupt.as_ref()?.requested()
 }
 
-/// Refuses data a run cannot use, before any work: an empty split, or dynamic binarization of
-/// images without grey levels.
+/// Refuses data a run cannot use, before any work: an empty split ([`checks::check_data`]), or
+/// dynamic binarization of images without grey levels.
 fn check_data(config: &TrainingConfig, data: &Mnist) -> Result<(), Error> {
-    for (split, images) in [("training", &data.train), ("test", &data.test)] {
-        if images.is_empty() {
-            return Err(Error::invalid(
-                "--mnist",
-                format!("the {split} set of {} has no image", data.source),
-            ));
-        }
-    }
+    checks::check_data(data)?;
     if config.binarize == Binarize::Dynamic && !data.train.has_grey_levels() {
         return Err(Error::invalid(
             "--binarize",
@@ -318,29 +294,10 @@ fn resume_from(
     on_event: &mut impl FnMut(Event<'_>),
 ) -> Result<Option<Checkpoint>, Error> {
     let saved = load_config(out)?;
-    let differences = differences(&saved, config);
-    if !differences.is_empty() {
-        return Err(Error::invalid(
-            "--resume",
-            format!(
-                "{}: the run was made with other settings ({}); resume with its own settings or \
-                 choose another --out",
-                out.join("config.json").display(),
-                differences.join(", ")
-            ),
-        ));
-    }
+    resume::check_same_settings(&saved, config, &out.join("config.json"))?;
     let checkpoint = latest_checkpoint(out)?;
     let done = checkpoint.as_ref().map_or(0, |c| c.state.epochs_done);
-    if config.epochs < saved.epochs.max(done) {
-        return Err(Error::invalid(
-            "--epochs",
-            format!(
-                "may only grow on --resume: the run has {} epochs ({done} done), got {}",
-                saved.epochs, config.epochs
-            ),
-        ));
-    }
+    resume::check_epochs(saved.epochs, done, config.epochs)?;
     if config.epochs > saved.epochs {
         save_config(config, out)?;
         on_event(Event::EpochsExtended {
@@ -357,49 +314,6 @@ fn resume_from(
         None => on_event(Event::Restarted),
     }
     Ok(checkpoint)
-}
-
-/// The settings in which `config` differs from `saved`, but for `epochs`, as `name: saved → new`
-/// (the names of `config.json`).
-pub fn differences(saved: &TrainingConfig, config: &TrainingConfig) -> Vec<String> {
-    let same_epochs = config.clone().with_epochs(saved.epochs);
-    let (a, b) = (
-        serde_json::to_value(saved).expect("the configuration serializes"),
-        serde_json::to_value(&same_epochs).expect("the configuration serializes"),
-    );
-    let mut out = Vec::new();
-    json_differences("", &a, &b, &mut out);
-    out
-}
-
-/// The leaves where two JSON values differ, with their paths.
-fn json_differences(
-    path: &str,
-    a: &serde_json::Value,
-    b: &serde_json::Value,
-    out: &mut Vec<String>,
-) {
-    match (a, b) {
-        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<_> = x.keys().chain(y.keys()).collect();
-            for key in keys {
-                let null = serde_json::Value::Null;
-                let sub = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                json_differences(
-                    &sub,
-                    x.get(key).unwrap_or(&null),
-                    y.get(key).unwrap_or(&null),
-                    out,
-                );
-            }
-        }
-        _ if a != b => out.push(format!("{path}: {a} → {b}")),
-        _ => {}
-    }
 }
 
 /// One optimizer step on the batch `x` (`[batch, 784]`, binary pixels) at temperature `tau`: the

@@ -1,29 +1,26 @@
 //! A run cannot be lost: the trainer is killed at every file operation and at every training step
-//! (the fault-injection hook of `categorical_vae::files`), resumed, and must end with the weights,
+//! (the fault-injection hook of `mnist_run::files`), resumed, and must end with the weights,
 //! the optimizer state and the metrics of an uninterrupted run. Also the refusals that keep runs
 //! apart: the folder's lock, a resume with other settings, empty data; and a run stopped by a
 //! signal after any step, which continues bit for bit.
 //!
 //! The killed runs are child processes: this test binary started again on the ignored test
-//! `child_run`, which trains into the folder named by `CRASH_TEST_DIR`.
+//! `child_run`, through `mnist_run::crash`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use burn::tensor::{Tensor, TensorData};
 use burn_gumbel_support::{reference_device, rng_lock};
-use categorical_vae::Error;
-use categorical_vae::checkpoint::{holds_run, require_checkpoint};
+use categorical_vae::checkpoint::require_checkpoint;
 use categorical_vae::config::TrainingConfig;
-use categorical_vae::data::Mnist;
-use categorical_vae::files::{FAULT_ENV, fault_points, lock_run};
 use categorical_vae::model::VaeConfig;
 use categorical_vae::training::{RunOptions, Trained, train};
-
-/// The folder the child trains into.
-const DIR_ENV: &str = "CRASH_TEST_DIR";
+use mnist_run::Error;
+use mnist_run::crash::{child_dir, report_fault_points, run_child};
+use mnist_run::data::Mnist;
+use mnist_run::files::lock_run;
+use mnist_run::resume::holds_run;
+use mnist_run::signals::StopFlag;
 
 /// A small run: 300 training images in batches of 100 (3 steps an epoch), 3 epochs.
 fn config() -> TrainingConfig {
@@ -65,7 +62,7 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 #[ignore = "a child process of the crash tests"]
 fn child_run() {
-    let dir = PathBuf::from(std::env::var(DIR_ENV).expect("run by the crash tests"));
+    let dir = child_dir();
     let resume = holds_run(&dir);
     train(
         &config(),
@@ -75,26 +72,7 @@ fn child_run() {
         |_| {},
     )
     .unwrap();
-    println!("fault points: {}", fault_points());
-}
-
-/// Runs the child into `dir`, aborting at fault point `fault_at` if given. Returns whether it
-/// succeeded and the number of fault points it reported.
-fn run_child(dir: &Path, fault_at: Option<u64>) -> (bool, Option<u64>) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["child_run", "--exact", "--ignored", "--nocapture"])
-        .env(DIR_ENV, dir)
-        .env_remove(FAULT_ENV);
-    if let Some(n) = fault_at {
-        command.env(FAULT_ENV, n.to_string());
-    }
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let points = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("fault points: ")?.trim().parse().ok());
-    (output.status.success(), points)
+    report_fault_points();
 }
 
 /// What must survive any crash: the final weights (as the bits of what the encoder and decoder
@@ -142,7 +120,7 @@ fn outcome(dir: &Path) -> (Vec<u32>, Vec<String>) {
 fn a_run_killed_at_any_fault_point_resumes_to_the_same_result() {
     let _lock = rng_lock(); // loading a model draws its initialization
     let straight = scratch("straight");
-    let (ok, points) = run_child(&straight, None);
+    let (ok, points) = run_child("child_run", &straight, None);
     assert!(ok, "the uninterrupted run fails");
     let points = points.expect("the child reports its fault points");
     let expected = outcome(&straight);
@@ -162,10 +140,10 @@ fn a_run_killed_at_any_fault_point_resumes_to_the_same_result() {
         let dir = scratch(&format!("killed-{n}"));
         for kill in 0..kills {
             // The first kill at point n; a second one at point n again of the resumed run.
-            let (ok, _) = run_child(&dir, Some(n));
+            let (ok, _) = run_child("child_run", &dir, Some(n));
             assert!(!ok || kill > 0, "point {n}: the child did not abort");
         }
-        let (ok, _) = run_child(&dir, None);
+        let (ok, _) = run_child("child_run", &dir, None);
         assert!(ok, "point {n}: the resume fails");
         assert_eq!(outcome(&dir), expected, "point {n}: another result");
         resumed += 1;
@@ -185,7 +163,11 @@ fn a_run_stopped_by_a_signal_after_any_step_continues_bit_for_bit() {
     // at its end, and the next resumes there.
     let dir = scratch("signal");
     let mut stopped = RunOptions {
-        interrupt: Some(Arc::new(AtomicUsize::new(2))),
+        interrupt: Some({
+            let stop = StopFlag::new();
+            stop.request(2);
+            stop
+        }),
         ..options(&dir, false)
     };
     let mut interruptions = 0;
@@ -289,7 +271,7 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_its_beginning() {
         fresh
             .unwrap_err()
             .to_string()
-            .contains("a run is already there: pass --resume"),
+            .contains("holds a run already: continue it with --resume"),
     );
     let mut events = Vec::new();
     let resumed = train(&config(), &data(), &device, &options(&dir, true), |e| {

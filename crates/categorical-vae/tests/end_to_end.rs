@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use burn_gumbel_support::{reference_device as device, rng_lock};
 use categorical_vae::checkpoint::{load_config, load_model};
 use categorical_vae::config::TrainingConfig;
-use categorical_vae::data::Mnist;
 use categorical_vae::evaluation::evaluate;
 use categorical_vae::metrics::EpochMetrics;
 use categorical_vae::model::VaeConfig;
 use categorical_vae::training::{RunOptions, train};
+use mnist_run::data::Mnist;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("categorical-vae-{name}-{}", std::process::id()));
@@ -146,7 +146,7 @@ fn a_resumed_run_continues_exactly() {
     assert!(
         error
             .to_string()
-            .contains("a run is already there: pass --resume"),
+            .contains("holds a run already: continue it with --resume"),
         "{error}"
     );
     let other = TrainingConfig {
@@ -162,7 +162,7 @@ fn a_resumed_run_continues_exactly() {
     );
     let dynamic = config
         .clone()
-        .with_binarize(categorical_vae::data::Binarize::Dynamic);
+        .with_binarize(mnist_run::data::Binarize::Dynamic);
     let error = train(
         &dynamic,
         &data,

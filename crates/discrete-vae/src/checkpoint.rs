@@ -1,20 +1,31 @@
 //! Checkpoints that survive a crash, for burn-train: a [`Checkpointer`] that writes each record
-//! atomically and durably, and the choice of the epoch to resume from.
+//! atomically and durably, a manifest that names the records of one checkpoint with their
+//! SHA-256, and the choice of the checkpoint to resume from.
 //!
-//! burn-train's `FileCheckpointer` writes `model-N.bpk` in place: a kill during the write leaves
-//! a truncated file under the final name, which a resume then fails to load. This one writes to
-//! a temporary file, flushes it (`fsync`), renames it into place and flushes the folder
-//! ([`write_atomic`]); burn-train saves the model, the optimizer and the scheduler of an epoch
-//! as three files, so [`last_complete_epoch`] resumes from the newest epoch that has all three.
+//! burn-train saves an epoch as three records, the model, the optimizer and the scheduler, on
+//! three threads, under the names `model-N.bpk`, `optim-N.bpk`, `scheduler-N.bpk`. Each is written
+//! to a temporary file, flushed (`fsync`), renamed into place and its folder flushed
+//! ([`write_atomic`]). The last of the three to be written writes `manifest-N.json`: the
+//! checkpoint's [`Position`] and the SHA-256 of its three records. A checkpoint is complete when
+//! its manifest is there and its records match it; a rewrite of epoch `N` (a resumed run) first
+//! removes `manifest-N.json`, so that a kill in the middle of the rewrite leaves an incomplete
+//! checkpoint, never one that mixes the records of two processes.
+//!
+//! A run stopped inside an epoch (a signal) saves the same three records and manifest under the
+//! name `mid` ([`save_mid`]); [`latest`] resumes from the newest complete checkpoint, passing over
+//! (and reporting) a damaged one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::Bytes;
 use burn::train::checkpoint::{Checkpoint, Checkpointer, CheckpointerError};
-use categorical_vae::Error;
-use categorical_vae::files::{sync_dir, write_atomic};
+use mnist_run::Error;
+use mnist_run::files::{remove_file, sha256, sha256_bytes, write_atomic};
+use serde::{Deserialize, Serialize};
 
-/// The records burn-train saves for an epoch, by file-name prefix.
+/// The records burn-train saves for a checkpoint, by file-name prefix.
 pub const RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
 
 /// Where a run keeps its checkpoints: `DIR/checkpoint`.
@@ -22,40 +33,150 @@ pub fn checkpoint_dir(run: &Path) -> PathBuf {
     run.join("checkpoint")
 }
 
+/// Where a checkpoint stands in its run: the epochs completed, and the optimizer steps done in
+/// the epoch after them (0 at an epoch's end). Ordered as the run advances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Position {
+    /// Epochs completed (validated and checkpointed by burn-train, or not for `mid`).
+    pub epochs: usize,
+    /// Optimizer steps done in the next epoch.
+    pub steps_in_epoch: u64,
+}
+
+/// A checkpoint's name: burn-train's checkpoint of an epoch's end, or the one written inside an
+/// epoch when the run was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generation {
+    /// `NAME-EPOCH.bpk`, written by burn-train after the epoch's validation.
+    Epoch(usize),
+    /// `NAME-mid.bpk`, written by [`save_mid`].
+    Mid,
+}
+
+impl Generation {
+    fn suffix(self) -> String {
+        match self {
+            Generation::Epoch(epoch) => epoch.to_string(),
+            Generation::Mid => "mid".to_string(),
+        }
+    }
+
+    /// The file of the record `name` (`model`, `optim`, `scheduler`) in `dir`.
+    pub fn record(self, dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}-{}.bpk", self.suffix()))
+    }
+
+    /// The file of the manifest in `dir`.
+    pub fn manifest(self, dir: &Path) -> PathBuf {
+        dir.join(format!("manifest-{}.json", self.suffix()))
+    }
+
+    /// The generation a manifest's file name names, if it is one.
+    fn of_manifest(file_name: &str) -> Option<Self> {
+        let suffix = file_name.strip_prefix("manifest-")?.strip_suffix(".json")?;
+        match suffix {
+            "mid" => Some(Generation::Mid),
+            digits => Some(Generation::Epoch(digits.parse().ok()?)),
+        }
+    }
+}
+
+/// A checkpoint's manifest: its position and the SHA-256 of its records, by file name.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    position: Position,
+    sha256: BTreeMap<String, String>,
+}
+
+/// Writes `manifest` for `generation` in `dir`, atomically and durably.
+fn write_manifest(dir: &Path, generation: Generation, manifest: &Manifest) -> Result<(), Error> {
+    let json = serde_json::to_string_pretty(manifest).expect("a manifest serializes");
+    write_atomic(&generation.manifest(dir), json.as_bytes())
+}
+
+/// The checksums of the epochs whose records are being written, shared by the three
+/// checkpointers of a run.
+#[derive(Debug, Default)]
+struct Pending {
+    sums: BTreeMap<usize, BTreeMap<String, String>>,
+}
+
 /// A [`Checkpointer`] of one record (`model`, `optim` or `scheduler`) writing
-/// `DIR/NAME-EPOCH.bpk` atomically and durably.
+/// `DIR/NAME-EPOCH.bpk` atomically and durably; the last of the three of an epoch writes its
+/// manifest. Made by [`checkpointers`].
 #[derive(Clone, Debug)]
 pub struct DurableCheckpointer {
     dir: PathBuf,
     name: &'static str,
+    pending: Arc<Mutex<Pending>>,
+    restore_from: Option<Generation>,
 }
 
-impl DurableCheckpointer {
-    /// The checkpointer of the record `name` in `dir` (created if missing).
-    ///
-    /// # Errors
-    /// A folder that cannot be created.
-    pub fn new(dir: &Path, name: &'static str) -> Result<Self, Error> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            name,
-        })
-    }
-
-    fn path(&self, epoch: usize) -> PathBuf {
-        record_path(&self.dir, self.name, epoch)
-    }
-}
-
-/// `DIR/NAME-EPOCH.bpk`, burn-train's file name for a record.
-fn record_path(dir: &Path, name: &str, epoch: usize) -> PathBuf {
-    dir.join(format!("{name}-{epoch}.bpk"))
+/// The three checkpointers of a run in `dir` (created if missing), in the order of [`RECORDS`].
+/// With `restore_from`, burn-train's restore of any epoch reads that generation instead (the
+/// `mid` checkpoint a run resumes from).
+///
+/// # Errors
+/// A folder that cannot be created.
+pub fn checkpointers(
+    dir: &Path,
+    restore_from: Option<Generation>,
+) -> Result<[DurableCheckpointer; 3], Error> {
+    mnist_run::files::create_dir(dir)?;
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    Ok(RECORDS.map(|name| DurableCheckpointer {
+        dir: dir.to_path_buf(),
+        name,
+        pending: pending.clone(),
+        restore_from,
+    }))
 }
 
 fn io_error(error: Error) -> CheckpointerError {
     CheckpointerError::IOError(std::io::Error::other(error.to_string()))
+}
+
+impl DurableCheckpointer {
+    fn save_bytes(&self, epoch: usize, bytes: &[u8]) -> Result<(), Error> {
+        let generation = Generation::Epoch(epoch);
+        {
+            let mut pending = self.pending.lock().expect("the checksums");
+            if let std::collections::btree_map::Entry::Vacant(entry) = pending.sums.entry(epoch) {
+                // The first record of this epoch in this process: a manifest of an older write
+                // of the epoch must not name a mix of its records and these.
+                remove_file(&generation.manifest(&self.dir))?;
+                entry.insert(BTreeMap::new());
+            }
+        }
+        let path = generation.record(&self.dir, self.name);
+        write_atomic(&path, bytes)?;
+        let mut pending = self.pending.lock().expect("the checksums");
+        let sums = pending.sums.get_mut(&epoch).expect("inserted above");
+        sums.insert(file_name(&path), sha256_bytes(bytes));
+        if sums.len() < RECORDS.len() {
+            return Ok(());
+        }
+        let sha256 = pending.sums.remove(&epoch).expect("present");
+        let position = Position {
+            epochs: epoch,
+            steps_in_epoch: 0,
+        };
+        write_manifest(&self.dir, generation, &Manifest { position, sha256 })?;
+        // A checkpoint inside an earlier epoch is now older than this one.
+        if let Ok(mid) = verify(&self.dir, Generation::Mid)
+            && mid.epochs < epoch
+        {
+            remove_generation(&self.dir, Generation::Mid)?;
+        }
+        Ok(())
+    }
+}
+
+/// The file name of `path`.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl<R: Checkpoint> Checkpointer<R> for DurableCheckpointer {
@@ -63,100 +184,288 @@ impl<R: Checkpoint> Checkpointer<R> for DurableCheckpointer {
         let bytes = record
             .checkpoint_into_bytes()
             .map_err(CheckpointerError::Record)?;
-        write_atomic(&self.path(epoch), &bytes).map_err(io_error)
+        self.save_bytes(epoch, &bytes).map_err(io_error)
     }
 
     fn delete(&self, epoch: usize) -> Result<(), CheckpointerError> {
-        let path = self.path(epoch);
-        match std::fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.dir).map_err(io_error),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(CheckpointerError::IOError(e)),
-        }
+        let generation = Generation::Epoch(epoch);
+        remove_file(&generation.manifest(&self.dir)).map_err(io_error)?;
+        remove_file(&generation.record(&self.dir, self.name)).map_err(io_error)
     }
 
     fn restore(&self, epoch: usize) -> Result<R, CheckpointerError> {
-        let path = self.path(epoch);
+        let generation = self.restore_from.unwrap_or(Generation::Epoch(epoch));
+        let path = generation.record(&self.dir, self.name);
         let bytes = std::fs::read(&path).map_err(CheckpointerError::IOError)?;
         R::checkpoint_from_bytes(Bytes::from_bytes_vec(bytes)).map_err(CheckpointerError::Record)
     }
 }
 
-/// The newest epoch of `dir` whose three records ([`RECORDS`]) are all there, if any.
+/// Removes a generation's manifest, then its records.
+fn remove_generation(dir: &Path, generation: Generation) -> Result<(), Error> {
+    remove_file(&generation.manifest(dir))?;
+    for name in RECORDS {
+        remove_file(&generation.record(dir, name))?;
+    }
+    Ok(())
+}
+
+/// Saves the checkpoint inside an epoch, at `position`: the three records' bytes in the order of
+/// [`RECORDS`], then their manifest. The previous `mid` checkpoint's manifest is removed first.
 ///
 /// # Errors
-/// A folder that exists but cannot be read.
-pub fn last_complete_epoch(dir: &Path) -> Result<Option<usize>, Error> {
+/// A file that cannot be written.
+pub fn save_mid(dir: &Path, position: Position, records: [&[u8]; 3]) -> Result<(), Error> {
+    let generation = Generation::Mid;
+    remove_file(&generation.manifest(dir))?;
+    let mut sha256 = BTreeMap::new();
+    for (name, bytes) in RECORDS.iter().zip(records) {
+        let path = generation.record(dir, name);
+        write_atomic(&path, bytes)?;
+        sha256.insert(file_name(&path), sha256_bytes(bytes));
+    }
+    write_manifest(dir, generation, &Manifest { position, sha256 })
+}
+
+/// Checks a generation's records against its manifest; its position if they match.
+fn verify(dir: &Path, generation: Generation) -> Result<Position, Error> {
+    let path = generation.manifest(dir);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))?;
+    for name in RECORDS {
+        let record = generation.record(dir, name);
+        let expected = manifest
+            .sha256
+            .get(&file_name(&record))
+            .ok_or_else(|| Error::file(&path, format!("does not name {}", file_name(&record))))?;
+        if !record.is_file() {
+            return Err(Error::file(&record, "missing: the manifest names it"));
+        }
+        if sha256(&record)? != *expected {
+            return Err(Error::file(
+                &record,
+                "damaged: its SHA-256 differs from the checkpoint's manifest",
+            ));
+        }
+    }
+    Ok(manifest.position)
+}
+
+/// The checkpoint a run resumes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Its name.
+    pub generation: Generation,
+    /// Where it stands.
+    pub position: Position,
+    /// The newer checkpoints passed over, each as the one-line error that refused it.
+    pub passed_over: Vec<String>,
+}
+
+/// The newest complete checkpoint in `dir`, if any.
+///
+/// Checkpoints with a manifest are tried newest first; one whose records are missing or do not
+/// match their checksums is passed over (and named in [`Found::passed_over`]). A run folder made
+/// before manifests (none in `dir`) resumes from the newest epoch that has its three records.
+///
+/// # Errors
+/// A folder that exists but cannot be read; manifests of which none verifies (the newest one's
+/// error).
+pub fn latest(dir: &Path) -> Result<Option<Found>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::file(dir, format!("cannot read: {e}"))),
     };
-    let mut epochs = Vec::new();
+    let mut generations = Vec::new();
+    let mut legacy = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::file(dir, format!("cannot read: {e}")))?;
-        let name = entry.file_name();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        generations.extend(Generation::of_manifest(&name));
         let epoch = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("model-"))
+            .strip_prefix("model-")
             .and_then(|n| n.strip_suffix(".bpk"))
             .and_then(|n| n.parse::<usize>().ok());
-        epochs.extend(epoch);
+        legacy.extend(epoch);
     }
-    epochs.sort_unstable();
-    Ok(epochs
+    if generations.is_empty() {
+        legacy.sort_unstable();
+        let complete = legacy.into_iter().rev().find(|&epoch| {
+            RECORDS
+                .iter()
+                .all(|r| Generation::Epoch(epoch).record(dir, r).is_file())
+        });
+        return Ok(complete.map(|epochs| Found {
+            generation: Generation::Epoch(epochs),
+            position: Position {
+                epochs,
+                steps_in_epoch: 0,
+            },
+            passed_over: Vec::new(),
+        }));
+    }
+    // Newest first: by position, an epoch's end before a `mid` at the same position (it also
+    // holds the epoch's validation).
+    let mut checked: Vec<(Generation, Result<Position, Error>)> = generations
         .into_iter()
-        .rev()
-        .find(|&epoch| RECORDS.iter().all(|r| record_path(dir, r, epoch).is_file())))
+        .map(|g| (g, verify(dir, g)))
+        .collect();
+    let order = |g: &Generation, p: &Result<Position, Error>| {
+        let position = match (p, g) {
+            (Ok(p), _) => *p,
+            (Err(_), Generation::Epoch(epochs)) => Position {
+                epochs: *epochs,
+                steps_in_epoch: 0,
+            },
+            (Err(_), Generation::Mid) => Position::default(),
+        };
+        (position, matches!(g, Generation::Epoch(_)))
+    };
+    checked.sort_by_key(|(g, p)| std::cmp::Reverse(order(g, p)));
+    let mut passed_over = Vec::new();
+    for (generation, result) in checked {
+        match result {
+            Ok(position) => {
+                return Ok(Some(Found {
+                    generation,
+                    position,
+                    passed_over,
+                }));
+            }
+            Err(error) => passed_over.push(error.to_string()),
+        }
+    }
+    Err(Error::file(
+        dir,
+        format!(
+            "no complete checkpoint: {}",
+            passed_over.first().expect("one at least")
+        ),
+    ))
+}
+
+/// Removes the temporary files (`*.tmp`) that writes interrupted by a crash left in `dir`.
+///
+/// # Errors
+/// A folder that exists but cannot be read, or a file that cannot be removed.
+pub fn remove_leftovers(dir: &Path) -> Result<(), Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::file(dir, format!("cannot read: {e}"))),
+    };
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::file(dir, format!("cannot read: {e}")))?
+            .path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn resume_takes_the_newest_epoch_with_all_three_records() {
-        let dir = std::env::temp_dir().join(format!("dvae-ckpt-{}", std::process::id()));
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dvae-ckpt-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(last_complete_epoch(&dir).unwrap(), None);
-        std::fs::create_dir_all(&dir).unwrap();
-        for name in RECORDS {
-            std::fs::write(record_path(&dir, name, 3), b"x").unwrap();
+        dir
+    }
+
+    /// Saves the three records of `epoch` through the checkpointers, with `tag` as their bytes.
+    fn save_epoch(checkpointers: &[DurableCheckpointer; 3], epoch: usize, tag: u8) {
+        for c in checkpointers {
+            c.save_bytes(epoch, &[tag; 16]).unwrap();
         }
-        // Epoch 4's scheduler was never written (a crash between the files): epoch 3 it is.
-        for name in ["model", "optim"] {
-            std::fs::write(record_path(&dir, name, 4), b"x").unwrap();
-        }
-        std::fs::write(dir.join("model-4.bpk.tmp"), b"x").unwrap();
-        assert_eq!(last_complete_epoch(&dir).unwrap(), Some(3));
-        std::fs::write(record_path(&dir, "scheduler", 4), b"x").unwrap();
-        assert_eq!(last_complete_epoch(&dir).unwrap(), Some(4));
+    }
+
+    #[test]
+    fn the_newest_verified_checkpoint_is_taken_and_damage_is_passed_over() {
+        let dir = scratch("latest");
+        assert_eq!(latest(&dir).unwrap(), None);
+        let checkpointers = checkpointers(&dir, None).unwrap();
+        save_epoch(&checkpointers, 1, 1);
+        save_epoch(&checkpointers, 2, 2);
+        let found = latest(&dir).unwrap().unwrap();
+        assert_eq!(found.generation, Generation::Epoch(2));
+        // Bytes of 0xFF over a record: the checksum refuses epoch 2, epoch 1 is taken.
+        let model = Generation::Epoch(2).record(&dir, "model");
+        std::fs::write(&model, [0xFF; 16]).unwrap();
+        let found = latest(&dir).unwrap().unwrap();
+        assert_eq!(found.generation, Generation::Epoch(1));
+        assert_eq!(
+            found.passed_over,
+            [format!(
+                "{}: damaged: its SHA-256 differs from the checkpoint's manifest",
+                model.display()
+            )]
+        );
+        // A checkpoint inside epoch 2 is newer than epoch 1's end; epoch 3's end is newer still
+        // and removes it.
+        let position = Position {
+            epochs: 1,
+            steps_in_epoch: 4,
+        };
+        save_mid(&dir, position, [&[7u8; 3], &[8u8; 3], &[9u8; 3]]).unwrap();
+        let found = latest(&dir).unwrap().unwrap();
+        assert_eq!(
+            (found.generation, found.position),
+            (Generation::Mid, position)
+        );
+        save_epoch(&checkpointers, 3, 3);
+        assert_eq!(
+            latest(&dir).unwrap().unwrap().generation,
+            Generation::Epoch(3)
+        );
+        assert!(!Generation::Mid.manifest(&dir).exists());
+        assert!(!Generation::Mid.record(&dir, "optim").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn a_record_round_trips_through_the_checkpointer() {
-        use burn::module::Module;
-        use burn::store::ModuleRecord;
-        let dir = std::env::temp_dir().join(format!("dvae-round-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let device = burn_gumbel_support::reference_device();
-        let model = crate::model::DiscreteVaeConfig::new()
-            .with_codes(3)
-            .with_channels(2)
-            .init(&device)
-            .advance();
-        let checkpointer = DurableCheckpointer::new(&dir, "model").unwrap();
-        Checkpointer::<ModuleRecord>::save(&checkpointer, 7, model.clone().into_record()).unwrap();
-        assert!(!dir.join("model-7.bpk.tmp").exists());
-        let record: ModuleRecord = checkpointer.restore(7).unwrap();
-        let fresh = crate::model::DiscreteVaeConfig::new()
-            .with_codes(3)
-            .with_channels(2)
-            .init(&device);
-        assert_eq!(fresh.load_record(record).step(), 1);
-        Checkpointer::<ModuleRecord>::delete(&checkpointer, 7).unwrap();
-        assert!(!dir.join("model-7.bpk").exists());
+    fn a_rewrite_cut_short_never_leaves_a_mixed_checkpoint() {
+        // Epoch 2 written by one process; a resumed process rewrites it and is killed after
+        // its optimizer record: its manifest is gone, so epoch 1 is taken, not a mix.
+        let dir = scratch("mixed");
+        let first = checkpointers(&dir, None).unwrap();
+        save_epoch(&first, 1, 1);
+        save_epoch(&first, 2, 2);
+        let second = checkpointers(&dir, None).unwrap();
+        second[1].save_bytes(2, &[22; 16]).unwrap();
+        let found = latest(&dir).unwrap().unwrap();
+        assert_eq!(found.generation, Generation::Epoch(1));
+        assert!(found.passed_over.is_empty(), "{:?}", found.passed_over);
+        // Every record damaged: one line naming the newest damage.
+        std::fs::write(Generation::Epoch(1).record(&dir, "optim"), b"x").unwrap();
+        let error = latest(&dir).unwrap_err().to_string();
+        assert!(error.contains("no complete checkpoint: "), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_from_before_manifests_resumes_from_its_newest_complete_epoch() {
+        let dir = scratch("legacy");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in RECORDS {
+            std::fs::write(Generation::Epoch(3).record(&dir, name), b"x").unwrap();
+        }
+        for name in ["model", "optim"] {
+            std::fs::write(Generation::Epoch(4).record(&dir, name), b"x").unwrap();
+        }
+        std::fs::write(dir.join("model-4.bpk.tmp"), b"x").unwrap();
+        assert_eq!(
+            latest(&dir).unwrap().unwrap().generation,
+            Generation::Epoch(3)
+        );
+        remove_leftovers(&dir).unwrap();
+        assert!(!dir.join("model-4.bpk.tmp").exists());
+        assert!(dir.join("model-4.bpk").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,26 +4,32 @@
 //! burn-train 0.22's [`TrainStep::step`] does not see the iteration number, so the model counts
 //! its optimizer steps itself: [`TrainStep::optimize`] (and `optimize_multi`, used by the
 //! sharded multi-device strategy) advances [`DiscreteVae`]'s counter after the optimizer's update.
-//! The counter is a parameter of the model, so burn-train's checkpoints save it and a resumed
-//! run anneals the temperature from where it stopped. Each optimizer step passes a fault point of
-//! [`categorical_vae::files`], where the crash tests kill the process.
+//! The counter is saved with the model, so a resumed run anneals the temperature, and keys its
+//! noise ([`DiscreteVae::noise_key`]), from where it stopped. Each optimizer step passes a fault
+//! point of [`mnist_run::files`], where the crash tests kill the process.
+//!
+//! After each optimizer step the model tells its [`Watch`] (a stop asked by a signal saves a
+//! checkpoint of that step); the metric of the negative ELBO tells it when the loss is not
+//! finite.
 
 use std::sync::Arc;
 
+use burn::module::Module;
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{GradientsParams, ModuleOptimizer, MultiGradientsParams};
 use burn::tensor::{ExecutionError, Tensor, TensorReadError};
+use burn::train::checkpoint::Checkpoint;
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
     Adaptor, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
     NumericEntry, SerializedEntry,
 };
 use burn::train::{InferenceStep, ItemLazy, TrainOutput, TrainStep};
-
-use categorical_vae::files::fault_point;
+use mnist_run::files::fault_point;
 
 use crate::data::DigitBatch;
 use crate::model::{DiscreteVae, code_perplexity, negative_elbo};
+use crate::watch::Watch;
 
 /// What a training or validation step reports: the terms of the negative ELBO, the temperature
 /// and the perplexity of the codes used, each `[1]`.
@@ -60,10 +66,23 @@ impl ItemLazy for StepItem {
 }
 
 impl DiscreteVae {
+    /// Tells the watch, if any, of the optimizer step that left this model and `optim`.
+    fn after_step(&self, optim: &ModuleOptimizer) {
+        if let Some(watch) = self.watch() {
+            watch.after_step(self.step(), || {
+                Ok((
+                    self.clone().into_record().checkpoint_into_bytes()?,
+                    optim.to_record().checkpoint_into_bytes()?,
+                ))
+            });
+        }
+    }
+
     /// A forward pass over `batch` and the item it reports; the negative ELBO keeps its graph.
     fn item(&self, batch: DigitBatch) -> StepItem {
         let [n, _, _, _] = batch.images.dims();
-        let forward = self.forward(batch.images.clone());
+        let key = self.noise_key(batch.first);
+        let forward = self.forward_with_key(batch.images.clone(), key);
         let elbo = negative_elbo(batch.images, &forward);
         StepItem {
             batch: n,
@@ -93,7 +112,9 @@ impl TrainStep for DiscreteVae {
         grads: GradientsParams,
     ) -> Self {
         fault_point("training step");
-        optim.step(lr, self, grads).advance()
+        let model = optim.step(lr, self, grads).advance();
+        model.after_step(optim);
+        model
     }
 
     fn optimize_multi(
@@ -103,7 +124,9 @@ impl TrainStep for DiscreteVae {
         grads: MultiGradientsParams,
     ) -> Self {
         fault_point("training step");
-        optim.step_multi(lr, self, grads).advance()
+        let model = optim.step_multi(lr, self, grads).advance();
+        model.after_step(optim);
+        model
     }
 }
 
@@ -167,6 +190,7 @@ pub struct VaeMetric {
     quantity: Quantity,
     name: MetricName,
     state: NumericMetricState,
+    watch: Option<Arc<Watch>>,
 }
 
 impl VaeMetric {
@@ -176,6 +200,15 @@ impl VaeMetric {
             quantity,
             name: Arc::new(quantity.name().to_string()),
             state: NumericMetricState::default(),
+            watch: None,
+        }
+    }
+
+    /// The same metric, telling `watch` when a value is not finite (the run diverged).
+    pub fn watching(self, watch: Arc<Watch>) -> Self {
+        Self {
+            watch: Some(watch),
+            ..self
         }
     }
 
@@ -209,6 +242,9 @@ impl Metric for VaeMetric {
         _metadata: &MetricMetadata,
     ) -> Result<SerializedEntry, TensorReadError> {
         let value = self.quantity.of(item).clone().try_into_scalar::<f64>()?;
+        if let Some(watch) = &self.watch {
+            watch.check_loss(value);
+        }
         self.state.update(value, item.batch);
         Ok(self.state.compute_update(self.format()))
     }
@@ -253,9 +289,10 @@ mod tests {
             .with_codes(4)
             .with_channels(2)
             .init(&device);
-        let digits = Digits::new(categorical_vae::data::Mnist::embedded().test.truncate(4));
+        let digits = Digits::new(mnist_run::data::Mnist::embedded().test.truncate(4));
         let batch = DigitBatcher.batch((0..4).map(|i| digits.get(i).unwrap()).collect(), &device);
         let mut optim = AdamConfig::new().init();
+        let model = model.with_seed(5);
         let output = TrainStep::step(&model, batch);
         assert!(output.item.nelbo.clone().into_scalar::<f32>().is_finite());
         let model = model.optimize(&mut optim, 1e-3.into(), output.grads);
@@ -265,6 +302,34 @@ mod tests {
             .with_channels(2)
             .init(&device);
         let restored = fresh.load_record(model.clone().into_record());
+        assert_eq!(restored.with_loaded_step().step(), 1);
+    }
+
+    #[test]
+    fn a_record_round_trips_through_the_checkpointer() {
+        use burn::module::Module;
+        use burn::store::ModuleRecord;
+        let dir = std::env::temp_dir().join(format!("dvae-round-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let device = burn_gumbel_support::reference_device();
+        let config = crate::model::DiscreteVaeConfig::new()
+            .with_codes(3)
+            .with_channels(2);
+        let model = config.init(&device).advance();
+        let [checkpointer, ..] = crate::checkpoint::checkpointers(&dir, None).unwrap();
+        burn::train::checkpoint::Checkpointer::<ModuleRecord>::save(
+            &checkpointer,
+            7,
+            model.clone().into_record(),
+        )
+        .unwrap();
+        assert!(!dir.join("model-7.bpk.tmp").exists());
+        let record: ModuleRecord =
+            burn::train::checkpoint::Checkpointer::restore(&checkpointer, 7).unwrap();
+        let restored = config.init(&device).load_record(record).with_loaded_step();
         assert_eq!(restored.step(), 1);
+        burn::train::checkpoint::Checkpointer::<ModuleRecord>::delete(&checkpointer, 7).unwrap();
+        assert!(!dir.join("model-7.bpk").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

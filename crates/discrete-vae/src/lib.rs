@@ -7,14 +7,21 @@
 //! 2016 ([arXiv:1611.01144](https://arxiv.org/abs/1611.01144)).
 //!
 //! Modules, each importing only those above it in this list:
+//! - [`data`]: MNIST as a burn `Dataset` and `Batcher` (the images of [`mnist_run::data`]), and
+//!   the loader whose order is a function of the seed and the epoch.
+//! - [`checkpoint`]: atomic, durable, checksummed checkpoints for burn-train, and the one to
+//!   resume from.
+//! - [`watch`]: what the training steps and the trainer share: signals, divergence.
 //! - [`model`]: the encoder, the layer over channels, the decoder, the negative ELBO, and the
-//!   optimizer-step counter that drives the annealing.
-//! - [`data`]: MNIST as a burn `Dataset` and `Batcher` (the images of [`categorical_vae::data`]).
+//!   optimizer-step counter that drives the annealing and keys the noise.
 //! - [`learner`]: `TrainStep` / `InferenceStep` and the metrics.
-//! - [`checkpoint`]: atomic, durable checkpoints for burn-train, and the epoch to resume from.
-//! - [`renderer`]: burn-train's dashboard on a terminal, one plain line per epoch otherwise.
-//! - [`training`]: the run's configuration, training on one or several devices, evaluation.
 //! - [`report`]: reconstructions, decoded random codes, the histogram of code usage.
+//! - [`renderer`]: one line per epoch, with a progress bar on a terminal.
+//! - [`training`]: the run's configuration, training on one or several devices, evaluation,
+//!   and [`training::run`], the whole run under the folder's lock.
+//!
+//! The run folder's machinery (data, durable files, the lock, the checks, the resume policy,
+//! signals, pictures) is [`mnist_run`]'s, shared with the categorical VAE.
 #![warn(missing_docs)]
 
 pub mod checkpoint;
@@ -24,3 +31,4 @@ pub mod model;
 pub mod renderer;
 pub mod report;
 pub mod training;
+pub mod watch;

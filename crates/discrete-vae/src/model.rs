@@ -5,14 +5,20 @@
 //! code per cell over the channel axis (`dim = 1`, the layout of DALL-E's discrete VAE); a decoder
 //! of transposed convolutions maps the codes back to the logits of 784 Bernoulli pixels.
 
+use std::sync::Arc;
+
 use burn::config::Config;
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, ParamId};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{PaddingConfig2d, Relu};
-use burn::tensor::activation::{log_softmax, softplus};
-use burn::tensor::{Device, Tensor};
-use burn_gumbel::{Estimator, GumbelSoftmax, GumbelSoftmaxConfig, TemperatureSchedule};
-use categorical_vae::Error;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn_gumbel::{Estimator, GumbelSoftmax, GumbelSoftmaxConfig, Key, TemperatureSchedule};
+use mnist_run::Error;
+use mnist_run::checks::diverged;
+
+use crate::watch::Watch;
+use mnist_run::elbo::{kl_to_uniform, reconstruction};
+use mnist_run::limits::{MAX_MODEL_BYTES, check_count};
 
 /// Side of the grid of codes: 28 halved twice.
 pub const GRID: usize = 7;
@@ -20,13 +26,16 @@ pub const GRID: usize = 7;
 /// The most codes `K` a model may have (DALL-E's discrete VAE has 8192).
 pub const MAX_CODES: usize = 8192;
 
+/// The most channels of the first convolution.
+pub const MAX_CHANNELS: usize = 4096;
+
 /// Configuration of a [`DiscreteVae`], created with [`init`](DiscreteVaeConfig::init).
 #[derive(Config, Debug, PartialEq)]
 pub struct DiscreteVaeConfig {
     /// Number of codes `K` (channels of the encoder's output), `2..=8192`. Default: 64.
     #[config(default = 64)]
     pub codes: usize,
-    /// Channels of the first convolution (the second has twice as many), `≥ 1`. Default: 32.
+    /// Channels of the first convolution (the second has twice as many), `1..=4096`. Default: 32.
     #[config(default = 32)]
     pub channels: usize,
     /// One-hot codes forward (with `estimator`'s gradient backward). Default: true.
@@ -59,8 +68,20 @@ impl DiscreteVaeConfig {
                 format!("must be in 2..={MAX_CODES}, got {}", self.codes),
             ));
         }
-        if self.channels == 0 {
-            return Err(Error::invalid("--channels", "must be at least 1, got 0"));
+        check_count("--channels", self.channels, 1, MAX_CHANNELS)?;
+        let bytes = self.training_bytes();
+        if bytes > MAX_MODEL_BYTES {
+            return Err(Error::invalid(
+                "--channels",
+                format!(
+                    "a model of {} channels and {} codes would need {:.1} GiB for its weights, \
+                     gradients and Adam's moments (at most {} GiB)",
+                    self.channels,
+                    self.codes,
+                    bytes as f64 / (1u64 << 30) as f64,
+                    MAX_MODEL_BYTES >> 30
+                ),
+            ));
         }
         self.schedule
             .validate()
@@ -70,6 +91,14 @@ impl DiscreteVaeConfig {
         self.estimator
             .validate(self.hard, Some(lowest), self.learnable_tau)
             .map_err(|e| Error::invalid("--estimator", e.to_string()))
+    }
+
+    /// The bytes of the training state: the weights, their gradients and Adam's two moments, in
+    /// f32 (the convolutions' `64 c² + 4 c K + 32 c` weights and their biases).
+    pub fn training_bytes(&self) -> u64 {
+        let (c, k) = (self.channels as u64, self.codes as u64);
+        let weights = 64 * c * c + 4 * c * k + 32 * c + 3 * c + k + 1;
+        weights.saturating_mul(4 * 4)
     }
 
     /// Initializes the model on `device`, at step 0.
@@ -107,17 +136,23 @@ impl DiscreteVaeConfig {
             from_codes: pointwise(k, 2 * c),
             decoder: [up(2 * c, c), up(c, 1)],
             relu: Relu::new(),
-            step: Param::from_tensor(Tensor::zeros([1], device)).set_require_grad(false),
+            step: Param::initialized(ParamId::new(), step_words(0, device)),
+            steps: 0,
+            seed: 0,
             schedule: self.schedule,
+            watch: None,
         }
     }
 }
 
 /// The convolutional discrete VAE: see the [module](self) documentation.
 ///
-/// Besides the weights it carries the number of optimizer steps done, `step`, a parameter that
-/// is not trained: saved and restored with the weights, so that the annealed temperature
-/// continues where it stopped when a run is resumed.
+/// Besides the weights it carries the number of optimizer steps done: counted on the host (an
+/// integer, read by the annealing and the noise keys without reading the device) and mirrored in
+/// an integer parameter that is not trained, so that burn-train's checkpoints save it and a
+/// resumed run anneals, and draws its noise, from where it stopped. Its noise is keyed
+/// ([`DiscreteVae::noise_key`]): the codes of a batch are a function of the run's seed, the step
+/// and the batch, whatever ran before in the process.
 #[derive(Module, Debug)]
 pub struct DiscreteVae {
     encoder: [Conv2d; 2],
@@ -126,9 +161,23 @@ pub struct DiscreteVae {
     from_codes: Conv2d,
     decoder: [ConvTranspose2d; 2],
     relu: Relu,
-    step: Param<Tensor<1>>,
+    /// The optimizer steps done, as two words `[step >> 31, step & (2³¹ − 1)]` (exact in any
+    /// backend's integers, up to 2⁶² steps): the checkpointed mirror of `steps`.
+    step: Param<Tensor<1, Int>>,
+    #[module(skip)]
+    steps: u64,
+    #[module(skip)]
+    seed: u64,
     #[module(skip)]
     schedule: TemperatureSchedule,
+    #[module(skip)]
+    watch: Option<Arc<Watch>>,
+}
+
+/// The step counter's two words on `device`, `[2]`.
+fn step_words(step: u64, device: &Device) -> Tensor<1, Int> {
+    let words = [(step >> 31) as i64, (step & 0x7FFF_FFFF) as i64];
+    Tensor::from_data(TensorData::new(words.to_vec(), [2]), device)
 }
 
 /// What a forward pass returns.
@@ -164,13 +213,49 @@ impl DiscreteVae {
 
     /// Optimizer steps done.
     pub fn step(&self) -> u64 {
-        self.step.val().into_scalar::<f32>() as u64
+        self.steps
     }
 
-    /// The model after one more optimizer step (the counter only).
+    /// The model after one more optimizer step (the counter only; nothing is read back from the
+    /// device).
     pub fn advance(mut self) -> Self {
-        self.step = self.step.map(|step| step.add_scalar(1.0));
+        self.steps += 1;
+        let device = self.step.val().device();
+        let words = step_words(self.steps, &device);
+        self.step = self.step.map(|_| words);
         self
+    }
+
+    /// The model with the host's step counter read from its parameter: once, after loading a
+    /// record.
+    pub fn with_loaded_step(mut self) -> Self {
+        let words = self.step.val().into_data().convert::<i64>();
+        let words = words.as_slice::<i64>().expect("i64 words");
+        self.steps = ((words[0] as u64) << 31) | words[1] as u64;
+        self
+    }
+
+    /// The model whose optimizer steps report to `watch` (see [`crate::learner`]).
+    pub fn with_watch(mut self, watch: Arc<Watch>) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+
+    /// The watch its optimizer steps report to, if any.
+    pub fn watch(&self) -> Option<&Arc<Watch>> {
+        self.watch.as_ref()
+    }
+
+    /// The model drawing its noise from keys of `seed` ([`noise_key`](Self::noise_key)).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The key of the noise of the batch `batch` (e.g. the index of its first image) at the
+    /// current step: `Key::new(seed).fold_in(step).fold_in(batch)`.
+    pub fn noise_key(&self, batch: u64) -> Key {
+        Key::new(self.seed).fold_in(self.steps).fold_in(batch)
     }
 
     /// The temperature of the next step: the learned one, or the schedule's at [`step`](Self::step).
@@ -218,13 +303,37 @@ impl DiscreteVae {
     /// # Shapes
     /// - images: `[batch, 1, 28, 28]`
     pub fn forward(&self, images: Tensor<4>) -> Forward {
+        self.sample(images, None)
+    }
+
+    /// [`forward`](Self::forward) with the noise of `key`: the same codes for the same key on
+    /// every backend and in every process.
+    ///
+    /// # Shapes
+    /// - images: `[batch, 1, 28, 28]`
+    pub fn forward_with_key(&self, images: Tensor<4>, key: Key) -> Forward {
+        self.sample(images, Some(key))
+    }
+
+    fn sample(&self, images: Tensor<4>, key: Option<Key>) -> Forward {
         let device = images.device();
         let logits = self.encode(images);
-        let (codes, tau) = match self.gumbel.learned_tau() {
-            Some(tau) => (self.gumbel.forward(logits.clone()), tau.detach()),
-            None => {
+        let (codes, tau) = match (self.gumbel.learned_tau(), key) {
+            // NaN on, to the trainer's divergence check.
+            _ if diverged(&logits) => (logits.clone(), Tensor::from_floats([f32::NAN], &device)),
+            (Some(tau), None) => (self.gumbel.forward(logits.clone()), tau.detach()),
+            (Some(tau), Some(key)) => (
+                self.gumbel.forward_with_key(logits.clone(), key),
+                tau.detach(),
+            ),
+            (None, key) => {
                 let tau = self.schedule.tau(self.step());
-                let codes = self.gumbel.forward_with_tau(logits.clone(), tau);
+                let codes = match key {
+                    Some(key) => self
+                        .gumbel
+                        .forward_with_tau_and_key(logits.clone(), tau, key),
+                    None => self.gumbel.forward_with_tau(logits.clone(), tau),
+                };
                 (codes, Tensor::from_floats([tau as f32], &device))
             }
         }; // [batch, K, 7, 7], [1]
@@ -245,17 +354,8 @@ impl DiscreteVae {
 /// # Shapes
 /// - images: `[batch, 1, 28, 28]`, binary
 pub fn negative_elbo(images: Tensor<4>, forward: &Forward) -> Elbo {
-    let [batch, k, _, _] = forward.logits.dims();
-    let l = forward.pixel_logits.clone();
-    let reconstruction = (softplus(l.clone(), 1.0) - l * images)
-        .reshape([batch as i32, -1]) // [batch, 784]
-        .sum_dim(1)
-        .mean(); // [1]
-    let log_q = log_softmax(forward.logits.clone(), 1); // [batch, K, 7, 7]
-    let kl = (log_q.clone().exp() * log_q.add_scalar((k as f64).ln()))
-        .reshape([batch as i32, -1]) // [batch, K · 49]
-        .sum_dim(1)
-        .mean(); // [1]
+    let reconstruction = reconstruction(forward.pixel_logits.clone(), images); // [1]
+    let kl = kl_to_uniform(forward.logits.clone(), 1); // [1]
     Elbo {
         loss: reconstruction.clone() + kl.clone(),
         reconstruction,
@@ -324,36 +424,6 @@ mod tests {
     }
 
     #[test]
-    fn elbo_terms_match_their_closed_forms() {
-        // Pixel logits 0: each pixel costs ln 2 whatever it is. Logits of the codes 0: q is
-        // uniform and the KL is 0. Tolerances: f32 sums of 784 (or 196) terms near 1, whose
-        // rounding stays below 1e-4; 1e-3 leaves room and still catches a missing term.
-        let d = device();
-        let forward = Forward {
-            logits: Tensor::zeros([2, 4, GRID, GRID], &d),
-            codes: Tensor::zeros([2, 4, GRID, GRID], &d),
-            pixel_logits: Tensor::zeros([2, 1, 28, 28], &d),
-            tau: Tensor::ones([1], &d),
-        };
-        let elbo = negative_elbo(Tensor::ones([2, 1, 28, 28], &d), &forward);
-        let reconstruction = elbo.reconstruction.into_scalar::<f32>() as f64;
-        assert!(
-            (reconstruction - 784.0 * 2f64.ln()).abs() < 1e-3,
-            "{reconstruction}"
-        );
-        assert!(elbo.kl.into_scalar::<f32>().abs() < 1e-5);
-        // A code certain at every cell (logit 30 against 0): KL = 49 · ln K per image.
-        let logits = Tensor::<4>::zeros([2, 4, GRID, GRID], &d).slice_assign(
-            [0..2, 0..1, 0..GRID, 0..GRID],
-            Tensor::full([2, 1, GRID, GRID], 30.0, &d),
-        );
-        let certain = Forward { logits, ..forward };
-        let kl = negative_elbo(Tensor::ones([2, 1, 28, 28], &d), &certain).kl;
-        let kl = kl.into_scalar::<f32>() as f64;
-        assert!((kl - 49.0 * 4f64.ln()).abs() < 1e-3, "{kl}");
-    }
-
-    #[test]
     fn perplexity_counts_the_codes_in_use() {
         let d = device();
         // Every cell uses code 2 of 8: perplexity 1 (exact but for the f32 logarithm and
@@ -386,6 +456,45 @@ mod tests {
         let model = model.advance().advance();
         assert_eq!(model.step(), 2);
         assert!((model.tau() - (-0.2f64).exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_step_counter_is_exact_past_f32_and_i32_and_survives_the_record() {
+        // f32 stops counting at 2^24 and i32 at 2^31: a count past both, through a record.
+        let mut model = DiscreteVaeConfig::new()
+            .with_codes(2)
+            .with_channels(1)
+            .init(&device());
+        model.steps = (1 << 40) + 12_345;
+        let model = model.advance();
+        let fresh = DiscreteVaeConfig::new()
+            .with_codes(2)
+            .with_channels(1)
+            .init(&device());
+        let restored = fresh.load_record(model.into_record()).with_loaded_step();
+        assert_eq!(restored.step(), (1 << 40) + 12_346);
+    }
+
+    #[test]
+    fn keyed_codes_depend_on_the_seed_step_and_batch_only() {
+        let model = DiscreteVaeConfig::new()
+            .with_codes(8)
+            .with_channels(2)
+            .init(&device())
+            .with_seed(3);
+        let images = Tensor::<4>::ones([2, 1, 28, 28], &device());
+        let codes = |model: &DiscreteVae, batch| {
+            let forward = model.forward_with_key(images.clone(), model.noise_key(batch));
+            forward.codes.into_data().try_to_vec::<f32>().unwrap()
+        };
+        // Fresh noise drawn in between does not move the keyed codes.
+        let first = codes(&model, 0);
+        drop(model.forward(images.clone()));
+        assert_eq!(codes(&model, 0), first);
+        assert_ne!(codes(&model, 100), first, "another batch");
+        let next = model.clone().advance();
+        assert_ne!(codes(&next, 0), first, "another step");
+        assert_ne!(codes(&model.clone().with_seed(4), 0), first, "another seed");
     }
 
     #[test]
@@ -437,6 +546,18 @@ mod tests {
     #[test]
     fn bad_settings_name_their_flag() {
         let error = |config: DiscreteVaeConfig| config.validate().unwrap_err().to_string();
+        assert_eq!(
+            error(DiscreteVaeConfig::new().with_channels(100_000)),
+            "--channels: must be <= 4096, got 100000"
+        );
+        assert!(
+            error(
+                DiscreteVaeConfig::new()
+                    .with_channels(4096)
+                    .with_codes(8192)
+            )
+            .starts_with("--channels: a model of 4096 channels and 8192 codes would need ")
+        );
         assert_eq!(
             error(DiscreteVaeConfig::new().with_codes(8193)),
             "--codes: must be in 2..=8192, got 8193"

@@ -1,29 +1,29 @@
-//! How burn-train shows the run: its terminal dashboard on a terminal, else [`EpochLines`], one
-//! plain line per epoch (for logs, pipes and CI).
+//! How burn-train shows the run: [`EpochLines`], one line per epoch, with a progress bar of the
+//! epoch's steps on a terminal.
+//!
+//! burn-train's own dashboard is not used: it puts the terminal in raw mode, where Ctrl-C is a
+//! key it ignores instead of the signal that stops a run with a checkpoint, a SIGTERM leaves the
+//! terminal raw, and its end waits for a key press.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 
+use burn::train::LearnerSummary;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
 };
-use burn::train::{Interrupter, LearnerSummary};
+use indicatif::{ProgressBar, ProgressStyle};
 
-/// burn-train's dashboard when standard output is a terminal and `plain` is false, else
-/// [`EpochLines`].
-pub fn renderer(
-    plain: bool,
-    interrupter: Interrupter,
-    checkpoint: Option<usize>,
-) -> Box<dyn MetricsRenderer> {
-    if !plain && std::io::stdout().is_terminal() {
-        burn::train::renderer::default_renderer(interrupter, checkpoint)
-    } else {
-        Box::new(EpochLines::default())
-    }
+/// [`EpochLines`], with a progress bar when standard output is a terminal and `plain` is false.
+pub fn renderer(plain: bool) -> Box<dyn MetricsRenderer> {
+    let bar = !plain && std::io::stdout().is_terminal();
+    Box::new(EpochLines {
+        bar: bar.then(ProgressBar::hidden),
+        ..EpochLines::default()
+    })
 }
 
 /// A renderer that prints, at the end of each epoch, one line with the epoch's mean of every
@@ -41,6 +41,8 @@ pub struct EpochLines {
     epoch: usize,
     epochs: usize,
     split: String,
+    /// The progress bar of the split in progress (hidden between splits), on a terminal.
+    bar: Option<ProgressBar>,
 }
 
 impl EpochLines {
@@ -109,13 +111,28 @@ impl TrainingProgressLogger for EpochLines {
         self.epoch = epoch + 1;
     }
 
-    fn start_split(&mut self, split: &str, _total_items: usize) {
+    fn start_split(&mut self, split: &str, total_items: usize) {
         self.split = split.to_string();
+        if let Some(bar) = &mut self.bar {
+            *bar = ProgressBar::new(total_items as u64).with_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {eta} left")
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(format!("epoch {}/{} {split}", self.epoch, self.epochs));
+        }
     }
 
-    fn update_split(&mut self, _items_processed: usize) {}
+    fn update_split(&mut self, items_processed: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(items_processed as u64);
+        }
+    }
 
     fn end_split(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
         if self.split.eq_ignore_ascii_case("valid") {
             println!("{}", self.line());
         }

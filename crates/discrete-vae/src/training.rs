@@ -1,31 +1,56 @@
 //! Training through burn-train: the run's configuration, [`train`] (a `SupervisedTraining` of a
-//! `Learner` on one or several devices, with durable checkpoints and resume) and [`evaluate`].
+//! `Learner` on one or several devices, with durable checkpoints and an exact resume),
+//! [`evaluate`], and [`run`], the whole run under the folder's lock.
+//!
+//! A run folder holds `config.json` (the [`RunConfig`]), burn-train's logs (`train/`, `valid/`,
+//! `experiment.log`), `checkpoint/` (see [`crate::checkpoint`]), `.lock`, and at the end
+//! `evaluation.json` and the pictures. What is safe to do with it is the categorical VAE's: kill
+//! the run at any instant and `--resume`; stop it with Ctrl-C or SIGTERM (it saves the step it
+//! reached); copy the folder while no run holds it.
+//!
+//! Exact resume: the data order of an epoch is a function of `(seed, epoch)` ([`EpochLoader`]),
+//! the noise of a step a function of `(seed, step, batch)` ([`DiscreteVae::noise_key`]), and Adam's
+//! state is in the checkpoint: a run resumed from any checkpoint trains to the weights of the run
+//! that was never stopped, bit for bit on one device.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::AdamConfig;
-use burn::optim::OptimizerRecord;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
+use burn::optim::{AdamConfig, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{Checkpointer, KeepLastNCheckpoints};
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
-use categorical_vae::Error;
-use categorical_vae::data::{DataSource, Mnist};
-use categorical_vae::files::{lock_run, write_atomic};
+use burn_gumbel::{Estimator, Key};
+use mnist_run::Error;
+use mnist_run::checks::check_data;
+use mnist_run::data::{DataSource, Mnist};
+use mnist_run::files::{RunLock, create_dir, lock_run, write_atomic};
+use mnist_run::limits::{
+    ADAM_EPSILON, LEGACY_ADAM_EPSILON, MAX_BATCH_SIZE, MAX_EPOCHS, check_adam_epsilon, check_count,
+    check_gumbel_rao, check_learning_rate,
+};
+use mnist_run::resume::{check_epochs, check_fresh, check_same_settings};
+use mnist_run::signals::StopFlag;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{DurableCheckpointer, RECORDS, checkpoint_dir, last_complete_epoch};
-use crate::data::{DigitBatcher, Digits};
+use crate::checkpoint::{Found, Position, checkpoint_dir, checkpointers, latest, remove_leftovers};
+use crate::data::{DigitBatcher, Digits, EpochLoader};
 use crate::learner::{Quantity, VaeMetric};
-use crate::model::{DiscreteVae, DiscreteVaeConfig, negative_elbo};
+use crate::model::{DiscreteVae, DiscreteVaeConfig, GRID, negative_elbo};
 use crate::renderer::renderer;
+use crate::report::write_pictures;
+use crate::watch::{Stop, Watch};
+
+/// The most devices a run may train on.
+pub const MAX_DEVICES: usize = 64;
 
 /// Every setting of a run; stored as the run folder's `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,17 +59,25 @@ pub struct RunConfig {
     pub model: DiscreteVaeConfig,
     /// Passes over the training set.
     pub epochs: usize,
-    /// Images per optimizer step, split evenly over the devices (each device's batch is
-    /// `batch_size / devices`, and their gradients are summed): the same step as on one device.
+    /// Images per optimizer step, in all: split evenly over the devices (each device's batch is
+    /// `batch_size / devices`, and their gradients are summed), the same step as on one device.
     pub batch_size: usize,
     /// Adam's learning rate.
     pub learning_rate: f64,
+    /// Adam's ε: [`ADAM_EPSILON`] by default; runs made before it was recorded used Burn's
+    /// default, [`LEGACY_ADAM_EPSILON`], and resume with it.
+    #[serde(default = "legacy_adam_epsilon")]
+    pub adam_epsilon: f64,
     /// Seed of the initialization, the data order and the noise.
     pub seed: u64,
     /// Where the images come from.
     pub data: DataSource,
     /// Devices trained on in parallel (burn-train's multi-device strategy), `≥ 1`.
     pub devices: usize,
+}
+
+fn legacy_adam_epsilon() -> f64 {
+    LEGACY_ADAM_EPSILON
 }
 
 impl RunConfig {
@@ -55,6 +88,7 @@ impl RunConfig {
             epochs: 10,
             batch_size: 100,
             learning_rate: 1e-3,
+            adam_epsilon: ADAM_EPSILON,
             seed: 0,
             data,
             devices: 1,
@@ -64,19 +98,14 @@ impl RunConfig {
     /// Checks every setting, naming the flag of the one that is wrong.
     ///
     /// # Errors
-    /// As [`DiscreteVaeConfig::validate`]; zero epochs, batch size or devices; a batch size
-    /// that the devices do not divide; a learning rate that is not finite and `> 0`.
+    /// As [`DiscreteVaeConfig::validate`]; epochs, batch size or devices outside their bounds; a
+    /// batch size that the devices do not divide; a learning rate or ε that is not finite and
+    /// `> 0`; Gumbel-Rao with too many samples.
     pub fn validate(&self) -> Result<(), Error> {
         self.model.validate()?;
-        for (flag, value) in [
-            ("--epochs", self.epochs),
-            ("--batch-size", self.batch_size),
-            ("--devices", self.devices),
-        ] {
-            if value == 0 {
-                return Err(Error::invalid(flag, "must be at least 1, got 0"));
-            }
-        }
+        check_count("--epochs", self.epochs, 1, MAX_EPOCHS)?;
+        check_count("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)?;
+        check_count("--devices", self.devices, 1, MAX_DEVICES)?;
         if !self.batch_size.is_multiple_of(self.devices) {
             return Err(Error::invalid(
                 "--batch-size",
@@ -86,13 +115,27 @@ impl RunConfig {
                 ),
             ));
         }
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::invalid(
-                "--lr",
-                format!("must be finite and > 0, got {}", self.learning_rate),
-            ));
+        check_learning_rate(self.learning_rate)?;
+        check_adam_epsilon(self.adam_epsilon)?;
+        if let Estimator::GumbelRao { samples } = self.model.estimator {
+            let codes = self.model.codes * GRID * GRID;
+            check_gumbel_rao(samples, self.batch_size, codes)?;
         }
         Ok(())
+    }
+
+    /// Adam with this run's ε.
+    pub fn optimizer(&self) -> AdamConfig {
+        AdamConfig::new().with_epsilon(self.adam_epsilon as f32)
+    }
+
+    /// Optimizer steps per epoch on `images` training images: burn-train splits the data into
+    /// one share per device (the last share takes the remainder), each in batches of
+    /// `batch_size / devices`, and a step takes a batch from every share that has one left.
+    pub fn steps_per_epoch(&self, images: usize) -> u64 {
+        let share = images / self.devices;
+        let last = images - share * (self.devices - 1);
+        last.div_ceil(self.batch_size / self.devices) as u64
     }
 }
 
@@ -104,12 +147,23 @@ pub fn config_path(run: &Path) -> PathBuf {
 /// Reads a run's `config.json`.
 ///
 /// # Errors
-/// A missing or malformed file.
+/// A missing or malformed file, or settings that [`RunConfig::validate`] refuses.
 pub fn load_config(run: &Path) -> Result<RunConfig, Error> {
     let path = config_path(run);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
-    serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))
+    let config: RunConfig =
+        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| Error::file(&path, e.to_string()))?;
+    Ok(config)
+}
+
+/// Writes a run's `config.json`, atomically and durably.
+fn save_config(config: &RunConfig, run: &Path) -> Result<(), Error> {
+    let json = serde_json::to_string_pretty(config).expect("a configuration serializes");
+    write_atomic(&config_path(run), json.as_bytes())
 }
 
 /// How [`train`] runs.
@@ -117,142 +171,164 @@ pub fn load_config(run: &Path) -> Result<RunConfig, Error> {
 pub struct RunOptions {
     /// Continue the run in the folder from its newest complete checkpoint.
     pub resume: bool,
-    /// Plain lines even on a terminal, instead of burn-train's dashboard.
+    /// Plain lines even on a terminal, without a progress bar.
     pub plain: bool,
-    /// A handle to stop training after the current step (e.g. on a signal).
-    pub interrupter: Option<Interrupter>,
+    /// Set by a signal ([`StopFlag::on_signals`]) to stop: training finishes its step, saves a
+    /// checkpoint of it and returns [`Error::Interrupted`].
+    pub stop: Option<StopFlag>,
 }
 
-/// What a finished (or stopped) training returns.
+/// What [`train`] reports as it goes (the program prints it).
+#[derive(Debug)]
+pub enum Event {
+    /// A newer checkpoint was refused (damaged, or a mix of two processes' records): the
+    /// one-line error.
+    PassedOver(String),
+    /// Training continues from a checkpoint.
+    Resumed(Position),
+    /// `--resume` found the configuration but no checkpoint: training starts from the beginning.
+    Restarted,
+    /// `--resume` asked for more epochs than the run had; recorded in `config.json`.
+    EpochsExtended {
+        /// The number the run had.
+        from: usize,
+        /// The number it now has.
+        to: usize,
+    },
+}
+
+/// What a finished training returns.
 pub struct Outcome {
     /// The trained model, off the autodiff graph.
     pub model: DiscreteVae,
     /// The images (the test set is the validation set).
     pub mnist: Mnist,
-    /// The epoch resumed from, if any.
-    pub resumed_from: Option<usize>,
+    /// The checkpoint resumed from, if any.
+    pub resumed_from: Option<Position>,
     /// Optimizer steps done in all, and in this process.
     pub steps: (u64, u64),
     /// Seconds this process spent in burn-train's loop.
     pub seconds: f64,
-    /// Why training stopped early, if it did.
-    pub interrupted: Option<String>,
+    /// The run folder's lock: held until the outcome is dropped, so that nothing else writes
+    /// into the folder while the caller evaluates and draws.
+    pub lock: RunLock,
 }
 
 /// Trains `config` in the folder `run` on `device` (and `config.devices − 1` more of its kind):
 /// burn-train's `SupervisedTraining` with a [`VaeMetric`] of each [`Quantity`] on the training and
-/// test sets, its file logging (`run/train/`, `run/valid/`, `run/experiment.log`), and a
-/// checkpoint of the model, Adam and the scheduler after every epoch in `run/checkpoint/`
-/// (written by [`DurableCheckpointer`], the last two kept).
+/// test sets, its file logging, and a checkpoint after every epoch (the last two kept).
 ///
-/// A new run writes `run/config.json` and refuses a folder that already holds one; with
-/// `options.resume`, the run continues from its newest complete checkpoint, with the settings
-/// of `config` (the caller reads them from `config.json`).
+/// A new run refuses a folder that holds one, then checks its data before it writes
+/// `config.json`. With `options.resume`, `config` must be the stored one but for `epochs`, which
+/// may only grow (recorded); the run continues from its newest complete checkpoint, or from its
+/// beginning if it has none. `on_event` hears of the resume.
 ///
 /// # Errors
-/// A folder in use by another run, or holding a run when not resuming; data that cannot be read;
-/// a file that cannot be written; an error that stopped burn-train.
+/// Invalid settings; empty data; a folder in use, or holding a run when not resuming, or one
+/// made with other settings; no complete checkpoint where some exist; the loss became NaN or
+/// infinite (the checkpoints keep the last finite epoch); a signal
+/// ([`Error::Interrupted`], after the checkpoint of the step reached); a file that cannot be
+/// written; an error that stopped burn-train.
 pub fn train(
     config: &RunConfig,
     device: &Device,
     run: &Path,
     options: RunOptions,
+    mut on_event: impl FnMut(Event),
 ) -> Result<Outcome, Error> {
     config.validate()?;
-    std::fs::create_dir_all(run).map_err(|e| Error::file(run, format!("cannot create: {e}")))?;
-    let _lock = lock_run(run)?;
-    let checkpoints = checkpoint_dir(run);
-    // The data first: a run that cannot read its data leaves no configuration behind.
+    if !options.resume {
+        check_fresh(run)?;
+    }
+    // The data before any file: a run refused for its data leaves nothing behind.
     let mnist = config.data.load()?;
-    let resumed_from = if options.resume {
-        last_complete_epoch(&checkpoints)?
+    check_data(&mnist)?;
+    create_dir(run)?;
+    let lock = lock_run(run)?;
+    let checkpoints = checkpoint_dir(run);
+    let found = if options.resume {
+        resume_from(config, run, &mut on_event)?
     } else {
-        if config_path(run).exists() {
-            return Err(Error::file(
-                run,
-                "holds a run already: continue it with --resume, or choose another --out",
-            ));
-        }
-        let json = serde_json::to_string_pretty(config).expect("a configuration serializes");
-        write_atomic(&config_path(run), json.as_bytes())?;
+        check_fresh(run)?; // another run may have written here before the lock
+        save_config(config, run)?;
         None
     };
-    let train_set = Digits::new(mnist.train.clone());
-    let test_set = Digits::new(mnist.test.clone());
+    create_dir(&checkpoints)?;
+    remove_leftovers(&checkpoints)?;
+    let position = found.as_ref().map(|f| f.position);
 
+    let steps_per_epoch = config.steps_per_epoch(mnist.train.len());
+    let interrupter = Interrupter::new();
+    let watch = Arc::new(Watch::new(
+        interrupter.clone(),
+        options.stop.clone().unwrap_or_default(),
+        checkpoints.clone(),
+        config.learning_rate,
+        steps_per_epoch,
+    ));
     device.seed(config.seed);
-    let model = config.model.init(&device.clone().autodiff());
-    let [
-        model_checkpointer,
-        optim_checkpointer,
-        scheduler_checkpointer,
-    ] = RECORDS.map(|name| DurableCheckpointer::new(&checkpoints, name));
-    let (model_checkpointer, optim_checkpointer, scheduler_checkpointer) = (
-        model_checkpointer?,
-        optim_checkpointer?,
-        scheduler_checkpointer?,
-    );
-    // burn-train panics on a checkpoint it cannot load: read the three records first, so that a
-    // damaged one is a one-line error naming it.
-    let steps_before = match resumed_from {
-        Some(epoch) => {
-            let unreadable = |name: &str, e: String| {
-                let path = checkpoints.join(format!("{name}-{epoch}.bpk"));
-                Error::file(&path, format!("cannot load: {e}"))
-            };
-            Checkpointer::<OptimizerRecord>::restore(&optim_checkpointer, epoch)
-                .map_err(|e| unreadable("optim", e.to_string()))?;
-            Checkpointer::<LrSchedulerRecord>::restore(&scheduler_checkpointer, epoch)
-                .map_err(|e| unreadable("scheduler", e.to_string()))?;
-            let record = Checkpointer::<ModuleRecord>::restore(&model_checkpointer, epoch)
-                .map_err(|e| unreadable("model", e.to_string()))?;
-            model
-                .clone()
-                .try_load_record(record)
-                .map_err(|e| unreadable("model", e.to_string()))?
-                .step()
-        }
-        None => 0,
-    };
+    let mut model = config
+        .model
+        .init(&device.clone().autodiff())
+        .with_seed(config.seed)
+        .with_watch(watch.clone());
+    let [model_ckpt, optim_ckpt, scheduler_ckpt] =
+        checkpointers(&checkpoints, found.as_ref().map(|f| f.generation))?;
+    // burn-train panics on a record it cannot load: read the three first, so that an unreadable
+    // one is a one-line error naming it, and take the step counter from the model's.
+    if let Some(found) = &found {
+        let unreadable = |name: &str, e: String| {
+            let path = found.generation.record(&checkpoints, name);
+            Error::file(&path, format!("cannot load: {e}"))
+        };
+        Checkpointer::<OptimizerRecord>::restore(&optim_ckpt, found.position.epochs)
+            .map_err(|e| unreadable("optim", e.to_string()))?;
+        Checkpointer::<LrSchedulerRecord>::restore(&scheduler_ckpt, found.position.epochs)
+            .map_err(|e| unreadable("scheduler", e.to_string()))?;
+        let record = Checkpointer::<ModuleRecord>::restore(&model_ckpt, found.position.epochs)
+            .map_err(|e| unreadable("model", e.to_string()))?;
+        model = model
+            .try_load_record(record)
+            .map_err(|e| unreadable("model", e.to_string()))?
+            .with_loaded_step();
+    }
+    let steps_before = model.step();
+
     // burn-train's multi-device strategy gives each device its share of the data, in batches
     // of the loader's size: `batch_size / devices` images per device and step.
     let per_device = config.batch_size / config.devices;
-    let loader = |shuffle: bool, set: Digits, batch_size: usize| {
-        let builder = DataLoaderBuilder::new(DigitBatcher)
-            .batch_size(batch_size)
-            .set_device(device.clone());
-        let builder = if shuffle {
-            builder.shuffle(config.seed)
-        } else {
-            builder
-        };
-        builder.build(set)
-    };
-    let learner = Learner::new(model, AdamConfig::new().init(), config.learning_rate);
-    let interrupter = options.interrupter.unwrap_or_default();
-    let mut training = SupervisedTraining::new(
-        run,
-        loader(true, train_set, per_device),
-        loader(false, test_set, config.batch_size),
-    )
-    .metrics((
-        VaeMetric::new(Quantity::NegativeElbo),
-        VaeMetric::new(Quantity::Reconstruction),
-        VaeMetric::new(Quantity::Kl),
-        VaeMetric::new(Quantity::Temperature),
-        VaeMetric::new(Quantity::Perplexity),
-    ))
-    .with_custom_checkpointers(
-        model_checkpointer,
-        optim_checkpointer,
-        scheduler_checkpointer,
-    )
-    .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
-    .num_epochs(config.epochs)
-    .with_interrupter(interrupter.clone())
-    .renderer(renderer(options.plain, interrupter, resumed_from));
-    if let Some(epoch) = resumed_from {
-        training = training.checkpoint(epoch);
+    let (epoch, skip) = position.map_or((0, 0), |p| (p.epochs as u64, p.steps_in_epoch as usize));
+    let train_loader: Arc<dyn DataLoader<_>> = Arc::new(EpochLoader::new(
+        Digits::new(mnist.train.clone()),
+        per_device,
+        config.seed,
+        device,
+        epoch,
+        skip,
+    ));
+    let valid_loader = DataLoaderBuilder::new(DigitBatcher)
+        .batch_size(config.batch_size)
+        .set_device(device.clone())
+        .build(Digits::new(mnist.test.clone()));
+    let learner = Learner::new(model, config.optimizer().init(), config.learning_rate);
+    let nelbo = VaeMetric::new(Quantity::NegativeElbo).watching(watch.clone());
+    let mut training = SupervisedTraining::new(run, train_loader, valid_loader)
+        .metrics((
+            nelbo,
+            VaeMetric::new(Quantity::Reconstruction),
+            VaeMetric::new(Quantity::Kl),
+            VaeMetric::new(Quantity::Temperature),
+            VaeMetric::new(Quantity::Perplexity),
+        ))
+        .with_custom_checkpointers(model_ckpt, optim_ckpt, scheduler_ckpt)
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
+        .num_epochs(config.epochs)
+        .with_interrupter(interrupter)
+        .renderer(renderer(options.plain));
+    if let Some(position) = position
+        && (position.epochs > 0 || position.steps_in_epoch > 0)
+    {
+        training = training.checkpoint(position.epochs);
     }
     if config.devices > 1 {
         let devices = vec![device.clone(); config.devices];
@@ -263,21 +339,72 @@ pub fn train(
     let start = Instant::now();
     let result = training.launch(learner);
     let seconds = start.elapsed().as_secs_f64();
+    match watch.take_stop() {
+        Some(Stop::Diverged(error)) => return Err(error),
+        Some(Stop::Signal {
+            error: Some(error), ..
+        }) => return Err(error),
+        Some(Stop::Signal {
+            signal,
+            position,
+            step,
+            error: None,
+        }) => {
+            return Err(Error::Interrupted {
+                signal,
+                checkpoint: format!(
+                    "mid (epoch {} + {} steps)",
+                    position.epochs, position.steps_in_epoch
+                ),
+                step,
+            });
+        }
+        None => {}
+    }
     if let Some(error) = result.error {
         return Err(Error::file(run, format!("training failed: {error}")));
+    }
+    if let Some(interruption) = result.interrupted {
+        let reason = interruption.reason.unwrap_or_else(|| "stopped".to_string());
+        return Err(Error::file(run, format!("training stopped: {reason}")));
     }
     let model = result.model;
     let steps = model.step();
     Ok(Outcome {
         model,
         mnist,
-        resumed_from,
+        resumed_from: position,
         steps: (steps, steps - steps_before.min(steps)),
         seconds,
-        interrupted: result
-            .interrupted
-            .map(|i| i.reason.unwrap_or_else(|| "stopped".to_string())),
+        lock,
     })
+}
+
+/// The checkpoint a resumed run continues from, after checking `config` against the stored one
+/// and recording a grown number of epochs.
+fn resume_from(
+    config: &RunConfig,
+    run: &Path,
+    on_event: &mut impl FnMut(Event),
+) -> Result<Option<Found>, Error> {
+    let stored = load_config(run)?;
+    check_same_settings(&stored, config, &config_path(run))?;
+    let found = latest(&checkpoint_dir(run))?;
+    let done = found.as_ref().map_or(0, |f| f.position.epochs);
+    if let Some((from, to)) = check_epochs(stored.epochs, done, config.epochs)? {
+        save_config(config, run)?;
+        on_event(Event::EpochsExtended { from, to });
+    }
+    match &found {
+        Some(found) => {
+            for refused in &found.passed_over {
+                on_event(Event::PassedOver(refused.clone()));
+            }
+            on_event(Event::Resumed(found.position));
+        }
+        None => on_event(Event::Restarted),
+    }
+    Ok(found)
 }
 
 /// The test negative ELBO and its terms, in nats per image.
@@ -294,8 +421,8 @@ pub struct Evaluation {
 }
 
 /// The negative ELBO of `model` (at its temperature) on `digits`, one sample per image with the
-/// noise of `seed`, with hard and with soft codes: the means over the images of the terms of
-/// [`negative_elbo`].
+/// noise of keys of `seed` (batch `i` drawn with `Key::new(seed).fold_in(i)`), with hard and
+/// with soft codes: the means over the images of the terms of [`negative_elbo`].
 pub fn evaluate(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u64) -> Evaluation {
     let model = model.clone().valid();
     let [nelbo_hard, reconstruction_hard, kl] = mean_terms(&model, digits, batch_size, seed);
@@ -308,15 +435,14 @@ pub fn evaluate(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u
     }
 }
 
-/// The negative ELBO, reconstruction and KL of `model` averaged over `digits`, after seeding
-/// the device with `seed`.
+/// The negative ELBO, reconstruction and KL of `model` averaged over `digits`.
 fn mean_terms(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u64) -> [f64; 3] {
     let device = model.devices()[0].clone();
-    device.seed(seed);
     let mut total = [0.0f64; 3];
-    for images in digits.batches(batch_size, &device) {
+    for (i, images) in digits.batches(batch_size, &device).enumerate() {
         let n = images.dims()[0] as f64;
-        let elbo = negative_elbo(images.clone(), &model.forward(images));
+        let key = Key::new(seed).fold_in(i as u64);
+        let elbo = negative_elbo(images.clone(), &model.forward_with_key(images, key));
         for (sum, term) in total
             .iter_mut()
             .zip([elbo.loss, elbo.reconstruction, elbo.kl])
@@ -351,7 +477,7 @@ pub fn write_evaluation(
 /// pixels fitted to `train`: each pixel Bernoulli with its training frequency (clamped to
 /// `[1e-3, 1 − 1e-3]`). What a VAE must beat to have learned anything about shapes.
 pub fn independent_pixels_nll(train: &Digits, test: &Digits) -> f64 {
-    let pixels = categorical_vae::data::PIXELS;
+    let pixels = mnist_run::data::PIXELS;
     let mut on = vec![0.0f64; pixels];
     for i in 0..train.len() {
         for (count, &x) in on.iter_mut().zip(&train.get(i).expect("in range").0) {
@@ -369,4 +495,103 @@ pub fn independent_pixels_nll(train: &Digits, test: &Digits) -> f64 {
         }
     }
     nll / test.len() as f64
+}
+
+/// What a whole run reports.
+pub struct Report {
+    /// The checkpoint resumed from, if any.
+    pub resumed_from: Option<Position>,
+    /// Optimizer steps done in all, and in this process.
+    pub steps: (u64, u64),
+    /// Seconds this process spent in burn-train's loop.
+    pub seconds: f64,
+    /// The test evaluation.
+    pub evaluation: Evaluation,
+    /// The independent-pixel baseline of the test set.
+    pub independent_pixels: f64,
+    /// How often each code is used on the test set, fractions.
+    pub usage: Vec<f64>,
+}
+
+/// The whole run, under the folder's lock from its start to its last file: [`train`], then the
+/// test evaluation (`evaluation.json`) and the pictures (`reconstructions.png`, `samples.png`,
+/// `code-usage.png`), of weights that are in the last checkpoint.
+///
+/// # Errors
+/// As [`train`]; a picture or `evaluation.json` that cannot be written.
+pub fn run(
+    config: &RunConfig,
+    device: &Device,
+    dir: &Path,
+    options: RunOptions,
+    on_event: impl FnMut(Event),
+) -> Result<Report, Error> {
+    let outcome = train(config, device, dir, options, on_event)?;
+    let test = Digits::new(outcome.mnist.test.clone());
+    let train_set = Digits::new(outcome.mnist.train.clone());
+    let evaluation = evaluate(&outcome.model, &test, 500, config.seed);
+    let independent_pixels = independent_pixels_nll(&train_set, &test);
+    write_evaluation(dir, outcome.steps.0, &evaluation, independent_pixels)?;
+    let usage = write_pictures(&outcome.model, &test, config.seed, dir)?;
+    Ok(Report {
+        resumed_from: outcome.resumed_from,
+        steps: outcome.steps,
+        seconds: outcome.seconds,
+        evaluation,
+        independent_pixels,
+        usage,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_per_epoch_follow_burn_trains_split() {
+        let mut config = RunConfig::new(DataSource::Embedded);
+        assert_eq!(config.steps_per_epoch(10_000), 100);
+        assert_eq!(config.steps_per_epoch(301), 4);
+        // Two devices of 50 images a step: shares of 150 and 151 images, 3 and 4 batches.
+        config.devices = 2;
+        assert_eq!(config.steps_per_epoch(301), 4);
+        assert_eq!(config.steps_per_epoch(10_000), 100);
+    }
+
+    #[test]
+    fn a_configuration_from_before_adam_epsilon_reads_with_burns_default() {
+        let config = RunConfig::new(DataSource::Embedded);
+        let mut value = serde_json::to_value(&config).unwrap();
+        assert_eq!(value["adam_epsilon"], 1e-8);
+        value.as_object_mut().unwrap().remove("adam_epsilon");
+        let old: RunConfig = serde_json::from_value(value).unwrap();
+        assert_eq!(old.adam_epsilon, 1e-5);
+    }
+
+    #[test]
+    fn bounds_name_their_flags() {
+        let error = |config: RunConfig| config.validate().unwrap_err().to_string();
+        let base = RunConfig::new(DataSource::Embedded);
+        let rao = RunConfig {
+            model: base
+                .model
+                .clone()
+                .with_estimator(Estimator::GumbelRao { samples: 100_000 }),
+            ..base.clone()
+        };
+        assert!(error(rao).starts_with("--estimator: gumbel-rao needs at most 1000 samples"));
+        let devices = RunConfig {
+            devices: 3,
+            ..base.clone()
+        };
+        assert_eq!(
+            error(devices),
+            "--batch-size: must be a multiple of --devices (3) to split evenly, got 100"
+        );
+        let lr = RunConfig {
+            learning_rate: f64::INFINITY,
+            ..base
+        };
+        assert_eq!(error(lr), "--lr: must be finite and > 0, got inf");
+    }
 }

@@ -1,21 +1,23 @@
-//! A run survives a crash at any instant: the trainer is killed at its file operations and
-//! optimizer steps (the fault-injection hook of `categorical_vae::files`), then `--resume` must
-//! load the newest complete checkpoint and finish the run.
+//! A run through burn-train cannot be lost, and resumes exactly: the trainer is killed at each of
+//! its file operations and optimizer steps (the fault-injection hook of `mnist_run::files`, which
+//! covers every epoch boundary), resumed, and must end with the weights and the evaluation of the
+//! run that was never stopped, bit for bit; a run stopped by a signal after any step saves that
+//! step and continues bit for bit; damaged and mixed checkpoints are refused for the previous one.
 //!
 //! The killed runs are child processes: this test binary started again on the ignored test
-//! `child_run`, which trains into the folder named by `DVAE_CRASH_DIR`.
+//! `child_run`, through `mnist_run::crash`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use burn::tensor::{Tensor, TensorData};
 use burn_gumbel_support::reference_device;
-use categorical_vae::data::{DataSource, Mnist};
-use categorical_vae::files::FAULT_ENV;
-use discrete_vae::checkpoint::{checkpoint_dir, last_complete_epoch};
-use discrete_vae::training::{Outcome, RunConfig, RunOptions, load_config, train};
-
-/// The folder the child trains into.
-const DIR_ENV: &str = "DVAE_CRASH_DIR";
+use discrete_vae::checkpoint::{Generation, checkpoint_dir, latest};
+use discrete_vae::training::{RunConfig, RunOptions, load_config, run, train};
+use mnist_run::Error;
+use mnist_run::crash::{child_dir, report_fault_points, run_child};
+use mnist_run::data::{DataSource, Mnist};
+use mnist_run::resume::holds_run;
+use mnist_run::signals::StopFlag;
 
 /// Writes the IDX files of the first 300 training and 100 test digits of the embedded subset
 /// into `dir` (big-endian header: magic, counts, then the bytes), once.
@@ -53,115 +55,230 @@ fn small_mnist() -> PathBuf {
     dir
 }
 
-/// A tiny model on 300 digits in batches of 100: 3 steps an epoch, 2 epochs.
+/// A tiny model on 300 digits in batches of 100: 3 steps an epoch, 2 epochs, the temperature
+/// annealed at every step (so that a step counter off by one shows).
 fn config() -> RunConfig {
     let mut config = RunConfig::new(DataSource::Idx(small_mnist()));
-    config.model = config.model.with_channels(2).with_codes(8);
+    config.model = config.model.with_channels(2).with_codes(8).with_schedule(
+        burn_gumbel::TemperatureSchedule::exponential(1.0, 0.05, 0.1, 1),
+    );
     config.epochs = 2;
     config
 }
 
-fn run(dir: &Path, resume: bool) -> Outcome {
+fn options(resume: bool, stop: Option<StopFlag>) -> RunOptions {
+    RunOptions {
+        resume,
+        plain: true,
+        stop,
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dvae-crash-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The child: runs into its folder (resuming if the folder holds a run) and prints how
+/// many fault points it passed.
+#[test]
+#[ignore = "a child process of the crash tests"]
+fn child_run() {
+    let dir = child_dir();
+    let resume = holds_run(&dir);
     let config = if resume {
-        load_config(dir).unwrap()
+        load_config(&dir).unwrap()
     } else {
         config()
     };
-    let options = RunOptions {
-        resume,
-        plain: true,
-        ..Default::default()
-    };
-    train(&config, &reference_device(), dir, options).unwrap()
+    run(
+        &config,
+        &reference_device(),
+        &dir,
+        options(resume, None),
+        |_| {},
+    )
+    .unwrap();
+    report_fault_points();
 }
 
-/// The child: trains into `DVAE_CRASH_DIR`, resuming if the folder holds a run.
-#[test]
-#[ignore = "run by killed_anywhere_the_run_resumes as a child process"]
-fn child_run() {
-    let dir = PathBuf::from(std::env::var(DIR_ENV).expect("DVAE_CRASH_DIR"));
-    let resume = dir.join("config.json").exists();
-    run(&dir, resume);
-}
-
-/// Runs the child with a fault at point `at` (none if `None`); true if it was killed.
-fn child(dir: &Path, at: Option<u64>) -> bool {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["child_run", "--exact", "--ignored", "--nocapture"])
-        .env(DIR_ENV, dir)
-        .env_remove(FAULT_ENV);
-    if let Some(at) = at {
-        command.env(FAULT_ENV, at.to_string());
-    }
-    let output = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let killed = stderr.contains("aborting at fault point");
-    assert!(
-        killed || output.status.success(),
-        "child failed without a fault: {stderr}"
+/// What must survive any crash: the bits of what the newest checkpoint's model computes from a
+/// fixed input with fixed noise (the encoder's logits, the decoder's pixels), its step counter,
+/// and `evaluation.json`.
+fn outcome(dir: &Path) -> (Vec<u32>, u64, String) {
+    let device = reference_device();
+    let found = latest(&checkpoint_dir(dir)).unwrap().unwrap();
+    assert_eq!(found.generation, Generation::Epoch(2));
+    let bytes = std::fs::read(found.generation.record(&checkpoint_dir(dir), "model")).unwrap();
+    let record =
+        burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).unwrap();
+    use burn::module::Module;
+    let model = config()
+        .model
+        .init(&device)
+        .load_record(record)
+        .with_loaded_step();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            (0..2 * 784)
+                .map(|i| (i % 3 == 0) as u8 as f32)
+                .collect::<Vec<_>>(),
+            [2, 1, 28, 28],
+        ),
+        &device,
     );
-    killed
+    let forward = model.forward_with_key(x, burn_gumbel::Key::new(1));
+    let bits = [
+        forward.logits.flatten::<1>(0, 3),
+        forward.pixel_logits.flatten::<1>(0, 3),
+    ]
+    .into_iter()
+    .flat_map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+    .map(f32::to_bits)
+    .collect();
+    let evaluation = std::fs::read_to_string(dir.join("evaluation.json")).unwrap();
+    (bits, model.step(), evaluation)
 }
 
-/// The uninterrupted run passes about 45 fault points (the configuration's five file operations;
-/// per epoch 3 steps and three records of five file operations each). Killing the run at each of
-/// them and resuming must always finish the run: 6 steps, the last checkpoint complete. A kill at
-/// a point past the end (the run finishes) ends the loop.
+/// The uninterrupted run passes some 70 fault points (the configuration's write; per epoch 3
+/// optimizer steps, three records and a manifest written atomically; `evaluation.json` and the
+/// pictures). Killed at each and resumed, the run must end as the uninterrupted one, bit for bit.
+/// `DVAE_CRASH_STRIDE=k` kills at every k-th point only (default 1: all).
 #[test]
-fn killed_anywhere_the_run_resumes() {
-    let root = std::env::temp_dir().join(format!("dvae-crash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    let mut kills = 0;
-    for at in 1u64.. {
-        let dir = root.join(format!("at-{at}"));
-        if !child(&dir, Some(at)) {
-            break;
-        }
-        kills += 1;
-        let interrupted = last_complete_epoch(&checkpoint_dir(&dir)).unwrap();
-        if dir.join("config.json").exists() {
-            // The resume, in this process: from the newest complete checkpoint, to the end.
-            let outcome = run(&dir, true);
-            assert_eq!(outcome.resumed_from, interrupted, "killed at {at}");
-            assert_eq!(outcome.steps.0, 6, "killed at {at}");
-            assert_eq!(last_complete_epoch(&checkpoint_dir(&dir)).unwrap(), Some(2));
-        } else {
-            // Killed before the configuration was in place: nothing to resume, and a fresh run
-            // into the folder is not refused.
-            assert!(!child(&dir, None), "killed at {at}");
-        }
+fn a_run_killed_at_any_fault_point_resumes_to_the_same_bits() {
+    let straight = scratch("straight");
+    let (ok, points) = run_child("child_run", &straight, None);
+    assert!(ok, "the uninterrupted run fails");
+    let points = points.expect("the child reports its fault points");
+    let expected = outcome(&straight);
+    assert_eq!(expected.1, 6, "2 epochs of 3 steps");
+    let stride: usize = std::env::var("DVAE_CRASH_STRIDE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut resumed = 0;
+    for n in (1..=points).step_by(stride) {
+        let dir = scratch(&format!("killed-{n}"));
+        let (ok, _) = run_child("child_run", &dir, Some(n));
+        assert!(!ok, "point {n}: the child did not abort");
+        let (ok, _) = run_child("child_run", &dir, None);
+        assert!(ok, "point {n}: the resume fails");
+        assert!(
+            outcome(&dir) == expected,
+            "point {n}: another result than the uninterrupted run's"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(checkpoint_dir(&dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "point {n}: {leftovers:?}");
+        resumed += 1;
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    assert!(kills >= 30, "only {kills} fault points were reached");
-    let _ = std::fs::remove_dir_all(&root);
+    assert!(points >= 40, "only {points} fault points");
+    println!("{points} fault points, {resumed} killed runs resumed to the same bits");
+    std::fs::remove_dir_all(&straight).unwrap();
 }
 
-/// A checkpoint file cut short (a damaged disk, a copy interrupted by hand) makes `--resume` fail
-/// with one line naming the file, instead of burn-train's panic.
+/// A signal after any step: the run saves that step (a checkpoint inside the epoch), ends with
+/// [`Error::Interrupted`] and nothing else written; resumed, it continues bit for bit.
 #[test]
-fn a_truncated_checkpoint_is_a_one_line_error() {
-    let dir = std::env::temp_dir().join(format!("dvae-truncated-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    run(&dir, false);
-    let optim = checkpoint_dir(&dir).join("optim-2.bpk");
-    let bytes = std::fs::read(&optim).unwrap();
-    std::fs::write(&optim, &bytes[..bytes.len() / 2]).unwrap();
-    let mut config = load_config(&dir).unwrap();
-    config.epochs = 3;
-    let options = RunOptions {
-        resume: true,
-        plain: true,
-        ..Default::default()
-    };
-    let error = train(&config, &reference_device(), &dir, options)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        error.starts_with(&format!("{}: cannot load: ", optim.display())),
-        "{error}"
-    );
-    assert!(!error.contains('\n'), "{error}");
+fn a_run_stopped_by_a_signal_after_any_step_continues_bit_for_bit() {
+    let device = reference_device();
+    let straight = scratch("signal-straight");
+    run(&config(), &device, &straight, options(false, None), |_| {}).unwrap();
+    // SIGTERM asked before the first step: every call stops after one step, inside an epoch or
+    // at its end, and the next resumes there.
+    let dir = scratch("signal");
+    let stop = StopFlag::new();
+    stop.request(15);
+    let mut resume = false;
+    let mut stops = 0;
+    loop {
+        let mut events = Vec::new();
+        let result = run(
+            &config(),
+            &device,
+            &dir,
+            options(resume, Some(stop.clone())),
+            |e| events.push(format!("{e:?}")),
+        );
+        match result {
+            Err(error @ Error::Interrupted { .. }) => {
+                stops += 1;
+                let Error::Interrupted { signal, step, .. } = &error else {
+                    unreachable!()
+                };
+                assert_eq!((*signal, *step), (15, stops));
+                assert_eq!(error.exit_code(), 143);
+                assert!(
+                    !dir.join("evaluation.json").exists(),
+                    "written before the end"
+                );
+                if stops > 1 {
+                    assert!(events[0].starts_with("Resumed("), "{events:?}");
+                }
+                resume = true;
+            }
+            Err(error) => panic!("{error}"),
+            Ok(report) => {
+                assert_eq!(report.steps.0, 6);
+                break;
+            }
+        }
+        assert!(stops <= 6, "the run does not end");
+    }
+    assert_eq!(stops, 6, "2 epochs of 3 steps, stopped after each");
+    assert!(outcome(&dir) == outcome(&straight), "another result");
     std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&straight).unwrap();
+}
+
+/// Damage inside a record (bytes overwritten, which only a checksum sees) and a checkpoint that
+/// mixes two processes' records: both refused with one line each, and the previous complete
+/// checkpoint resumed from. A truncated record is refused the same way.
+#[test]
+fn damaged_and_mixed_checkpoints_are_refused_for_the_previous_one() {
+    let device = reference_device();
+    for damage in ["overwritten", "truncated", "mixed"] {
+        let dir = scratch(&format!("damaged-{damage}"));
+        train(&config(), &device, &dir, options(false, None), |_| {}).unwrap();
+        let checkpoints = checkpoint_dir(&dir);
+        let optim = Generation::Epoch(2).record(&checkpoints, "optim");
+        let mut bytes = std::fs::read(&optim).unwrap();
+        match damage {
+            "overwritten" => {
+                let middle = bytes.len() / 2;
+                bytes[middle..middle + 64].fill(0xFF)
+            }
+            "truncated" => bytes.truncate(bytes.len() / 2),
+            // Another process's record of epoch 2: the first epoch's optimizer state.
+            _ => bytes = std::fs::read(Generation::Epoch(1).record(&checkpoints, "optim")).unwrap(),
+        }
+        std::fs::write(&optim, bytes).unwrap();
+        let mut events = Vec::new();
+        let mut resumed = config();
+        resumed.epochs = 3;
+        let outcome = train(&resumed, &device, &dir, options(true, None), |e| {
+            events.push(format!("{e:?}"))
+        })
+        .unwrap();
+        assert_eq!(
+            events,
+            [
+                "EpochsExtended { from: 2, to: 3 }".to_string(),
+                format!(
+                    "PassedOver(\"{}: damaged: its SHA-256 differs from the checkpoint's manifest\")",
+                    optim.display()
+                ),
+                "Resumed(Position { epochs: 1, steps_in_epoch: 0 })".to_string(),
+            ],
+            "{damage}"
+        );
+        assert_eq!(outcome.steps, (9, 6), "{damage}");
+        drop(outcome);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use burn_gumbel::TemperatureSchedule;
 use burn_gumbel_support::{reference_device, rng_lock};
-use categorical_vae::data::DataSource;
-use discrete_vae::checkpoint::last_complete_epoch;
+use discrete_vae::checkpoint::{Generation, Position, latest};
 use discrete_vae::data::Digits;
 use discrete_vae::training::{RunConfig, RunOptions, evaluate, independent_pixels_nll, train};
+use mnist_run::data::DataSource;
 
 fn run_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dvae-{name}-{}", std::process::id()));
@@ -30,7 +30,7 @@ fn test_nelbo(name: &str, config: &RunConfig) -> (f64, f64, (u64, u64)) {
         plain: true,
         ..Default::default()
     };
-    let outcome = train(config, &reference_device(), &dir, options).unwrap();
+    let outcome = train(config, &reference_device(), &dir, options, |_| {}).unwrap();
     let test = Digits::new(outcome.mnist.test.clone());
     let train_set = Digits::new(outcome.mnist.train.clone());
     let evaluation = evaluate(&outcome.model, &test, 500, 0);
@@ -79,10 +79,12 @@ fn resume_continues_the_step_counter_and_the_annealing() {
         ..Default::default()
     };
     let device = reference_device();
-    let first = train(&config, &device, &dir, options()).unwrap();
+    let first = train(&config, &device, &dir, options(), |_| {}).unwrap();
     assert_eq!((first.resumed_from, first.steps), (None, (100, 100)));
     // A fresh run into the same folder is refused: it holds a run.
-    let again = train(&config, &device, &dir, options()).err().unwrap();
+    let again = train(&config, &device, &dir, options(), |_| {})
+        .err()
+        .unwrap();
     assert!(again.to_string().contains("holds a run already"), "{again}");
 
     config.epochs = 2;
@@ -90,8 +92,16 @@ fn resume_continues_the_step_counter_and_the_annealing() {
         resume: true,
         ..options()
     };
-    let second = train(&config, &device, &dir, resume).unwrap();
-    assert_eq!((second.resumed_from, second.steps), (Some(1), (200, 100)));
+    drop(first); // its lock
+    let second = train(&config, &device, &dir, resume, |_| {}).unwrap();
+    let one_epoch = Position {
+        epochs: 1,
+        steps_in_epoch: 0,
+    };
+    assert_eq!(
+        (second.resumed_from, second.steps),
+        (Some(one_epoch), (200, 100))
+    );
     assert!((second.model.tau() - (-0.4f64).exp()).abs() < 1e-12);
     let checkpoints = dir.join("checkpoint");
     for name in ["model", "optim", "scheduler"] {
@@ -99,6 +109,7 @@ fn resume_continues_the_step_counter_and_the_annealing() {
             assert!(checkpoints.join(format!("{name}-{epoch}.bpk")).is_file());
         }
     }
-    assert_eq!(last_complete_epoch(&checkpoints).unwrap(), Some(2));
+    let found = latest(&checkpoints).unwrap().unwrap();
+    assert_eq!(found.generation, Generation::Epoch(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
-/// The environment variable of the fault-injection hook: with `CATEGORICAL_VAE_FAULT_AT=n`, the
-/// process aborts at its `n`-th [`fault_point`] (counted from 1). For the crash tests only.
-pub const FAULT_ENV: &str = "CATEGORICAL_VAE_FAULT_AT";
+/// The environment variable of the fault-injection hook: with `MNIST_RUN_FAULT_AT=n`, the process
+/// aborts at its `n`-th [`fault_point`] (counted from 1). Read only when the crate is built with
+/// its `fault-injection` feature (the crash tests' builds); the programs ignore it.
+pub const FAULT_ENV: &str = "MNIST_RUN_FAULT_AT";
 
 /// Fault points passed so far by this process.
 static POINTS: AtomicU64 = AtomicU64::new(0);
@@ -25,14 +26,20 @@ static POINTS: AtomicU64 = AtomicU64::new(0);
 /// A place where a crash is simulated: every file operation of the trainer and every training
 /// step passes one. When [`FAULT_ENV`] names this point's number the process aborts on the spot,
 /// as a `SIGKILL` or a power cut would end it: no destructor runs, nothing is flushed.
+///
+/// Without the `fault-injection` feature it only counts.
 pub fn fault_point(what: &str) {
-    static AT: OnceLock<Option<u64>> = OnceLock::new();
-    let at = *AT.get_or_init(|| std::env::var(FAULT_ENV).ok()?.parse().ok());
     let n = POINTS.fetch_add(1, Ordering::Relaxed) + 1;
-    if at == Some(n) {
+    if cfg!(feature = "fault-injection") && fault_at() == Some(n) {
         eprintln!("{FAULT_ENV}: aborting at fault point {n} ({what})");
         std::process::abort();
     }
+}
+
+/// The fault point [`FAULT_ENV`] names, read once.
+fn fault_at() -> Option<u64> {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    *AT.get_or_init(|| std::env::var(FAULT_ENV).ok()?.parse().ok())
 }
 
 /// How many fault points this process has passed: the crash tests inject a fault at each.
@@ -67,7 +74,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Writes `bytes` into the new file `path` and flushes it to the disk (no rename: for files in a
 /// folder that is itself renamed into place).
-pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let error = |e: std::io::Error| Error::file(path, format!("cannot write: {e}"));
     fault_point("create");
     let mut file = File::create(path).map_err(error)?;
@@ -78,7 +85,7 @@ pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// Flushes the file `path`, written by another library, to the disk.
-pub(crate) fn sync_file(path: &Path) -> Result<(), Error> {
+pub fn sync_file(path: &Path) -> Result<(), Error> {
     fault_point("fsync");
     File::open(path)
         .and_then(|f| f.sync_all())
@@ -95,7 +102,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), Error> {
 
 /// Creates the folder `path` and the parents it lacks, durably: the folder above each one created
 /// is flushed, so that none of them can vanish in a crash.
-pub(crate) fn create_dir(path: &Path) -> Result<(), Error> {
+pub fn create_dir(path: &Path) -> Result<(), Error> {
     let missing: Vec<&Path> = path.ancestors().take_while(|p| !p.is_dir()).collect();
     if missing.is_empty() {
         return Ok(());
@@ -109,9 +116,27 @@ pub(crate) fn create_dir(path: &Path) -> Result<(), Error> {
 }
 
 /// Removes the folder `path` and all it holds.
-pub(crate) fn remove_dir(path: &Path) -> Result<(), Error> {
+pub fn remove_dir(path: &Path) -> Result<(), Error> {
     fault_point("remove");
     fs::remove_dir_all(path).map_err(|e| Error::file(path, format!("cannot remove: {e}")))
+}
+
+/// The SHA-256 of `bytes`, in hexadecimal.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Removes the file `path` if it exists, durably (its folder flushed).
+///
+/// # Errors
+/// A file that exists and cannot be removed.
+pub fn remove_file(path: &Path) -> Result<(), Error> {
+    fault_point("remove");
+    match fs::remove_file(path) {
+        Ok(()) => sync_dir(parent(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::file(path, format!("cannot remove: {e}"))),
+    }
 }
 
 /// The SHA-256 of the file `path`, in hexadecimal.
@@ -242,10 +267,9 @@ mod tests {
         let dir = scratch("sha");
         let path = dir.join("abc");
         fs::write(&path, b"abc").unwrap();
-        assert_eq!(
-            sha256(&path).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256(&path).unwrap(), abc);
+        assert_eq!(sha256_bytes(b"abc"), abc);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -84,10 +84,7 @@ fn read_idx<const D: usize>(
 
 /// Parses an IDX byte buffer: big-endian magic `0x0000_08_0D` (unsigned bytes, D dimensions),
 /// D big-endian u32 sizes, then the payload.
-pub(crate) fn parse_idx<const D: usize>(
-    bytes: &[u8],
-    magic: u32,
-) -> Result<([usize; D], &[u8]), String> {
+pub fn parse_idx<const D: usize>(bytes: &[u8], magic: u32) -> Result<([usize; D], &[u8]), String> {
     let header = 4 + 4 * D;
     if bytes.len() < header {
         return Err(format!(

@@ -1,0 +1,133 @@
+//! The bounds of the settings both trainers share, and their checks. A value outside its bound
+//! is refused before any work, naming its flag, instead of running for days, allocating
+//! terabytes or ending in NaN.
+
+use crate::error::Error;
+
+/// A gibibyte.
+pub const GIB: u64 = 1 << 30;
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest batch.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+/// The most conditional samples of the Gumbel-Rao estimator.
+pub const MAX_GUMBEL_RAO_SAMPLES: usize = 1000;
+/// The largest training state (weights, gradients, Adam's two moments) or estimator buffer a
+/// configuration may ask for: 16 GiB.
+pub const MAX_MODEL_BYTES: u64 = 16 * GIB;
+
+/// Adam's ε of both trainers: 1e-8, the value of the paper's optimizer (PyTorch's and
+/// TensorFlow's Adam). Burn's `AdamConfig::new()` has 1e-5; a run made before ε was a setting
+/// was trained with that, and resumes with it.
+pub const ADAM_EPSILON: f64 = 1e-8;
+/// Adam's ε of runs made before it was recorded in `config.json`: Burn's default.
+pub const LEGACY_ADAM_EPSILON: f64 = 1e-5;
+
+/// Refuses a count outside `min..=max`, naming `flag`.
+///
+/// # Errors
+/// `value < min` or `value > max`.
+pub fn check_count(flag: &str, value: usize, min: usize, max: usize) -> Result<(), Error> {
+    if value < min {
+        return Err(Error::invalid(
+            flag,
+            format!("must be >= {min}, got {value}"),
+        ));
+    }
+    if value > max {
+        return Err(Error::invalid(
+            flag,
+            format!("must be <= {max}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a learning rate that is not finite and `> 0` (flag `--lr`).
+///
+/// # Errors
+/// As said.
+pub fn check_learning_rate(learning_rate: f64) -> Result<(), Error> {
+    if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        return Err(Error::invalid(
+            "--lr",
+            format!("must be finite and > 0, got {learning_rate}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an Adam ε that is not finite and in `(0, 1]` (flag `--adam-epsilon`).
+///
+/// # Errors
+/// As said.
+pub fn check_adam_epsilon(epsilon: f64) -> Result<(), Error> {
+    if !(epsilon.is_finite() && epsilon > 0.0 && epsilon <= 1.0) {
+        return Err(Error::invalid(
+            "--adam-epsilon",
+            format!("must be finite and in (0, 1], got {epsilon}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses Gumbel-Rao with more than [`MAX_GUMBEL_RAO_SAMPLES`] samples, or whose
+/// `samples × batch × codes` f32 buffers (4 of them: the exponential noise, the conditional
+/// logits, their soft samples and their gradient) pass [`MAX_MODEL_BYTES`] (flag `--estimator`).
+///
+/// # Errors
+/// As said.
+pub fn check_gumbel_rao(samples: usize, batch: usize, codes: usize) -> Result<(), Error> {
+    let bytes = (samples as u64)
+        .saturating_mul(batch as u64)
+        .saturating_mul(codes as u64)
+        .saturating_mul(16);
+    if samples > MAX_GUMBEL_RAO_SAMPLES || bytes > MAX_MODEL_BYTES {
+        return Err(Error::invalid(
+            "--estimator",
+            format!(
+                "gumbel-rao needs at most {MAX_GUMBEL_RAO_SAMPLES} samples and their tensors \
+                 within {} GiB, got {samples} samples ({:.1} GiB for batches of {batch} × {codes} \
+                 codes)",
+                MAX_MODEL_BYTES / GIB,
+                bytes as f64 / GIB as f64,
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bound_names_its_flag_and_value() {
+        let error = |r: Result<(), Error>| r.unwrap_err().to_string();
+        assert_eq!(
+            error(check_count("--epochs", 0, 1, 9)),
+            "--epochs: must be >= 1, got 0"
+        );
+        assert_eq!(
+            error(check_count("--epochs", 10, 1, 9)),
+            "--epochs: must be <= 9, got 10"
+        );
+        assert!(check_count("--epochs", 9, 1, 9).is_ok());
+        assert_eq!(
+            error(check_learning_rate(f64::NAN)),
+            "--lr: must be finite and > 0, got NaN"
+        );
+        assert_eq!(
+            error(check_adam_epsilon(0.0)),
+            "--adam-epsilon: must be finite and in (0, 1], got 0"
+        );
+        assert!(check_adam_epsilon(ADAM_EPSILON).is_ok());
+        assert!(check_gumbel_rao(1000, 100, 49 * 64).is_ok());
+        assert!(
+            error(check_gumbel_rao(100_000, 100, 64))
+                .starts_with("--estimator: gumbel-rao needs at most 1000 samples"),
+        );
+        // 1000 samples of 65,536 × 8192 codes: 8 TiB of buffers.
+        assert!(check_gumbel_rao(1000, 65_536, 8192).is_err());
+    }
+}
