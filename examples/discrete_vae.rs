@@ -9,9 +9,10 @@
 //! cargo run --release --example discrete_vae --features wgpu          # on the GPU
 //! ```
 //!
-//! Writes into `--out` (default `runs/dvae`): `config.json`, burn-train's logs (`train/`,
-//! `valid/`, `experiment.log`) and `checkpoint/` after every epoch, and at the end
-//! `evaluation.json`, `reconstructions.png`, `samples.png` and `code-usage.png`.
+//! Writes into `--out` (default `runs/dvae`): `config.json`, `metrics.csv` and `checkpoint/` after
+//! every epoch, burn-train's `experiment.log`, and at the end `evaluation.json`,
+//! `reconstructions.png`, `samples.png` and `code-usage.png`. Ctrl-C or SIGTERM saves the step
+//! reached and exits with 130 or 143; `--resume` continues from there.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -16,7 +16,7 @@
 //!   optimizer-step counter that drives the annealing and keys the noise.
 //! - [`learner`]: `TrainStep` / `InferenceStep` and the metrics.
 //! - [`report`]: reconstructions, decoded random codes, the histogram of code usage.
-//! - [`renderer`]: one line per epoch, with a progress bar on a terminal.
+//! - [`renderer`]: one line per epoch, with a progress bar on a terminal, and `metrics.csv`.
 //! - [`training`]: the run's configuration, training on one or several devices, evaluation,
 //!   and [`training::run`], the whole run under the folder's lock.
 //!

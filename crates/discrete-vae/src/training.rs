@@ -2,9 +2,9 @@
 //! `Learner` on one or several devices, with durable checkpoints and an exact resume),
 //! [`evaluate`], and [`run`], the whole run under the folder's lock.
 //!
-//! A run folder holds `config.json` (the [`RunConfig`]), burn-train's logs (`train/`, `valid/`,
-//! `experiment.log`), `checkpoint/` (see [`crate::checkpoint`]), `.lock`, and at the end
-//! `evaluation.json` and the pictures. What is safe to do with it is the categorical VAE's: kill
+//! A run folder holds `config.json` (the [`RunConfig`]), `metrics.csv` (a line per epoch),
+//! burn-train's `experiment.log`, `checkpoint/` (see [`crate::checkpoint`]), `.lock`, and at the
+//! end `evaluation.json` and the pictures. What is safe to do with it is the categorical VAE's: kill
 //! the run at any instant and `--resume`; stop it with Ctrl-C or SIGTERM (it saves the step it
 //! reached); copy the folder while no run holds it.
 //!
@@ -25,6 +25,7 @@ use burn::optim::{AdamConfig, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{Checkpointer, KeepLastNCheckpoints};
+use burn::train::logger::InMemoryMetricLogger;
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
@@ -45,7 +46,7 @@ use crate::checkpoint::{Found, Position, checkpoint_dir, checkpointers, latest, 
 use crate::data::{DigitBatcher, Digits, EpochLoader};
 use crate::learner::{Quantity, VaeMetric};
 use crate::model::{DiscreteVae, DiscreteVaeConfig, GRID, negative_elbo};
-use crate::renderer::renderer;
+use crate::renderer::{MetricsCsv, renderer};
 use crate::report::write_pictures;
 use crate::watch::{Stop, Watch};
 
@@ -256,6 +257,7 @@ pub fn train(
     create_dir(&checkpoints)?;
     remove_leftovers(&checkpoints)?;
     let position = found.as_ref().map(|f| f.position);
+    let done_epochs = position.map_or(0, |p| p.epochs);
 
     let steps_per_epoch = config.steps_per_epoch(mnist.train.len());
     let interrupter = Interrupter::new();
@@ -324,7 +326,17 @@ pub fn train(
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
         .num_epochs(config.epochs)
         .with_interrupter(interrupter)
-        .renderer(renderer(options.plain));
+        // burn-train's file logger panics on a full disk: the metrics stay in memory, and the
+        // renderer writes `metrics.csv` (atomically, an error ending the run) at each epoch.
+        .with_metric_logger(InMemoryMetricLogger::new())
+        .renderer(renderer(
+            options.plain,
+            Some(MetricsCsv::open(
+                &run.join("metrics.csv"),
+                done_epochs,
+                watch.clone(),
+            )?),
+        ));
     if let Some(position) = position
         && (position.epochs > 0 || position.steps_in_epoch > 0)
     {
@@ -340,7 +352,7 @@ pub fn train(
     let result = training.launch(learner);
     let seconds = start.elapsed().as_secs_f64();
     match watch.take_stop() {
-        Some(Stop::Diverged(error)) => return Err(error),
+        Some(Stop::Diverged(error) | Stop::Failed(error)) => return Err(error),
         Some(Stop::Signal {
             error: Some(error), ..
         }) => return Err(error),

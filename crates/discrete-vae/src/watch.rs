@@ -36,6 +36,8 @@ pub enum Stop {
     },
     /// The loss became NaN or infinite.
     Diverged(Error),
+    /// A file of the run could not be written (a full disk).
+    Failed(Error),
 }
 
 /// What a run's training steps and the trainer share: the stop asked by a signal, burn-train's
@@ -85,6 +87,16 @@ impl Watch {
     /// How training ended early, if it did (taken: a second call answers `None`).
     pub fn take_stop(&self) -> Option<Stop> {
         self.ended.lock().expect("the watch").take()
+    }
+
+    /// Ends training on an error of the run's files (kept if training already ended otherwise).
+    pub fn fail(&self, error: Error) {
+        let mut ended = self.ended.lock().expect("the watch");
+        if ended.is_none() {
+            *ended = Some(Stop::Failed(error));
+        }
+        self.interrupter
+            .stop(Some("a file of the run could not be written"));
     }
 
     /// Ends training on a loss that is not finite (seen by the optimizer step reached).
