@@ -24,7 +24,8 @@ use discrete_vae::model::DiscreteVaeConfig;
 use discrete_vae::training::{self, Event, RunConfig, RunOptions, config_path, load_config};
 use mnist_run::Error;
 use mnist_run::data::DataSource;
-use mnist_run::resume::{Setting, resumed_config};
+use mnist_run::resume::resumed_config;
+use mnist_run::settings::{Setting, named_by_flags};
 use mnist_run::signals::StopFlag;
 
 /// Train the convolutional discrete VAE on binarized MNIST through burn-train.
@@ -132,9 +133,11 @@ impl Cli {
     }
 }
 
-/// The settings of `config.json` and the flags that set them: with `--resume`, a flag given may
-/// only repeat its stored setting ([`resumed_config`]).
-const SETTINGS: [Setting; 12] = [
+/// The settings of `config.json` and the flags that set them: an error names the flag
+/// ([`named_by_flags`]); with `--resume`, a flag given may only repeat its stored setting
+/// ([`resumed_config`]), but `--epochs` may grow.
+const SETTINGS: [Setting; 13] = [
+    Setting::new(&["epochs"], "/epochs"),
     Setting::new(&["mnist", "embedded"], "/data"),
     Setting::new(&["batch_size"], "/batch_size"),
     Setting::new(&["lr"], "/learning_rate"),
@@ -229,5 +232,7 @@ fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    burn_gumbel_support::run_cli_with_matches(run)
+    burn_gumbel_support::run_cli_with_matches(|cli, matches| {
+        run(cli, matches).map_err(|error| named_by_flags(error, &SETTINGS))
+    })
 }

@@ -17,6 +17,7 @@ use categorical_vae::report;
 use clap::Parser;
 use mnist_run::Error;
 use mnist_run::data::DataSource;
+use mnist_run::settings::{Setting, named_by_flags};
 
 /// Evaluate a checkpoint of the categorical VAE and draw its pictures.
 #[derive(Parser, Debug)]
@@ -49,7 +50,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     let data = data.load()?;
     if data.test.is_empty() {
         return Err(Error::invalid(
-            "--mnist",
+            "data",
             format!("the test set of {} has no image", data.source),
         ));
     }
@@ -85,6 +86,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     Ok(())
 }
 
+/// The setting a flag of this program names: the data (`--mnist`).
+const SETTINGS: [Setting; 1] = [Setting::new(&["mnist"], "/data")];
+
 fn main() -> ExitCode {
-    burn_gumbel_support::run_cli(run)
+    burn_gumbel_support::run_cli(|cli| run(cli).map_err(|error| named_by_flags(error, &SETTINGS)))
 }

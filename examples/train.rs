@@ -23,7 +23,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
 use mnist_run::Error;
 use mnist_run::data::{Binarize, DataSource};
-use mnist_run::resume::{Setting, resumed_config};
+use mnist_run::resume::resumed_config;
+use mnist_run::settings::{Setting, named_by_flags};
 use mnist_run::signals::StopFlag;
 
 /// Train the categorical VAE on binarized MNIST.
@@ -131,9 +132,11 @@ impl Cli {
     }
 }
 
-/// The settings of `config.json` and the flags that set them: with `--resume`, a flag given may
-/// only repeat its stored setting ([`resumed_config`]).
-const SETTINGS: [Setting; 13] = [
+/// The settings of `config.json` and the flags that set them: an error names the flag
+/// ([`named_by_flags`]); with `--resume`, a flag given may only repeat its stored setting
+/// ([`resumed_config`]), but `--epochs` may grow.
+const SETTINGS: [Setting; 14] = [
+    Setting::new(&["epochs"], "/epochs"),
     Setting::new(&["batch_size"], "/batch_size"),
     Setting::new(&["lr"], "/learning_rate"),
     Setting::new(&["adam_epsilon"], "/adam_epsilon"),
@@ -254,5 +257,7 @@ fn run(cli: Cli, matches: ArgMatches) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    burn_gumbel_support::run_cli_with_matches(run)
+    burn_gumbel_support::run_cli_with_matches(|cli, matches| {
+        run(cli, matches).map_err(|error| named_by_flags(error, &SETTINGS))
+    })
 }

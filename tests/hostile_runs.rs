@@ -1,6 +1,7 @@
 //! The hostile cases of a run folder, against both trainers through their library entries (what
 //! the `train` and `discrete_vae` programs call): the same case must have the same outcome, one
-//! line naming the flag or the file, nothing written that a later run would trip on.
+//! line naming the file, or the setting by its key (which the programs name by its flag:
+//! `learning_rate` is `--lr`), nothing written that a later run would trip on.
 //!
 //! Each case is a row of [`CASES`]: a name, what it does to a trainer, and what it expects.
 
@@ -166,7 +167,7 @@ const CASES: [Case; 10] = [
         assert_eq!(
             out.message(),
             format!(
-                "--mnist: the test set of MNIST IDX files in {} has no image",
+                "data: the test set of MNIST IDX files in {} has no image",
                 empty.display()
             )
         );
@@ -177,7 +178,7 @@ const CASES: [Case; 10] = [
         let out = t.run(dir, &Settings::new(&empty), false);
         assert!(
             out.message()
-                .starts_with("--mnist: the training set of MNIST IDX files in "),
+                .starts_with("data: the training set of MNIST IDX files in "),
             "{}",
             out.message()
         );
@@ -190,11 +191,11 @@ const CASES: [Case; 10] = [
         };
         let out = t.run(dir, &settings, false);
         assert!(
-            out.message().starts_with("--lr: the loss became "),
+            out.message().starts_with("learning_rate: the loss became "),
             "{}",
             out.message()
         );
-        assert!(out.message().ends_with("the run diverged; lower --lr"));
+        assert!(out.message().ends_with("the run diverged; lower it"));
         assert!(
             !t.has_checkpoint(dir),
             "weights that are not finite were saved"
@@ -208,7 +209,7 @@ const CASES: [Case; 10] = [
             assert_eq!(
                 out.message(),
                 format!(
-                    "{}: holds a run already: continue it with --resume, or choose another --out",
+                    "{}: holds a run already: resume it, or choose another folder",
                     dir.display()
                 )
             );
@@ -221,9 +222,8 @@ const CASES: [Case; 10] = [
             std::fs::write(dir.join("checkpoint").join("model-2.bpk"), b"stale").unwrap();
             let out = t.run(dir, &Settings::new(data), false);
             assert!(
-                out.message().ends_with(
-                    "holds a run already: continue it with --resume, or choose another --out"
-                ),
+                out.message()
+                    .ends_with("holds a run already: resume it, or choose another folder"),
                 "{}",
                 out.message()
             );
@@ -239,7 +239,7 @@ const CASES: [Case; 10] = [
         let out = t.run(dir, &Settings::new(data), true);
         assert_eq!(
             out.message(),
-            "--epochs: may only grow on --resume: the run has 2 epochs (2 done), got 1"
+            "epochs: may only grow when the run is resumed: the run has 2 epochs (2 done), got 1"
         );
         let three = Settings {
             epochs: 3,
@@ -259,7 +259,7 @@ const CASES: [Case; 10] = [
         std::fs::create_dir_all(dir).unwrap();
         let held = lock_run(dir).unwrap();
         let out = t.run(dir, &Settings::new(data), false);
-        assert!(out.message().starts_with("--out: "), "{}", out.message());
+        assert!(out.message().starts_with("out_dir: "), "{}", out.message());
         assert!(out.message().contains("is in use by another run (process "));
         assert!(!dir.join("config.json").exists(), "nothing written");
         drop(held);
@@ -311,7 +311,7 @@ const CASES: [Case; 10] = [
         let out = t.run(dir, &settings, false);
         assert!(
             out.message()
-                .starts_with("--estimator: gumbel-rao needs at most 1000 samples"),
+                .starts_with("model.estimator: gumbel-rao needs at most 1000 samples"),
             "{}",
             out.message()
         );

@@ -9,25 +9,8 @@ use mnist_run::Error;
 use mnist_run::data::{Binarize, DataSource};
 use mnist_run::limits::{
     MAX_BATCH_SIZE, MAX_EPOCHS, check_adam_epsilon, check_count, check_gumbel_rao,
-    check_learning_rate,
+    check_learning_rate, schedule_error,
 };
-
-/// A schedule's error (`tau_min must be …`) as the error of the flag that sets the parameter.
-fn schedule_error(message: String) -> Error {
-    let flags = [
-        ("tau_min ", "--tau-min"),
-        ("tau0 ", "--tau0"),
-        ("tau ", "--tau"),
-        ("rate ", "--anneal-rate"),
-        ("interval ", "--anneal-interval"),
-    ];
-    for (field, flag) in flags {
-        if let Some(rule) = message.strip_prefix(field) {
-            return Error::invalid(flag, rule.to_string());
-        }
-    }
-    Error::invalid("temperature schedule", message)
-}
 
 /// Everything that defines a training run. Saved as `config.json` beside the checkpoint.
 #[derive(Config, Debug, PartialEq)]
@@ -73,18 +56,21 @@ impl TrainingConfig {
     /// Checks every value.
     ///
     /// # Errors
-    /// The first value that makes no sense, named by its flag.
+    /// The first value that makes no sense, named by its key in `config.json` (`batch_size`,
+    /// `schedule.tau_min`).
     pub fn validate(&self) -> Result<(), Error> {
         self.model.validate()?;
-        check_count("--epochs", self.epochs, 1, MAX_EPOCHS)?;
-        check_count("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)?;
+        check_count("epochs", self.epochs, 1, MAX_EPOCHS)?;
+        check_count("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)?;
         if let Estimator::GumbelRao { samples } = self.model.estimator {
             let codes = self.model.n_latent * self.model.n_categories;
-            check_gumbel_rao(samples, self.batch_size, codes)?;
+            check_gumbel_rao("model.estimator", samples, self.batch_size, codes)?;
         }
         check_learning_rate(self.learning_rate)?;
         check_adam_epsilon(self.adam_epsilon)?;
-        self.schedule.validate().map_err(schedule_error)?;
+        self.schedule
+            .validate()
+            .map_err(|e| schedule_error("schedule", e))?;
         let lowest = match self.schedule {
             TemperatureSchedule::Constant { tau } => tau,
             TemperatureSchedule::Exponential { tau_min, .. } => tau_min,
@@ -93,7 +79,7 @@ impl TrainingConfig {
         self.model
             .estimator
             .validate(self.model.hard, Some(lowest), false)
-            .map_err(|e| Error::invalid("--estimator", e.to_string()))
+            .map_err(|e| Error::invalid("model.estimator", e.to_string()))
     }
 }
 
@@ -102,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reinmax_below_tau_one_names_the_flag() {
+    fn reinmax_below_tau_one_names_the_estimator() {
         let config = TrainingConfig::new(
             VaeConfig::new()
                 .with_hard(true)
@@ -110,34 +96,34 @@ mod tests {
         );
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--estimator: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"
+            "model.estimator: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"
         );
         let config = config.with_schedule(TemperatureSchedule::constant(1.0));
         assert!(config.validate().is_ok());
     }
 
     #[test]
-    fn nonsensical_values_name_their_flag() {
+    fn nonsensical_values_name_their_setting() {
         let config = TrainingConfig::new(VaeConfig::new()).with_batch_size(0);
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--batch-size: must be >= 1, got 0"
+            "batch_size: must be >= 1, got 0"
         );
         let config = TrainingConfig::new(VaeConfig::new()).with_learning_rate(-1.0);
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--lr: must be finite and > 0, got -1"
+            "learning_rate: must be finite and > 0, got -1"
         );
         let config = TrainingConfig::new(VaeConfig::new())
             .with_schedule(TemperatureSchedule::Constant { tau: 0.0 });
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--tau: must be finite and > 0, got 0"
+            "schedule.tau: must be finite and > 0, got 0"
         );
     }
 
     #[test]
-    fn schedule_errors_name_the_flags() {
+    fn schedule_errors_name_the_part_of_the_schedule() {
         let annealing = |tau_min, interval| TemperatureSchedule::Exponential {
             tau0: 1.0,
             rate: 3e-5,
@@ -150,16 +136,16 @@ mod tests {
         };
         assert_eq!(
             error(annealing(0.0, 1000)),
-            "--tau-min: must be finite and > 0, got 0"
+            "schedule.tau_min: must be finite and > 0, got 0"
         );
         assert_eq!(
             error(annealing(0.5, 0)),
-            "--anneal-interval: must be >= 1, got 0"
+            "schedule.interval: must be >= 1, got 0"
         );
     }
 
     #[test]
-    fn absurd_sizes_are_refused_naming_their_flag() {
+    fn absurd_sizes_are_refused_naming_their_setting() {
         let rao = |samples| {
             let model = VaeConfig::new()
                 .with_hard(true)
@@ -169,13 +155,13 @@ mod tests {
         assert!(rao(10).is_ok());
         let error = rao(1_000_000_000).unwrap_err().to_string();
         assert!(
-            error.starts_with("--estimator: gumbel-rao needs at most 1000 samples"),
+            error.starts_with("model.estimator: gumbel-rao needs at most 1000 samples"),
             "{error}"
         );
         let config = TrainingConfig::new(VaeConfig::new()).with_batch_size(10_000_000);
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--batch-size: must be <= 65536, got 10000000"
+            "batch_size: must be <= 65536, got 10000000"
         );
     }
 

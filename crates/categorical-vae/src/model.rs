@@ -46,21 +46,21 @@ impl VaeConfig {
     /// # Errors
     /// A size of 0, a single category (nothing to choose), a size above its bound, or a model
     /// whose training state (weights, gradients, Adam's two moments) would pass
-    /// [`MAX_MODEL_BYTES`]; each naming the flag.
+    /// [`MAX_MODEL_BYTES`]; each naming its setting (`model.n_latent`).
     pub fn validate(&self) -> Result<(), Error> {
         let sizes = [
-            ("--n-latent", self.n_latent, 1, 65_536),
-            ("--n-categories", self.n_categories, 2, 65_536),
-            ("--hidden1", self.hidden1, 1, 65_536),
-            ("--hidden2", self.hidden2, 1, 65_536),
+            ("model.n_latent", self.n_latent, 1, 65_536),
+            ("model.n_categories", self.n_categories, 2, 65_536),
+            ("model.hidden1", self.hidden1, 1, 65_536),
+            ("model.hidden2", self.hidden2, 1, 65_536),
         ];
-        for (flag, value, min, max) in sizes {
-            check_count(flag, value, min, max)?;
+        for (setting, value, min, max) in sizes {
+            check_count(setting, value, min, max)?;
         }
         let bytes = self.training_bytes();
         if bytes > MAX_MODEL_BYTES {
             return Err(Error::invalid(
-                "--n-latent × --n-categories",
+                "model.n_latent",
                 format!(
                     "a model of {} × {} categories with hidden layers of {} and {} would need \
                      {:.1} GiB for its weights, gradients and Adam's moments (at most {} GiB)",
@@ -77,7 +77,7 @@ impl VaeConfig {
         // `TrainingConfig::validate` holds the schedule's floor to them.
         self.estimator
             .validate(self.hard, None, false)
-            .map_err(|e| Error::invalid("--estimator", e.to_string()))
+            .map_err(|e| Error::invalid("model.estimator", e.to_string()))
     }
 
     /// The bytes of the model's training state in f32: weights and biases, their gradients and
@@ -271,7 +271,7 @@ mod tests {
         let config = VaeConfig::new().with_estimator(Estimator::GumbelRao { samples: 4 });
         assert_eq!(
             config.validate().unwrap_err().to_string(),
-            "--estimator: the estimator gumbel-rao:4 is for hard (one-hot) samples: set hard = true, \
+            "model.estimator: the estimator gumbel-rao:4 is for hard (one-hot) samples: set hard = true, \
              got hard = false"
         );
     }
@@ -299,11 +299,11 @@ mod tests {
     }
 
     #[test]
-    fn invalid_sizes_name_the_flag() {
+    fn invalid_sizes_name_their_setting() {
         let error = VaeConfig::new().with_n_latent(1_000_000).validate();
         assert_eq!(
             error.unwrap_err().to_string(),
-            "--n-latent: must be <= 65536, got 1000000"
+            "model.n_latent: must be <= 65536, got 1000000"
         );
         let error = VaeConfig::new()
             .with_n_latent(60_000)
@@ -313,14 +313,14 @@ mod tests {
             error
                 .unwrap_err()
                 .to_string()
-                .starts_with("--n-latent × --n-categories: a model of 60000 × 60000 categories"),
+                .starts_with("model.n_latent: a model of 60000 × 60000 categories"),
         );
         let error = VaeConfig::new().with_n_latent(0).validate().unwrap_err();
-        assert_eq!(error.to_string(), "--n-latent: must be >= 1, got 0");
+        assert_eq!(error.to_string(), "model.n_latent: must be >= 1, got 0");
         let error = VaeConfig::new()
             .with_n_categories(1)
             .validate()
             .unwrap_err();
-        assert_eq!(error.to_string(), "--n-categories: must be >= 2, got 1");
+        assert_eq!(error.to_string(), "model.n_categories: must be >= 2, got 1");
     }
 }

@@ -280,8 +280,8 @@ fn check_data(config: &TrainingConfig, data: &Mnist) -> Result<(), Error> {
     checks::check_data(data)?;
     if config.binarize == Binarize::Dynamic && !data.train.has_grey_levels() {
         return Err(Error::invalid(
-            "--binarize",
-            "dynamic binarization needs grey levels: use full MNIST (--mnist DIR)",
+            "binarize",
+            "dynamic binarization needs grey levels: use full MNIST, not the embedded subset",
         ));
     }
     Ok(())

@@ -198,7 +198,7 @@ fn a_run_folder_in_use_is_refused_with_its_holder() {
     std::fs::create_dir_all(&dir).unwrap();
     let held = lock_run(&dir).unwrap();
     let error = run(&config(), &dir, false).unwrap_err().to_string();
-    assert!(error.starts_with("--out: "), "{error}");
+    assert!(error.starts_with("out_dir: "), "{error}");
     assert!(
         error.contains("is in use by another run (process "),
         "{error}"
@@ -249,7 +249,7 @@ fn a_resume_with_other_settings_is_refused_and_epochs_may_only_grow() {
     let error = run(&one, &dir, true).unwrap_err().to_string();
     assert_eq!(
         error,
-        "--epochs: may only grow on --resume: the run has 2 epochs (2 done), got 1"
+        "epochs: may only grow when the run is resumed: the run has 2 epochs (2 done), got 1"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -271,7 +271,7 @@ fn a_run_stopped_before_its_first_checkpoint_resumes_from_its_beginning() {
         fresh
             .unwrap_err()
             .to_string()
-            .contains("holds a run already: continue it with --resume"),
+            .contains("holds a run already: resume it"),
     );
     let mut events = Vec::new();
     let resumed = train(&config(), &data(), &device, &options(&dir, true), |e| {
@@ -299,7 +299,7 @@ fn empty_splits_are_refused_before_any_work() {
         assert_eq!(
             error,
             format!(
-                "--mnist: the {split} set of embedded MNIST subset, binarized at > 127 has no image"
+                "data: the {split} set of embedded MNIST subset, binarized at > 127 has no image"
             )
         );
         assert!(!dir.exists(), "nothing written");

@@ -144,9 +144,7 @@ fn a_resumed_run_continues_exactly() {
     )
     .unwrap_err();
     assert!(
-        error
-            .to_string()
-            .contains("holds a run already: continue it with --resume"),
+        error.to_string().contains("holds a run already: resume it"),
         "{error}"
     );
     let other = TrainingConfig {
@@ -172,7 +170,7 @@ fn a_resumed_run_continues_exactly() {
     );
     let error = error.unwrap_err().to_string();
     assert!(
-        error.starts_with("--binarize: dynamic binarization needs grey levels"),
+        error.starts_with("binarize: dynamic binarization needs grey levels"),
         "{error}"
     );
     let missing = scratch("missing");

@@ -11,9 +11,11 @@
 //! removes `manifest-N.json`, so that a kill in the middle of the rewrite leaves an incomplete
 //! checkpoint, never one that mixes the records of two processes.
 //!
-//! A run stopped inside an epoch (a signal) saves the same three records and manifest under the
-//! name `mid` ([`save_mid`]); [`latest`] resumes from the newest complete checkpoint, passing over
-//! (and reporting) a damaged one.
+//! A run stopped inside an epoch (a signal) saves the same three records under the name `mid`,
+//! with a fourth, `train-metrics-mid.json`: the training metrics' running sums of the epoch so
+//! far ([`EpochSums`]), from which the resumed run continues them, so that the epoch's means are
+//! the uninterrupted run's. Its manifest names the four ([`save_mid`]). [`latest`] resumes from
+//! the newest complete checkpoint, passing over (and reporting) a damaged one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,11 @@ use serde::{Deserialize, Serialize};
 
 /// The records burn-train saves for a checkpoint, by file-name prefix.
 pub const RECORDS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// The running sums of the training metrics in the epoch a `mid` checkpoint stops inside, by
+/// metric name: the sum of `value × batch size` and the sum of the batch sizes, as burn-train's
+/// `NumericMetricState` accumulates them (its epoch mean is their quotient).
+pub type EpochSums = BTreeMap<String, (f64, usize)>;
 
 /// Where a run keeps its checkpoints: `DIR/checkpoint`.
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
@@ -69,6 +76,11 @@ impl Generation {
     /// The file of the manifest in `dir`.
     pub fn manifest(self, dir: &Path) -> PathBuf {
         dir.join(format!("manifest-{}.json", self.suffix()))
+    }
+
+    /// The file of the training metrics' [`EpochSums`] in `dir` (written for `mid` only).
+    pub fn sums(self, dir: &Path) -> PathBuf {
+        dir.join(format!("train-metrics-{}.json", self.suffix()))
     }
 
     /// The generation a manifest's file name names, if it is one.
@@ -163,7 +175,7 @@ impl DurableCheckpointer {
         };
         write_manifest(&self.dir, generation, &Manifest { position, sha256 })?;
         // A checkpoint inside an earlier epoch is now older than this one.
-        if let Ok(mid) = verify(&self.dir, Generation::Mid)
+        if let Ok((mid, _)) = verify(&self.dir, Generation::Mid)
             && mid.epochs < epoch
         {
             remove_generation(&self.dir, Generation::Mid)?;
@@ -207,33 +219,55 @@ fn remove_generation(dir: &Path, generation: Generation) -> Result<(), Error> {
     for name in RECORDS {
         remove_file(&generation.record(dir, name))?;
     }
-    Ok(())
+    remove_file(&generation.sums(dir))
 }
 
 /// Saves the checkpoint inside an epoch, at `position`: the three records' bytes in the order of
-/// [`RECORDS`], then their manifest. The previous `mid` checkpoint's manifest is removed first.
+/// [`RECORDS`] and the training metrics' `sums`, then their manifest. The previous `mid`
+/// checkpoint's manifest is removed first.
 ///
 /// # Errors
 /// A file that cannot be written.
-pub fn save_mid(dir: &Path, position: Position, records: [&[u8]; 3]) -> Result<(), Error> {
+pub fn save_mid(
+    dir: &Path,
+    position: Position,
+    records: [&[u8]; 3],
+    sums: &EpochSums,
+) -> Result<(), Error> {
     let generation = Generation::Mid;
     remove_file(&generation.manifest(dir))?;
+    let sums = serde_json::to_string_pretty(sums).expect("sums serialize");
+    let files = RECORDS
+        .iter()
+        .map(|name| generation.record(dir, name))
+        .zip(records)
+        .chain([(generation.sums(dir), sums.as_bytes())]);
     let mut sha256 = BTreeMap::new();
-    for (name, bytes) in RECORDS.iter().zip(records) {
-        let path = generation.record(dir, name);
+    for (path, bytes) in files {
         write_atomic(&path, bytes)?;
         sha256.insert(file_name(&path), sha256_bytes(bytes));
     }
     write_manifest(dir, generation, &Manifest { position, sha256 })
 }
 
-/// Checks a generation's records against its manifest; its position if they match.
-fn verify(dir: &Path, generation: Generation) -> Result<Position, Error> {
+/// What [`verify`] finds of a checkpoint: its position and training sums, or why it is refused.
+type Verified = Result<(Position, EpochSums), Error>;
+
+/// Checks a generation's records against its manifest; its position, and the training metrics'
+/// sums if it names them (a `mid` checkpoint; empty for one written before they were kept), if
+/// they match.
+fn verify(dir: &Path, generation: Generation) -> Verified {
     let path = generation.manifest(dir);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))?;
+    let damaged = |file: &Path| {
+        Error::file(
+            file,
+            "damaged: its SHA-256 differs from the checkpoint's manifest",
+        )
+    };
     for name in RECORDS {
         let record = generation.record(dir, name);
         let expected = manifest
@@ -244,20 +278,32 @@ fn verify(dir: &Path, generation: Generation) -> Result<Position, Error> {
             return Err(Error::file(&record, "missing: the manifest names it"));
         }
         if sha256(&record)? != *expected {
-            return Err(Error::file(
-                &record,
-                "damaged: its SHA-256 differs from the checkpoint's manifest",
-            ));
+            return Err(damaged(&record));
         }
     }
-    Ok(manifest.position)
+    let file = generation.sums(dir);
+    let Some(expected) = manifest.sha256.get(&file_name(&file)) else {
+        return Ok((manifest.position, EpochSums::new()));
+    };
+    let bytes = std::fs::read(&file).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::file(&file, "missing: the manifest names it"),
+        _ => Error::file(&file, format!("cannot read: {e}")),
+    })?;
+    if sha256_bytes(&bytes) != *expected {
+        return Err(damaged(&file));
+    }
+    let sums = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::file(&file, format!("malformed: {e}")))?;
+    Ok((manifest.position, sums))
 }
 
 /// The checkpoint a run resumes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Found {
     /// Its name.
     pub generation: Generation,
+    /// The training metrics' sums of the epoch it stops inside (empty at an epoch's end).
+    pub sums: EpochSums,
     /// Where it stands.
     pub position: Position,
     /// The newer checkpoints passed over, each as the one-line error that refused it.
@@ -300,6 +346,7 @@ pub fn latest(dir: &Path) -> Result<Option<Found>, Error> {
         });
         return Ok(complete.map(|epochs| Found {
             generation: Generation::Epoch(epochs),
+            sums: EpochSums::new(),
             position: Position {
                 epochs,
                 steps_in_epoch: 0,
@@ -309,13 +356,13 @@ pub fn latest(dir: &Path) -> Result<Option<Found>, Error> {
     }
     // Newest first: by position, an epoch's end before a `mid` at the same position (it also
     // holds the epoch's validation).
-    let mut checked: Vec<(Generation, Result<Position, Error>)> = generations
+    let mut checked: Vec<(Generation, Verified)> = generations
         .into_iter()
         .map(|g| (g, verify(dir, g)))
         .collect();
-    let order = |g: &Generation, p: &Result<Position, Error>| {
+    let order = |g: &Generation, p: &Verified| {
         let position = match (p, g) {
-            (Ok(p), _) => *p,
+            (Ok((p, _)), _) => *p,
             (Err(_), Generation::Epoch(epochs)) => Position {
                 epochs: *epochs,
                 steps_in_epoch: 0,
@@ -328,9 +375,10 @@ pub fn latest(dir: &Path) -> Result<Option<Found>, Error> {
     let mut passed_over = Vec::new();
     for (generation, result) in checked {
         match result {
-            Ok(position) => {
+            Ok((position, sums)) => {
                 return Ok(Some(Found {
                     generation,
+                    sums,
                     position,
                     passed_over,
                 }));
@@ -412,12 +460,30 @@ mod tests {
             epochs: 1,
             steps_in_epoch: 4,
         };
-        save_mid(&dir, position, [&[7u8; 3], &[8u8; 3], &[9u8; 3]]).unwrap();
+        let sums = EpochSums::from([("-ELBO".to_string(), (0.1 + 0.2, 7))]);
+        save_mid(&dir, position, [&[7u8; 3], &[8u8; 3], &[9u8; 3]], &sums).unwrap();
         let found = latest(&dir).unwrap().unwrap();
         assert_eq!(
             (found.generation, found.position),
             (Generation::Mid, position)
         );
+        // The sums come back bit for bit.
+        assert_eq!(found.sums, sums);
+        // Damaged sums refuse the checkpoint like a damaged record: epoch 1 is taken.
+        let file = Generation::Mid.sums(&dir);
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace('7', "8")).unwrap();
+        let found = latest(&dir).unwrap().unwrap();
+        assert_eq!(found.generation, Generation::Epoch(1));
+        let refused = format!(
+            "{}: damaged: its SHA-256 differs from the checkpoint's manifest",
+            file.display()
+        );
+        assert_eq!(
+            verify(&dir, Generation::Mid).unwrap_err().to_string(),
+            refused
+        );
+        save_mid(&dir, position, [&[7u8; 3], &[8u8; 3], &[9u8; 3]], &sums).unwrap();
         save_epoch(&checkpointers, 3, 3);
         assert_eq!(
             latest(&dir).unwrap().unwrap().generation,
@@ -425,6 +491,7 @@ mod tests {
         );
         assert!(!Generation::Mid.manifest(&dir).exists());
         assert!(!Generation::Mid.record(&dir, "optim").exists());
+        assert!(!Generation::Mid.sums(&dir).exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

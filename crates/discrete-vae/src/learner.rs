@@ -10,7 +10,9 @@
 //!
 //! After each optimizer step the model tells its [`Watch`] (a stop asked by a signal saves a
 //! checkpoint of that step); the metric of the negative ELBO tells it when the loss is not
-//! finite.
+//! finite, and each training metric records its running sums of the epoch there, which the
+//! checkpoint of a stop inside an epoch keeps and the resumed run's metrics continue from
+//! ([`VaeMetric::training`]).
 
 use std::sync::Arc;
 
@@ -161,6 +163,15 @@ pub enum Quantity {
 }
 
 impl Quantity {
+    /// Every quantity, in the order of the metrics' columns.
+    pub const ALL: [Quantity; 5] = [
+        Quantity::NegativeElbo,
+        Quantity::Reconstruction,
+        Quantity::Kl,
+        Quantity::Temperature,
+        Quantity::Perplexity,
+    ];
+
     /// The metric's name, as burn-train logs it.
     pub fn name(self) -> &'static str {
         match self {
@@ -190,7 +201,19 @@ pub struct VaeMetric {
     quantity: Quantity,
     name: MetricName,
     state: NumericMetricState,
+    /// The epoch's running sums, as `state` accumulates them (its own are private).
+    sum: f64,
+    count: usize,
     watch: Option<Arc<Watch>>,
+    training: Option<Training>,
+}
+
+/// A training metric's part in a stop inside an epoch: the watch it records its sums in, and the
+/// sums it starts from in a run resumed inside an epoch (taken once).
+#[derive(Clone)]
+struct Training {
+    watch: Arc<Watch>,
+    resume: Option<(f64, usize)>,
 }
 
 impl VaeMetric {
@@ -200,7 +223,10 @@ impl VaeMetric {
             quantity,
             name: Arc::new(quantity.name().to_string()),
             state: NumericMetricState::default(),
+            sum: 0.0,
+            count: 0,
             watch: None,
+            training: None,
         }
     }
 
@@ -209,6 +235,48 @@ impl VaeMetric {
         Self {
             watch: Some(watch),
             ..self
+        }
+    }
+
+    /// The same metric as a training metric: it records its running sums of the epoch in
+    /// `watch` after each step ([`Watch::record_sums`]), and, given the `resume` sums of a
+    /// checkpoint inside an epoch (`Σ value × batch`, `Σ batch`), continues from them, so that
+    /// the epoch's mean is the one of the run that was not stopped, bit for bit.
+    pub fn training(self, watch: Arc<Watch>, resume: Option<(f64, usize)>) -> Self {
+        Self {
+            training: Some(Training { watch, resume }),
+            ..self
+        }
+    }
+
+    /// Starts the epoch's state from the sums a resumed run continues, once. burn-train's
+    /// `NumericMetricState` adds `value × count` to its sum: an update by `(sum, 1)` sets it to
+    /// exactly `sum`, and one by `(0, count - 1)` brings its count to `count` without changing
+    /// it.
+    fn continue_resumed(&mut self) {
+        let Some((sum, count)) = self.training.as_mut().and_then(|t| t.resume.take()) else {
+            return;
+        };
+        if count == 0 {
+            return;
+        }
+        self.state.update(sum, 1);
+        self.state.update(0.0, count - 1);
+        (self.sum, self.count) = (sum, count);
+    }
+
+    /// Adds a step's `value` over `batch` images, as `state` does, and records the sums.
+    fn add(&mut self, value: f64, batch: usize) {
+        self.continue_resumed();
+        self.state.update(value, batch);
+        if batch > 0 {
+            self.sum += value * batch as f64;
+            self.count += batch;
+        }
+        if let Some(training) = &self.training {
+            training
+                .watch
+                .record_sums(self.quantity.name(), self.sum, self.count);
         }
     }
 
@@ -245,16 +313,19 @@ impl Metric for VaeMetric {
         if let Some(watch) = &self.watch {
             watch.check_loss(value);
         }
-        self.state.update(value, item.batch);
+        self.add(value, item.batch);
         Ok(self.state.compute_update(self.format()))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
+        // A run resumed after the last step of an epoch has no step of it left to see.
+        self.continue_resumed();
         Ok(self.state.compute_final(self.format()))
     }
 
     fn clear(&mut self) {
         self.state.reset();
+        (self.sum, self.count) = (0.0, 0);
     }
 }
 
@@ -275,6 +346,43 @@ impl Numeric for VaeMetric {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::train::Interrupter;
+    use mnist_run::signals::StopFlag;
+
+    #[test]
+    fn a_metric_resumed_inside_an_epoch_ends_it_with_the_uninterrupted_mean() {
+        let steps = [(201.37, 100), (198.5, 100), (0.1 + 0.2, 100), (187.03, 64)];
+        let watch = || Arc::new(Watch::new(Interrupter::new(), StopFlag::new(), 1e-3, 4));
+        let final_value = |metric: &mut VaeMetric| {
+            metric.compute().unwrap();
+            metric.final_value().current()
+        };
+        let name = Quantity::NegativeElbo.name();
+        let whole = watch();
+        let mut uninterrupted = VaeMetric::new(Quantity::NegativeElbo).training(whole, None);
+        for (value, batch) in steps {
+            uninterrupted.add(value, batch);
+        }
+        let expected = final_value(&mut uninterrupted);
+        for stop in 1..=steps.len() {
+            let first = watch();
+            let mut before = VaeMetric::new(Quantity::NegativeElbo).training(first.clone(), None);
+            for &(value, batch) in &steps[..stop] {
+                before.add(value, batch);
+            }
+            let sums = first.sums()[name];
+            let mut after = VaeMetric::new(Quantity::NegativeElbo).training(watch(), Some(sums));
+            for &(value, batch) in &steps[stop..] {
+                after.add(value, batch);
+            }
+            // The same bits, also with no step left (a stop after the epoch's last one).
+            assert_eq!(
+                final_value(&mut after).to_bits(),
+                expected.to_bits(),
+                "stop {stop}"
+            );
+        }
+    }
     use crate::data::{DigitBatcher, Digits};
     use crate::model::DiscreteVaeConfig;
     use burn::data::dataloader::batcher::Batcher;

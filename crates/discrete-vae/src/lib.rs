@@ -11,7 +11,8 @@
 //!   the loader whose order is a function of the seed and the epoch.
 //! - [`checkpoint`]: atomic, durable, checksummed checkpoints for burn-train, and the one to
 //!   resume from.
-//! - [`watch`]: what the training steps and the trainer share: signals, divergence.
+//! - [`watch`]: what the training steps and the trainer share: signals, divergence, the training
+//!   metrics' sums of the epoch in progress.
 //! - [`model`]: the encoder, the layer over channels, the decoder, the negative ELBO, and the
 //!   optimizer-step counter that drives the annealing and keys the noise.
 //! - [`learner`]: `TrainStep` / `InferenceStep` and the metrics.

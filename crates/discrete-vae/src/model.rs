@@ -18,7 +18,7 @@ use mnist_run::checks::diverged;
 
 use crate::watch::Watch;
 use mnist_run::elbo::{kl_to_uniform, reconstruction};
-use mnist_run::limits::{MAX_MODEL_BYTES, check_count};
+use mnist_run::limits::{MAX_MODEL_BYTES, check_count, schedule_error};
 
 /// Side of the grid of codes: 28 halved twice.
 pub const GRID: usize = 7;
@@ -55,7 +55,7 @@ pub struct DiscreteVaeConfig {
 }
 
 impl DiscreteVaeConfig {
-    /// Checks the settings, naming the flag of the one that is wrong.
+    /// Checks the settings, naming the one that is wrong by its key (`model.codes`).
     ///
     /// # Errors
     /// `codes` outside `2..=8192`, `channels` 0, an invalid schedule, or a combination that
@@ -64,15 +64,15 @@ impl DiscreteVaeConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if !(2..=MAX_CODES).contains(&self.codes) {
             return Err(Error::invalid(
-                "--codes",
+                "model.codes",
                 format!("must be in 2..={MAX_CODES}, got {}", self.codes),
             ));
         }
-        check_count("--channels", self.channels, 1, MAX_CHANNELS)?;
+        check_count("model.channels", self.channels, 1, MAX_CHANNELS)?;
         let bytes = self.training_bytes();
         if bytes > MAX_MODEL_BYTES {
             return Err(Error::invalid(
-                "--channels",
+                "model.channels",
                 format!(
                     "a model of {} channels and {} codes would need {:.1} GiB for its weights, \
                      gradients and Adam's moments (at most {} GiB)",
@@ -85,12 +85,12 @@ impl DiscreteVaeConfig {
         }
         self.schedule
             .validate()
-            .map_err(|e| Error::invalid("--tau0/--tau-min/--anneal-rate/--tau", e))?;
+            .map_err(|e| schedule_error("model.schedule", e))?;
         // The layer's rules, at the schedule's floor.
         let lowest = self.schedule.tau(u64::MAX);
         self.estimator
             .validate(self.hard, Some(lowest), self.learnable_tau)
-            .map_err(|e| Error::invalid("--estimator", e.to_string()))
+            .map_err(|e| Error::invalid("model.estimator", e.to_string()))
     }
 
     /// The bytes of the training state: the weights, their gradients and Adam's two moments, in
@@ -544,11 +544,11 @@ mod tests {
     }
 
     #[test]
-    fn bad_settings_name_their_flag() {
+    fn bad_settings_name_their_key() {
         let error = |config: DiscreteVaeConfig| config.validate().unwrap_err().to_string();
         assert_eq!(
             error(DiscreteVaeConfig::new().with_channels(100_000)),
-            "--channels: must be <= 4096, got 100000"
+            "model.channels: must be <= 4096, got 100000"
         );
         assert!(
             error(
@@ -556,11 +556,11 @@ mod tests {
                     .with_channels(4096)
                     .with_codes(8192)
             )
-            .starts_with("--channels: a model of 4096 channels and 8192 codes would need ")
+            .starts_with("model.channels: a model of 4096 channels and 8192 codes would need ")
         );
         assert_eq!(
             error(DiscreteVaeConfig::new().with_codes(8193)),
-            "--codes: must be in 2..=8192, got 8193"
+            "model.codes: must be in 2..=8192, got 8193"
         );
         assert_eq!(
             error(
@@ -568,13 +568,13 @@ mod tests {
                     .with_hard(false)
                     .with_estimator(Estimator::GumbelRao { samples: 4 })
             ),
-            "--estimator: the estimator gumbel-rao:4 is for hard (one-hot) samples: set hard = true, \
+            "model.estimator: the estimator gumbel-rao:4 is for hard (one-hot) samples: set hard = true, \
              got hard = false"
         );
         // The schedule's floor, 0.5, is the lowest temperature the run would use.
         assert_eq!(
             error(DiscreteVaeConfig::new().with_estimator(Estimator::ReinMax)),
-            "--estimator: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"
+            "model.estimator: ReinMax needs a temperature tau that is finite and >= 1, got tau = 0.5"
         );
     }
 }

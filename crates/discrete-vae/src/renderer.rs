@@ -260,14 +260,7 @@ mod tests {
     use mnist_run::signals::StopFlag;
 
     fn watch() -> Arc<Watch> {
-        let dir = std::env::temp_dir();
-        Arc::new(Watch::new(
-            Interrupter::new(),
-            StopFlag::new(),
-            dir,
-            1e-3,
-            3,
-        ))
+        Arc::new(Watch::new(Interrupter::new(), StopFlag::new(), 1e-3, 3))
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! Exact resume: the data order of an epoch is a function of `(seed, epoch)` ([`EpochLoader`]),
 //! the noise of a step a function of `(seed, step, batch)` ([`DiscreteVae::noise_key`]), and Adam's
 //! state is in the checkpoint: a run resumed from any checkpoint trains to the weights of the run
-//! that was never stopped, bit for bit on one device.
+//! that was never stopped, bit for bit on one device. A checkpoint inside an epoch also keeps the
+//! training metrics' sums of the epoch so far, so that the resumed epoch's means are the
+//! uninterrupted run's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +44,9 @@ use mnist_run::resume::{check_epochs, check_fresh, check_same_settings};
 use mnist_run::signals::StopFlag;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Found, Position, checkpoint_dir, checkpointers, latest, remove_leftovers};
+use crate::checkpoint::{
+    Found, Position, checkpoint_dir, checkpointers, latest, remove_leftovers, save_mid,
+};
 use crate::data::{DigitBatcher, Digits, EpochLoader};
 use crate::learner::{Quantity, VaeMetric};
 use crate::model::{DiscreteVae, DiscreteVaeConfig, GRID, negative_elbo};
@@ -96,7 +100,7 @@ impl RunConfig {
         }
     }
 
-    /// Checks every setting, naming the flag of the one that is wrong.
+    /// Checks every setting, naming the one that is wrong by its key in `config.json`.
     ///
     /// # Errors
     /// As [`DiscreteVaeConfig::validate`]; epochs, batch size or devices outside their bounds; a
@@ -104,14 +108,14 @@ impl RunConfig {
     /// `> 0`; Gumbel-Rao with too many samples.
     pub fn validate(&self) -> Result<(), Error> {
         self.model.validate()?;
-        check_count("--epochs", self.epochs, 1, MAX_EPOCHS)?;
-        check_count("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)?;
-        check_count("--devices", self.devices, 1, MAX_DEVICES)?;
+        check_count("epochs", self.epochs, 1, MAX_EPOCHS)?;
+        check_count("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)?;
+        check_count("devices", self.devices, 1, MAX_DEVICES)?;
         if !self.batch_size.is_multiple_of(self.devices) {
             return Err(Error::invalid(
-                "--batch-size",
+                "batch_size",
                 format!(
-                    "must be a multiple of --devices ({}) to split evenly, got {}",
+                    "must be a multiple of the devices ({}) to split evenly, got {}",
                     self.devices, self.batch_size
                 ),
             ));
@@ -120,7 +124,7 @@ impl RunConfig {
         check_adam_epsilon(self.adam_epsilon)?;
         if let Estimator::GumbelRao { samples } = self.model.estimator {
             let codes = self.model.codes * GRID * GRID;
-            check_gumbel_rao(samples, self.batch_size, codes)?;
+            check_gumbel_rao("model.estimator", samples, self.batch_size, codes)?;
         }
         Ok(())
     }
@@ -264,7 +268,6 @@ pub fn train(
     let watch = Arc::new(Watch::new(
         interrupter.clone(),
         options.stop.clone().unwrap_or_default(),
-        checkpoints.clone(),
         config.learning_rate,
         steps_per_epoch,
     ));
@@ -313,15 +316,20 @@ pub fn train(
         .set_device(device.clone())
         .build(Digits::new(mnist.test.clone()));
     let learner = Learner::new(model, config.optimizer().init(), config.learning_rate);
-    let nelbo = VaeMetric::new(Quantity::NegativeElbo).watching(watch.clone());
-    let mut training = SupervisedTraining::new(run, train_loader, valid_loader)
-        .metrics((
-            nelbo,
-            VaeMetric::new(Quantity::Reconstruction),
-            VaeMetric::new(Quantity::Kl),
-            VaeMetric::new(Quantity::Temperature),
-            VaeMetric::new(Quantity::Perplexity),
-        ))
+    let mut training = SupervisedTraining::new(run, train_loader, valid_loader);
+    // The training metrics continue the sums of the epoch a `mid` checkpoint stopped inside.
+    let sums = found.as_ref().map(|f| f.sums.clone()).unwrap_or_default();
+    for quantity in Quantity::ALL {
+        let watched = |metric: VaeMetric| match quantity {
+            Quantity::NegativeElbo => metric.watching(watch.clone()),
+            _ => metric,
+        };
+        let seed = sums.get(quantity.name()).copied();
+        training = training
+            .metric_train_numeric(watched(VaeMetric::new(quantity)).training(watch.clone(), seed))
+            .metric_valid_numeric(watched(VaeMetric::new(quantity)));
+    }
+    let mut training = training
         .with_custom_checkpointers(model_ckpt, optim_ckpt, scheduler_ckpt)
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(2))
         .num_epochs(config.epochs)
@@ -354,14 +362,22 @@ pub fn train(
     match watch.take_stop() {
         Some(Stop::Diverged(error) | Stop::Failed(error)) => return Err(error),
         Some(Stop::Signal {
-            error: Some(error), ..
-        }) => return Err(error),
-        Some(Stop::Signal {
             signal,
             position,
             step,
-            error: None,
+            records,
         }) => {
+            // burn-train's loop has ended and its metrics have seen every step: their sums
+            // are complete.
+            let [model, optim, scheduler] = records.map_err(|e| {
+                Error::file(&checkpoints, format!("cannot encode the checkpoint: {e}"))
+            })?;
+            save_mid(
+                &checkpoints,
+                position,
+                [&model, &optim, &scheduler],
+                &watch.sums(),
+            )?;
             return Err(Error::Interrupted {
                 signal,
                 checkpoint: format!(
@@ -581,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn bounds_name_their_flags() {
+    fn bounds_name_their_settings() {
         let error = |config: RunConfig| config.validate().unwrap_err().to_string();
         let base = RunConfig::new(DataSource::Embedded);
         let rao = RunConfig {
@@ -591,19 +607,19 @@ mod tests {
                 .with_estimator(Estimator::GumbelRao { samples: 100_000 }),
             ..base.clone()
         };
-        assert!(error(rao).starts_with("--estimator: gumbel-rao needs at most 1000 samples"));
+        assert!(error(rao).starts_with("model.estimator: gumbel-rao needs at most 1000 samples"));
         let devices = RunConfig {
             devices: 3,
             ..base.clone()
         };
         assert_eq!(
             error(devices),
-            "--batch-size: must be a multiple of --devices (3) to split evenly, got 100"
+            "batch_size: must be a multiple of the devices (3) to split evenly, got 100"
         );
         let lr = RunConfig {
             learning_rate: f64::INFINITY,
             ..base
         };
-        assert_eq!(error(lr), "--lr: must be finite and > 0, got inf");
+        assert_eq!(error(lr), "learning_rate: must be finite and > 0, got inf");
     }
 }

@@ -1,11 +1,14 @@
 //! What a run's training steps and its trainer share, beyond burn-train's loop: the stop asked
 //! by a signal, burn-train's interrupter, and how training ended early.
 //!
-//! After each optimizer step, a stop asked by a signal saves a checkpoint of that step (the model,
-//! Adam and the scheduler, [`save_mid`]) and ends the loop; the metric of the negative ELBO ends
-//! it when the loss is not finite, before burn-train checkpoints weights that are NaN.
+//! After each optimizer step, a stop asked by a signal takes the records of that step (the model,
+//! Adam and the scheduler) and ends the loop; the trainer saves them once burn-train's loop has
+//! ended ([`save_mid`](crate::checkpoint::save_mid)), with the training metrics' running sums of
+//! the epoch, which the metrics record here as they see each step ([`Watch::record_sums`]): burn-train
+//! hands a step to its metrics after its optimizer step, so only then do they hold it. The metric
+//! of the negative ELBO ends the loop when the loss is not finite, before burn-train checkpoints
+//! weights that are NaN.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,12 +21,12 @@ use mnist_run::Error;
 use mnist_run::checks::finite_loss;
 use mnist_run::signals::StopFlag;
 
-use crate::checkpoint::{Position, save_mid};
+use crate::checkpoint::{EpochSums, Position};
 
 /// How a run's training ended early, as the [`Watch`] saw it.
 #[derive(Debug)]
 pub enum Stop {
-    /// A signal asked it to stop: the checkpoint of the step reached was saved (or its error).
+    /// A signal asked it to stop: the records of the step reached, to be saved.
     Signal {
         /// The signal's number.
         signal: usize,
@@ -31,8 +34,9 @@ pub enum Stop {
         position: Position,
         /// Optimizer steps done.
         step: u64,
-        /// The checkpoint's write, if it failed.
-        error: Option<Error>,
+        /// The bytes of the model's, the optimizer's and the scheduler's records at that step,
+        /// or the error that encoding them gave.
+        records: Result<[Bytes; 3], RecordError>,
     },
     /// The loss became NaN or infinite.
     Diverged(Error),
@@ -41,15 +45,15 @@ pub enum Stop {
 }
 
 /// What a run's training steps and the trainer share: the stop asked by a signal, burn-train's
-/// interrupter, where checkpoints go, and how training ended early if it did. See the
-/// [module](self) documentation.
+/// interrupter, the training metrics' sums of the epoch in progress, and how training ended
+/// early if it did. See the [module](self) documentation.
 pub struct Watch {
     interrupter: Interrupter,
     stop: StopFlag,
-    checkpoints: PathBuf,
     learning_rate: f64,
     steps_per_epoch: u64,
     step: AtomicU64,
+    sums: Mutex<EpochSums>,
     ended: Mutex<Option<Stop>>,
 }
 
@@ -57,31 +61,41 @@ impl std::fmt::Debug for Watch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watch")
             .field("stop", &self.stop)
-            .field("checkpoints", &self.checkpoints)
             .field("steps_per_epoch", &self.steps_per_epoch)
             .finish_non_exhaustive()
     }
 }
 
 impl Watch {
-    /// The watch of a run whose epochs have `steps_per_epoch` optimizer steps, checkpointing
-    /// into `checkpoints`, at the constant `learning_rate`.
+    /// The watch of a run whose epochs have `steps_per_epoch` optimizer steps, at the constant
+    /// `learning_rate`.
     pub fn new(
         interrupter: Interrupter,
         stop: StopFlag,
-        checkpoints: PathBuf,
         learning_rate: f64,
         steps_per_epoch: u64,
     ) -> Self {
         Self {
             interrupter,
             stop,
-            checkpoints,
             learning_rate,
             steps_per_epoch: steps_per_epoch.max(1),
             step: AtomicU64::new(0),
+            sums: Mutex::new(EpochSums::new()),
             ended: Mutex::new(None),
         }
+    }
+
+    /// Records the running sums of the training metric `name` in the epoch in progress, after
+    /// the step it has just seen (a training metric calls it at each step).
+    pub fn record_sums(&self, name: &str, sum: f64, count: usize) {
+        let mut sums = self.sums.lock().expect("the watch");
+        sums.insert(name.to_string(), (sum, count));
+    }
+
+    /// The training metrics' running sums of the epoch in progress, as of the last step they saw.
+    pub fn sums(&self) -> EpochSums {
+        self.sums.lock().expect("the watch").clone()
     }
 
     /// How training ended early, if it did (taken: a second call answers `None`).
@@ -111,8 +125,8 @@ impl Watch {
     }
 
     /// After the optimizer step that brought the run to `step`: when a signal asked to stop,
-    /// saves the checkpoint of this step, the bytes of the model's and the optimizer's records
-    /// that `records` gives, and ends burn-train's loop.
+    /// keeps the records of this step (the bytes of the model's and the optimizer's that
+    /// `records` gives, and the scheduler's) for the trainer to save, and ends burn-train's loop.
     pub fn after_step(
         &self,
         step: u64,
@@ -134,20 +148,12 @@ impl Watch {
             steps_in_epoch: step - epochs * self.steps_per_epoch,
         };
         let scheduler = LrScheduler::to_record(&self.learning_rate).checkpoint_into_bytes();
-        let error = match (records(), scheduler) {
-            (Ok((model, optim)), Ok(scheduler)) => {
-                save_mid(&self.checkpoints, position, [&model, &optim, &scheduler]).err()
-            }
-            (Err(e), _) | (_, Err(e)) => Some(Error::file(
-                &self.checkpoints,
-                format!("cannot encode the checkpoint: {e}"),
-            )),
-        };
+        let records = records().and_then(|(model, optim)| Ok([model, optim, scheduler?]));
         *ended = Some(Stop::Signal {
             signal,
             position,
             step,
-            error,
+            records,
         });
         self.interrupter.stop(Some("stopped by a signal"));
     }

@@ -10,7 +10,7 @@ use burn::tensor::Tensor;
 use crate::data::Mnist;
 use crate::error::Error;
 
-/// Refuses a data set with an empty training or test split (flag `--mnist`): nothing to train
+/// Refuses a data set with an empty training or test split (setting `data`): nothing to train
 /// on, or nothing to evaluate on.
 ///
 /// # Errors
@@ -19,7 +19,7 @@ pub fn check_data(data: &Mnist) -> Result<(), Error> {
     for (split, images) in [("training", &data.train), ("test", &data.test)] {
         if images.is_empty() {
             return Err(Error::invalid(
-                "--mnist",
+                "data",
                 format!("the {split} set of {} has no image", data.source),
             ));
         }
@@ -27,16 +27,16 @@ pub fn check_data(data: &Mnist) -> Result<(), Error> {
     Ok(())
 }
 
-/// `loss` if it is finite; else the error that ends a diverged run (flag `--lr`), naming the
-/// optimizer step it was seen at.
+/// `loss` if it is finite; else the error that ends a diverged run (setting `learning_rate`),
+/// naming the optimizer step it was seen at.
 ///
 /// # Errors
 /// A loss that is NaN or infinite.
 pub fn finite_loss(loss: f64, step: u64) -> Result<f64, Error> {
     if !loss.is_finite() {
         return Err(Error::invalid(
-            "--lr",
-            format!("the loss became {loss} by step {step}: the run diverged; lower --lr"),
+            "learning_rate",
+            format!("the loss became {loss} by step {step}: the run diverged; lower it"),
         ));
     }
     Ok(loss)
@@ -73,7 +73,7 @@ mod tests {
             labels: Vec::new(),
         };
         let error = check_data(&data).unwrap_err().to_string();
-        assert!(error.starts_with("--mnist: the test set of "), "{error}");
+        assert!(error.starts_with("data: the test set of "), "{error}");
         assert!(error.ends_with(" has no image"), "{error}");
     }
 
@@ -82,7 +82,7 @@ mod tests {
         assert_eq!(finite_loss(1.5, 3).unwrap(), 1.5);
         assert_eq!(
             finite_loss(f64::NAN, 20).unwrap_err().to_string(),
-            "--lr: the loss became NaN by step 20: the run diverged; lower --lr"
+            "learning_rate: the loss became NaN by step 20: the run diverged; lower it"
         );
         assert!(finite_loss(f64::INFINITY, 1).is_err());
     }

@@ -1,4 +1,6 @@
-//! The errors the VAE's programs report: one line each, naming the file or the flag.
+//! The errors of the VAE's trainers: one line each, naming the file, or the setting by its key
+//! (`learning_rate`, `model.codes`, `out_dir`), which a program renames to its flag with
+//! [`settings::named_by_flags`](crate::settings::named_by_flags).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,8 @@ pub enum Error {
     /// Training stopped on a signal (SIGINT, SIGTERM) after saving a checkpoint that holds its
     /// position inside the epoch.
     #[error(
-        "interrupted by {}: saved checkpoint {checkpoint} ({step} steps); continue with --resume",
+        "interrupted by {}: saved checkpoint {checkpoint} ({step} steps); resume the run to \
+         continue",
         signal_name(*signal)
     )]
     Interrupted {
@@ -27,11 +30,13 @@ pub enum Error {
         /// Optimizer steps done.
         step: u64,
     },
-    /// A flag or configuration value that makes no sense.
-    #[error("{flag}: {message}")]
+    /// A setting or run option whose value makes no sense, or that the run's state refuses.
+    #[error("{setting}: {message}")]
     Invalid {
-        /// The flag, as the user typed it (`--batch-size`).
-        flag: String,
+        /// The setting's key: its path in `config.json` (`batch_size`, `model.schedule.tau_min`),
+        /// or a run option (`out_dir`, `resume`); a program's flag (`--batch-size`) once
+        /// [`named_by_flags`](crate::settings::named_by_flags).
+        setting: String,
         /// The rule and the value.
         message: String,
     },
@@ -64,10 +69,10 @@ impl Error {
         }
     }
 
-    /// An error about the flag `flag` (the [`Error::Invalid`] variant).
-    pub fn invalid(flag: &str, message: impl Into<String>) -> Self {
+    /// An error about the setting `setting` (the [`Error::Invalid`] variant).
+    pub fn invalid(setting: &str, message: impl Into<String>) -> Self {
         Self::Invalid {
-            flag: flag.to_string(),
+            setting: setting.to_string(),
             message: message.into(),
         }
     }
@@ -86,11 +91,11 @@ mod tests {
         };
         assert_eq!(interrupted(2).exit_code(), 130);
         assert_eq!(interrupted(15).exit_code(), 143);
-        assert_eq!(Error::invalid("--lr", "bad").exit_code(), 1);
+        assert_eq!(Error::invalid("learning_rate", "bad").exit_code(), 1);
         assert_eq!(
             interrupted(15).to_string(),
-            "interrupted by SIGTERM: saved checkpoint step-0000000040 (40 steps); continue with \
-             --resume"
+            "interrupted by SIGTERM: saved checkpoint step-0000000040 (40 steps); resume the run \
+             to continue"
         );
     }
 }

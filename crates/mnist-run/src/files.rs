@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::settings::OUT_DIR;
 
 /// The environment variable of the fault-injection hook: with `MNIST_RUN_FAULT_AT=n`, the process
 /// aborts at its `n`-th [`fault_point`] (counted from 1). Read only when the crate is built with
@@ -193,10 +194,10 @@ pub fn lock_run(dir: &Path) -> Result<RunLock, Error> {
                 holder
             };
             return Err(Error::invalid(
-                "--out",
+                OUT_DIR,
                 format!(
                     "{} is in use by another run ({holder}); wait for it to end or choose \
-                     another --out",
+                     another folder",
                     dir.display()
                 ),
             ));
@@ -251,7 +252,7 @@ mod tests {
         let dir = scratch("lock");
         let held = lock_run(&dir).unwrap();
         let error = lock_run(&dir).unwrap_err().to_string();
-        assert!(error.starts_with("--out: "), "{error}");
+        assert!(error.starts_with("out_dir: "), "{error}");
         assert!(
             error.contains("is in use by another run (process "),
             "{error}"

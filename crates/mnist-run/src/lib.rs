@@ -7,7 +7,9 @@
 //! resume policy, the same answer to a signal and to a diverging loss, one-line errors.
 //!
 //! Modules, each importing only those above it in this list:
-//! - [`error`]: the one-line errors of the programs, each naming its file or flag.
+//! - [`error`]: the one-line errors of the trainers, each naming its file or setting.
+//! - [`settings`]: the settings by key, and the flags a program sets them with (errors renamed
+//!   to flags, the flags a resume compares).
 //! - [`limits`]: the bounds of the settings both trainers share (epochs, batch, learning rate,
 //!   Adam's ε, Gumbel-Rao's samples, the memory of a model).
 //! - [`files`]: atomic and durable writes, the run folder's lock, SHA-256, fault injection.
@@ -32,6 +34,7 @@ pub mod files;
 pub mod limits;
 pub mod pictures;
 pub mod resume;
+pub mod settings;
 pub mod signals;
 
 pub use error::Error;

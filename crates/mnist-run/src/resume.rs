@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::settings::{RESUME, Setting, flag};
 
 /// Whether `dir` holds a run: its `config.json`, or a `checkpoint/` folder (also one left without
 /// a configuration, whose stale checkpoints a fresh run must not mix with its own).
@@ -30,7 +31,7 @@ pub fn check_fresh(dir: &Path) -> Result<(), Error> {
     if holds_run(dir) {
         return Err(Error::file(
             dir,
-            "holds a run already: continue it with --resume, or choose another --out",
+            "holds a run already: resume it, or choose another folder",
         ));
     }
     Ok(())
@@ -41,15 +42,15 @@ pub fn check_fresh(dir: &Path) -> Result<(), Error> {
 /// programs build `given` with [`resumed_config`]).
 ///
 /// # Errors
-/// The differences, as `setting: stored → given` (flag `--resume`).
+/// The differences, as `setting: stored → given` (setting [`RESUME`]).
 pub fn check_same_settings<C: Serialize>(stored: &C, given: &C, path: &Path) -> Result<(), Error> {
     let differences = differences(stored, given);
     if !differences.is_empty() {
         return Err(Error::invalid(
-            "--resume",
+            RESUME,
             format!(
                 "{}: the run was made with other settings ({}); resume with its own settings or \
-                 choose another --out",
+                 choose another folder",
                 path.display(),
                 differences.join(", ")
             ),
@@ -58,29 +59,13 @@ pub fn check_same_settings<C: Serialize>(stored: &C, given: &C, path: &Path) -> 
     Ok(())
 }
 
-/// A setting of `config.json` and the flags that set it (clap's ids: `batch_size` for
-/// `--batch-size`).
-#[derive(Clone, Copy, Debug)]
-pub struct Setting {
-    /// The flags, as clap names them.
-    pub flags: &'static [&'static str],
-    /// Where it is in `config.json`, as a JSON pointer (`/model/codes`).
-    pub pointer: &'static str,
-}
-
-impl Setting {
-    /// The setting at `pointer` that `flags` set.
-    pub const fn new(flags: &'static [&'static str], pointer: &'static str) -> Self {
-        Self { flags, pointer }
-    }
-}
-
 /// The configuration of a resumed run: `stored`, with `given`'s epochs when `--epochs` was given
 /// (`explicit("epochs")`), after checking that each of `settings` whose flags were given repeats
-/// the stored value. `config` names the stored file in the message.
+/// the stored value (but the epochs, which [`check_epochs`] checks). `config` names the stored
+/// file in the message.
 ///
 /// # Errors
-/// A given flag whose value differs from the stored setting (flag `--resume`), listing each as
+/// A given flag whose value differs from the stored setting (setting [`RESUME`]), listing each as
 /// `--flag gives X, the run has Y`.
 pub fn resumed_config<C: Serialize + DeserializeOwned>(
     stored: &C,
@@ -94,7 +79,7 @@ pub fn resumed_config<C: Serialize + DeserializeOwned>(
     let null = Value::Null;
     let changed: Vec<String> = settings
         .iter()
-        .filter(|s| s.flags.iter().any(|f| explicit(f)))
+        .filter(|s| s.pointer != "/epochs" && s.flags.iter().any(|f| explicit(f)))
         .filter_map(|s| {
             let (was, now) = (
                 stored.pointer(s.pointer).unwrap_or(&null),
@@ -104,17 +89,17 @@ pub fn resumed_config<C: Serialize + DeserializeOwned>(
                 .flags
                 .iter()
                 .filter(|f| explicit(f))
-                .map(|f| format!("--{}", f.replace('_', "-")))
+                .map(|f| flag(f))
                 .collect();
             (was != now).then(|| format!("{} gives {now}, the run has {was}", flags.join(" ")))
         })
         .collect();
     if !changed.is_empty() {
         return Err(Error::invalid(
-            "--resume",
+            RESUME,
             format!(
                 "the run of {} was made with other settings: {}; drop these flags to resume it, \
-                 or train into another --out",
+                 or train into another folder",
                 config.display(),
                 changed.join("; ")
             ),
@@ -131,7 +116,7 @@ pub fn resumed_config<C: Serialize + DeserializeOwned>(
 /// it), `None` when it is the stored total.
 ///
 /// # Errors
-/// Fewer epochs than stored or done (flag `--epochs`).
+/// Fewer epochs than stored or done (setting `epochs`).
 pub fn check_epochs(
     stored: usize,
     done: usize,
@@ -139,9 +124,9 @@ pub fn check_epochs(
 ) -> Result<Option<(usize, usize)>, Error> {
     if requested < stored.max(done) {
         return Err(Error::invalid(
-            "--epochs",
+            "epochs",
             format!(
-                "may only grow on --resume: the run has {stored} epochs ({done} done), got \
+                "may only grow when the run is resumed: the run has {stored} epochs ({done} done), got \
                  {requested}"
             ),
         ));
@@ -203,7 +188,8 @@ mod tests {
         codes: usize,
     }
 
-    const SETTINGS: [Setting; 2] = [
+    const SETTINGS: [Setting; 3] = [
+        Setting::new(&["epochs"], "/epochs"),
         Setting::new(&["lr"], "/lr"),
         Setting::new(&["codes"], "/model/codes"),
     ];
@@ -233,9 +219,9 @@ mod tests {
             .to_string();
         assert_eq!(
             error,
-            "--resume: the run of run/config.json was made with other settings: --lr gives 0.1, \
+            "resume: the run of run/config.json was made with other settings: --lr gives 0.1, \
              the run has 0.001; --codes gives 64, the run has 8; drop these flags to resume it, \
-             or train into another --out"
+             or train into another folder"
         );
     }
 
@@ -245,7 +231,7 @@ mod tests {
         assert_eq!(check_epochs(2, 1, 5).unwrap(), Some((2, 5)));
         assert_eq!(
             check_epochs(2, 2, 1).unwrap_err().to_string(),
-            "--epochs: may only grow on --resume: the run has 2 epochs (2 done), got 1"
+            "epochs: may only grow when the run is resumed: the run has 2 epochs (2 done), got 1"
         );
         assert!(check_epochs(2, 3, 2).is_err());
     }

@@ -64,8 +64,8 @@ impl Mnist {
             Error::File { path, message } => Error::File {
                 path,
                 message: format!(
-                    "{message} (in Burn's dataset cache: pass --embedded to use the embedded \
-                     subset, or --mnist DIR)"
+                    "{message} (in Burn's dataset cache: choose the embedded subset or a folder \
+                     of MNIST files instead)"
                 ),
             },
             other => other,
