@@ -57,10 +57,24 @@ fn hard_gradient_equals_soft_gradient(device: &Device) {
     for tau in [0.1, 1.0, 5.0] {
         let (_, soft) = loss_and_grad(device, &logits, tau, false);
         let (hard_loss, hard) = loss_and_grad(device, &logits, tau, true);
-        assert_eq!(
-            hard, soft,
-            "tau {tau}: straight-through gradient differs from the soft one"
-        );
+        if format!("{device:?}").contains("Wgpu") {
+            // On wgpu the two graphs run different kernels, whose sums the driver may order
+            // differently from one run to the next (Mesa's lavapipe gave differences of 1–2 ulp
+            // in one CI run of three): equal within 8 ulp of the larger value.
+            for (i, (h, s)) in hard.iter().zip(&soft).enumerate() {
+                let ulps = 8.0 * f32::EPSILON * h.abs().max(s.abs());
+                assert!(
+                    (h - s).abs() <= ulps,
+                    "tau {tau}, logit {i}: straight-through gradient {h} differs from the soft \
+                     one {s} by more than 8 ulp"
+                );
+            }
+        } else {
+            assert_eq!(
+                hard, soft,
+                "tau {tau}: straight-through gradient differs from the soft one"
+            );
+        }
         // The forward value is the hard one: L = Σ over rows of w at argmax(logits + noise).
         let noise = host_gumbel(ROWS * K, 52);
         let w = host_uniform(ROWS * K, 53, -1.0, 1.0);
