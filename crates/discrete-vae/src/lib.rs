@@ -15,8 +15,10 @@
 //!   metrics' sums of the epoch in progress.
 //! - [`model`]: the encoder, the layer over channels, the decoder, the negative ELBO, and the
 //!   optimizer-step counter that drives the annealing and keys the noise.
+//! - [`config`]: the run's settings, their checks, `config.json`.
 //! - [`learner`]: `TrainStep` / `InferenceStep` and the metrics.
 //! - [`report`]: reconstructions, decoded random codes, the histogram of code usage.
+//! - [`evaluation`]: the test negative ELBO with keyed noise, `evaluation.json`.
 //! - [`renderer`]: one line per epoch, with a progress bar on a terminal, and `metrics.csv`.
 //! - [`training`]: the run's configuration, training on one or several devices, evaluation,
 //!   and [`training::run`], the whole run under the folder's lock.
@@ -26,7 +28,9 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod config;
 pub mod data;
+pub mod evaluation;
 pub mod learner;
 pub mod model;
 pub mod renderer;

@@ -15,15 +15,14 @@
 //! training metrics' sums of the epoch so far, so that the resumed epoch's means are the
 //! uninterrupted run's.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
-use burn::data::dataset::Dataset;
 use burn::module::Module;
+use burn::optim::OptimizerRecord;
 use burn::optim::lr_scheduler::LrSchedulerRecord;
-use burn::optim::{AdamConfig, OptimizerRecord};
 use burn::store::ModuleRecord;
 use burn::tensor::Device;
 use burn::train::checkpoint::{Checkpointer, KeepLastNCheckpoints};
@@ -31,145 +30,26 @@ use burn::train::logger::InMemoryMetricLogger;
 use burn::train::{
     ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
 };
-use burn_gumbel::{Estimator, Key};
 use mnist_run::Error;
 use mnist_run::checks::check_data;
-use mnist_run::data::{DataSource, Mnist};
-use mnist_run::files::{RunLock, create_dir, lock_run, write_atomic};
-use mnist_run::limits::{
-    ADAM_EPSILON, LEGACY_ADAM_EPSILON, MAX_BATCH_SIZE, MAX_EPOCHS, check_adam_epsilon, check_count,
-    check_gumbel_rao, check_learning_rate,
-};
+use mnist_run::data::Mnist;
+use mnist_run::files::{RunLock, create_dir, lock_run};
 use mnist_run::resume::{check_epochs, check_fresh, check_same_settings};
 use mnist_run::signals::StopFlag;
-use serde::{Deserialize, Serialize};
+
+pub use crate::config::{MAX_DEVICES, RunConfig, config_path, load_config};
+pub use crate::evaluation::{Evaluation, evaluate, independent_pixels_nll, write_evaluation};
 
 use crate::checkpoint::{
     Found, Position, checkpoint_dir, checkpointers, latest, remove_leftovers, save_mid,
 };
+use crate::config::save_config;
 use crate::data::{DigitBatcher, Digits, EpochLoader};
 use crate::learner::{Quantity, VaeMetric};
-use crate::model::{DiscreteVae, DiscreteVaeConfig, GRID, negative_elbo};
+use crate::model::DiscreteVae;
 use crate::renderer::{MetricsCsv, renderer};
 use crate::report::write_pictures;
 use crate::watch::{Stop, Watch};
-
-/// The most devices a run may train on.
-pub const MAX_DEVICES: usize = 64;
-
-/// Every setting of a run; stored as the run folder's `config.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    /// The model.
-    pub model: DiscreteVaeConfig,
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Images per optimizer step, in all: split evenly over the devices (each device's batch is
-    /// `batch_size / devices`, and their gradients are summed), the same step as on one device.
-    pub batch_size: usize,
-    /// Adam's learning rate.
-    pub learning_rate: f64,
-    /// Adam's ε: [`ADAM_EPSILON`] by default; runs made before it was recorded used Burn's
-    /// default, [`LEGACY_ADAM_EPSILON`], and resume with it.
-    #[serde(default = "legacy_adam_epsilon")]
-    pub adam_epsilon: f64,
-    /// Seed of the initialization, the data order and the noise.
-    pub seed: u64,
-    /// Where the images come from.
-    pub data: DataSource,
-    /// Devices trained on in parallel (burn-train's multi-device strategy), `≥ 1`.
-    pub devices: usize,
-}
-
-fn legacy_adam_epsilon() -> f64 {
-    LEGACY_ADAM_EPSILON
-}
-
-impl RunConfig {
-    /// The defaults of the `discrete_vae` binary for `data`.
-    pub fn new(data: DataSource) -> Self {
-        Self {
-            model: DiscreteVaeConfig::new(),
-            epochs: 10,
-            batch_size: 100,
-            learning_rate: 1e-3,
-            adam_epsilon: ADAM_EPSILON,
-            seed: 0,
-            data,
-            devices: 1,
-        }
-    }
-
-    /// Checks every setting, naming the one that is wrong by its key in `config.json`.
-    ///
-    /// # Errors
-    /// As [`DiscreteVaeConfig::validate`]; epochs, batch size or devices outside their bounds; a
-    /// batch size that the devices do not divide; a learning rate or ε that is not finite and
-    /// `> 0`; Gumbel-Rao with too many samples.
-    pub fn validate(&self) -> Result<(), Error> {
-        self.model.validate()?;
-        check_count("epochs", self.epochs, 1, MAX_EPOCHS)?;
-        check_count("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)?;
-        check_count("devices", self.devices, 1, MAX_DEVICES)?;
-        if !self.batch_size.is_multiple_of(self.devices) {
-            return Err(Error::invalid(
-                "batch_size",
-                format!(
-                    "must be a multiple of the devices ({}) to split evenly, got {}",
-                    self.devices, self.batch_size
-                ),
-            ));
-        }
-        check_learning_rate(self.learning_rate)?;
-        check_adam_epsilon(self.adam_epsilon)?;
-        if let Estimator::GumbelRao { samples } = self.model.estimator {
-            let codes = self.model.codes * GRID * GRID;
-            check_gumbel_rao("model.estimator", samples, self.batch_size, codes)?;
-        }
-        Ok(())
-    }
-
-    /// Adam with this run's ε.
-    pub fn optimizer(&self) -> AdamConfig {
-        AdamConfig::new().with_epsilon(self.adam_epsilon as f32)
-    }
-
-    /// Optimizer steps per epoch on `images` training images: burn-train splits the data into
-    /// one share per device (the last share takes the remainder), each in batches of
-    /// `batch_size / devices`, and a step takes a batch from every share that has one left.
-    pub fn steps_per_epoch(&self, images: usize) -> u64 {
-        let share = images / self.devices;
-        let last = images - share * (self.devices - 1);
-        last.div_ceil(self.batch_size / self.devices) as u64
-    }
-}
-
-/// The file of a run's configuration.
-pub fn config_path(run: &Path) -> PathBuf {
-    run.join("config.json")
-}
-
-/// Reads a run's `config.json`.
-///
-/// # Errors
-/// A missing or malformed file, or settings that [`RunConfig::validate`] refuses.
-pub fn load_config(run: &Path) -> Result<RunConfig, Error> {
-    let path = config_path(run);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
-    let config: RunConfig =
-        serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("malformed: {e}")))?;
-    config
-        .validate()
-        .map_err(|e| Error::file(&path, e.to_string()))?;
-    Ok(config)
-}
-
-/// Writes a run's `config.json`, atomically and durably.
-fn save_config(config: &RunConfig, run: &Path) -> Result<(), Error> {
-    let json = serde_json::to_string_pretty(config).expect("a configuration serializes");
-    write_atomic(&config_path(run), json.as_bytes())
-}
 
 /// How [`train`] runs.
 #[derive(Clone, Default)]
@@ -435,96 +315,6 @@ fn resume_from(
     Ok(found)
 }
 
-/// The test negative ELBO and its terms, in nats per image.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// With one-hot codes (as the model decodes at test time).
-    pub nelbo_hard: f64,
-    /// With soft codes at the same temperature.
-    pub nelbo_soft: f64,
-    /// The reconstruction term with one-hot codes.
-    pub reconstruction_hard: f64,
-    /// The KL term (the same for both).
-    pub kl: f64,
-}
-
-/// The negative ELBO of `model` (at its temperature) on `digits`, one sample per image with the
-/// noise of keys of `seed` (batch `i` drawn with `Key::new(seed).fold_in(i)`), with hard and
-/// with soft codes: the means over the images of the terms of [`negative_elbo`].
-pub fn evaluate(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u64) -> Evaluation {
-    let model = model.clone().valid();
-    let [nelbo_hard, reconstruction_hard, kl] = mean_terms(&model, digits, batch_size, seed);
-    let [nelbo_soft, _, _] = mean_terms(&model.with_soft_codes(), digits, batch_size, seed);
-    Evaluation {
-        nelbo_hard,
-        nelbo_soft,
-        reconstruction_hard,
-        kl,
-    }
-}
-
-/// The negative ELBO, reconstruction and KL of `model` averaged over `digits`.
-fn mean_terms(model: &DiscreteVae, digits: &Digits, batch_size: usize, seed: u64) -> [f64; 3] {
-    let device = model.devices()[0].clone();
-    let mut total = [0.0f64; 3];
-    for (i, images) in digits.batches(batch_size, &device).enumerate() {
-        let n = images.dims()[0] as f64;
-        let key = Key::new(seed).fold_in(i as u64);
-        let elbo = negative_elbo(images.clone(), &model.forward_with_key(images, key));
-        for (sum, term) in total
-            .iter_mut()
-            .zip([elbo.loss, elbo.reconstruction, elbo.kl])
-        {
-            *sum += n * term.into_scalar::<f32>() as f64;
-        }
-    }
-    total.map(|sum| sum / digits.len() as f64)
-}
-
-/// Writes `run/evaluation.json`: the optimizer steps, the [`Evaluation`] and the
-/// independent-pixel baseline ([`independent_pixels_nll`]).
-///
-/// # Errors
-/// An unwritable file.
-pub fn write_evaluation(
-    run: &Path,
-    steps: u64,
-    evaluation: &Evaluation,
-    independent_pixels: f64,
-) -> Result<(), Error> {
-    let json = serde_json::json!({
-        "steps": steps,
-        "evaluation": evaluation,
-        "independent_pixels": independent_pixels,
-    });
-    let text = serde_json::to_string_pretty(&json).expect("numbers serialize");
-    write_atomic(&run.join("evaluation.json"), text.as_bytes())
-}
-
-/// The negative log-likelihood, in nats per image, of `test` under the best model of independent
-/// pixels fitted to `train`: each pixel Bernoulli with its training frequency (clamped to
-/// `[1e-3, 1 − 1e-3]`). What a VAE must beat to have learned anything about shapes.
-pub fn independent_pixels_nll(train: &Digits, test: &Digits) -> f64 {
-    let pixels = mnist_run::data::PIXELS;
-    let mut on = vec![0.0f64; pixels];
-    for i in 0..train.len() {
-        for (count, &x) in on.iter_mut().zip(&train.get(i).expect("in range").0) {
-            *count += f64::from(x);
-        }
-    }
-    let p: Vec<f64> = on
-        .iter()
-        .map(|&c| (c / train.len() as f64).clamp(1e-3, 1.0 - 1e-3))
-        .collect();
-    let mut nll = 0.0;
-    for i in 0..test.len() {
-        for (&p, &x) in p.iter().zip(&test.get(i).expect("in range").0) {
-            nll -= if x > 0.5 { p.ln() } else { (1.0 - p).ln() };
-        }
-    }
-    nll / test.len() as f64
-}
-
 /// What a whole run reports.
 pub struct Report {
     /// The checkpoint resumed from, if any.
@@ -569,57 +359,4 @@ pub fn run(
         independent_pixels,
         usage,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn steps_per_epoch_follow_burn_trains_split() {
-        let mut config = RunConfig::new(DataSource::Embedded);
-        assert_eq!(config.steps_per_epoch(10_000), 100);
-        assert_eq!(config.steps_per_epoch(301), 4);
-        // Two devices of 50 images a step: shares of 150 and 151 images, 3 and 4 batches.
-        config.devices = 2;
-        assert_eq!(config.steps_per_epoch(301), 4);
-        assert_eq!(config.steps_per_epoch(10_000), 100);
-    }
-
-    #[test]
-    fn a_configuration_from_before_adam_epsilon_reads_with_burns_default() {
-        let config = RunConfig::new(DataSource::Embedded);
-        let mut value = serde_json::to_value(&config).unwrap();
-        assert_eq!(value["adam_epsilon"], 1e-8);
-        value.as_object_mut().unwrap().remove("adam_epsilon");
-        let old: RunConfig = serde_json::from_value(value).unwrap();
-        assert_eq!(old.adam_epsilon, 1e-5);
-    }
-
-    #[test]
-    fn bounds_name_their_settings() {
-        let error = |config: RunConfig| config.validate().unwrap_err().to_string();
-        let base = RunConfig::new(DataSource::Embedded);
-        let rao = RunConfig {
-            model: base
-                .model
-                .clone()
-                .with_estimator(Estimator::GumbelRao { samples: 100_000 }),
-            ..base.clone()
-        };
-        assert!(error(rao).starts_with("model.estimator: gumbel-rao needs at most 1000 samples"));
-        let devices = RunConfig {
-            devices: 3,
-            ..base.clone()
-        };
-        assert_eq!(
-            error(devices),
-            "batch_size: must be a multiple of the devices (3) to split evenly, got 100"
-        );
-        let lr = RunConfig {
-            learning_rate: f64::INFINITY,
-            ..base
-        };
-        assert_eq!(error(lr), "learning_rate: must be finite and > 0, got inf");
-    }
 }
