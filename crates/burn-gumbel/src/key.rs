@@ -18,10 +18,15 @@ use serde::{Deserialize, Serialize};
 /// The derivation is a 64-bit integer hash (`mix64`, the finalizer of Steele, Lea and Flood's
 /// SplitMix64):
 ///
-/// `fold_in(k, d) = mix64(mix64(k) ⊕ (d · φ + 1))`, `split(k, n)[i] = fold_in(k, i)`,
+/// `fold_in(k, d) = mix64(mix64(k) ⊕ (d · φ + 1))`,
+/// `split(k, n)[i] = mix64(mix64(mix64(k) ⊕ σ) ⊕ (i · φ + 1))`,
 ///
-/// with `φ = 0x9E37_79B9_7F4A_7C15`. For one key, distinct `d` give distinct keys (each step is a
-/// bijection of 64 bits), and neighbouring `d` give unrelated ones.
+/// with `φ = 0x9E37_79B9_7F4A_7C15` and `σ` a constant that separates the two derivations (as
+/// JAX's `split` and `fold_in` are two derivations). For one key, distinct `d` give distinct keys
+/// (each step is a bijection of 64 bits), and neighbouring `d` give unrelated ones; likewise
+/// distinct `i`. A program that folds in its steps and splits for its layers does not draw the
+/// same noise twice: `split(k, n)[i]` equals `fold_in(k, d)` for exactly one `d`, a pseudo-random
+/// 64-bit value, so `m` steps meet it with probability `m / 2^64`.
 ///
 /// # Example
 /// ```
@@ -41,6 +46,10 @@ pub struct Key(u64);
 
 /// The odd multiplier of [`Key::fold_in`]: `2^64 / φ`, φ the golden ratio.
 const PHI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The constant that makes [`Key::split`] a derivation of its own: the first 64 bits of the
+/// fractional part of `√2` (any constant would do; this one hides nothing).
+const SPLIT: u64 = 0x6A09_E667_F3BC_C908;
 
 impl Key {
     /// The key of `seed`.
@@ -63,9 +72,12 @@ impl Key {
         ))
     }
 
-    /// `N` keys derived from this one: key `i` is [`fold_in(i)`](Key::fold_in).
+    /// `N` keys derived from this one: key `i` is `mix64(mix64(mix64(self) ⊕ σ) ⊕ (i · φ + 1))`,
+    /// a derivation separate from [`fold_in`](Key::fold_in) (see the type's docs), so that
+    /// `k.split::<N>()[i]` and `k.fold_in(i)` are unrelated keys.
     pub fn split<const N: usize>(self) -> [Key; N] {
-        core::array::from_fn(|i| self.fold_in(i as u64))
+        let base = Key(mix64(self.0) ^ SPLIT);
+        core::array::from_fn(|i| base.fold_in(i as u64))
     }
 }
 
@@ -134,12 +146,22 @@ mod tests {
     }
 
     #[test]
-    fn split_is_fold_in_of_the_index() {
-        let key = Key::new(3);
-        let keys: [Key; 4] = key.split();
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(*k, key.fold_in(i as u64));
+    fn split_keys_are_not_folded_keys() {
+        // A loop that folds in 100,000 steps and splits each key and the seed into 16: every key
+        // is distinct, so no two draws share noise (`split` was once `fold_in` of the index).
+        let seed = Key::new(3);
+        let mut seen: HashSet<Key> = seed.split::<16>().into_iter().collect();
+        assert_eq!(seen.len(), 16);
+        for step in 0..100_000 {
+            let folded = seed.fold_in(step);
+            assert!(seen.insert(folded), "fold_in({step}) is a split key");
+            for (i, layer) in folded.split::<16>().into_iter().enumerate() {
+                assert!(seen.insert(layer), "step {step}, layer {i}");
+            }
         }
+        // The formula of the docs.
+        let expected = mix64(mix64(mix64(seed.0) ^ SPLIT) ^ 2u64.wrapping_mul(PHI).wrapping_add(1));
+        assert_eq!(seed.split::<3>()[2].bits(), expected);
         assert_eq!(Key::from(5).bits(), 5);
         assert_eq!(Key::new(255).to_string(), "0x00000000000000ff");
     }
