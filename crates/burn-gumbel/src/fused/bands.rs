@@ -104,8 +104,8 @@ pub(super) fn par_bands(
         if cfg!(debug_assertions) {
             for pair in group.windows(2) {
                 assert_eq!(
-                    pair[1].row,
-                    pair[0].row + pair[0].width,
+                    pair[1].row(),
+                    pair[0].row() + pair[0].width(),
                     "consecutive bands"
                 );
             }
@@ -145,7 +145,7 @@ pub(super) fn par_bands(
 
 /// The first row and the number of rows of a group of consecutive bands.
 pub(super) fn extent(bands: &[Band]) -> (usize, usize) {
-    (bands[0].row, bands.iter().map(|band| band.width).sum())
+    (bands[0].row(), bands.iter().map(|band| band.width()).sum())
 }
 
 /// A group of bands' rows, `[rows, n]`, into `dst`, from the `[outer, n, inner]` values at `src`.
@@ -159,9 +159,9 @@ pub(super) unsafe fn gather_group(
     bands: &[Band],
     dst: &mut [f32],
 ) {
-    let first = bands[0].row;
+    let first = bands[0].row();
     for &band in bands {
-        let start = (band.row - first) * layout.n;
+        let start = (band.row() - first) * layout.n;
         // SAFETY: as the caller promised; `gather` checks that the slice holds the band.
         unsafe { gather(isa, src, layout, band, &mut dst[start..]) };
     }
@@ -178,9 +178,9 @@ pub(super) unsafe fn scatter_group(
     bands: &[Band],
     dst: *mut f32,
 ) {
-    let first = bands[0].row;
+    let first = bands[0].row();
     for &band in bands {
-        let start = (band.row - first) * layout.n;
+        let start = (band.row() - first) * layout.n;
         // SAFETY: as the caller promised; `scatter` checks that the slice holds the band.
         unsafe { scatter(isa, &src[start..], layout, band, dst) };
     }
@@ -241,7 +241,7 @@ mod tests {
                 );
                 for &band in bands {
                     assert!(layout.holds(band), "{band:?} inside {layout:?}");
-                    seen.lock().unwrap().push((band.row, band.width));
+                    seen.lock().unwrap().push((band.row(), band.width()));
                 }
                 0.0
             });

@@ -195,11 +195,11 @@ fn forward_strided(
                     theta: &theta[offset..],
                     out: values_out.map(|values| values.at(offset)),
                     n,
-                    width: band.width,
+                    width: band.width(),
                     stride: inner,
                     inv_tau: kernel.inv_tau,
                     key: kernel.key,
-                    row: band.row as u64,
+                    row: band.row() as u64,
                 };
                 // SAFETY: `values` has room for the tensor, and the band's elements from
                 // `offset` (category j of position p at `j · inner + p`) lie inside it (a band
@@ -207,7 +207,7 @@ fn forward_strided(
                 // task's alone (`par_bands`).
                 let argmax = unsafe { chunk_columns_forward(isa, args) };
                 if hard {
-                    for (p, &j) in argmax[..band.width].iter().enumerate() {
+                    for (p, &j) in argmax[..band.width()].iter().enumerate() {
                         let j = if j == MASKED_COLUMN {
                             MASKED_ROW
                         } else {
@@ -297,7 +297,7 @@ pub(super) fn backward(
                     y: &y[offset..],
                     grad: out.at(offset),
                     n,
-                    width: band.width,
+                    width: band.width(),
                     stride: layout.inner,
                     inv_tau,
                     tau_sum,

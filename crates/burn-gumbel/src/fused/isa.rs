@@ -71,9 +71,13 @@ macro_rules! multiversion {
     ($(#[$doc:meta])* fn $name:ident => $generic:ident($args:ty) -> $ret:ty) => {
         $(#[$doc])*
         pub(super) fn $name(isa: Isa, args: $args) -> $ret {
+            // The generic kernel is a safe function: an `unsafe fn` does not coerce to a safe
+            // function pointer, so this arm refuses one at compile time (its `unsafe` arm is the
+            // one that passes a contract on).
+            let _: fn($args) -> $ret = $generic;
             multiversion!(@variants $generic($args) -> $ret);
-            // SAFETY: the generic kernel is a safe function: its variants' only contract is the
-            // processor's features, which `isa` vouches for.
+            // SAFETY: the generic kernel is a safe function (checked above): its variants' only
+            // contract is the processor's features, which `isa` vouches for.
             unsafe { variant(isa, args) }
         }
     };

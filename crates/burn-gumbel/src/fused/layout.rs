@@ -53,16 +53,32 @@ pub(super) const BAND: usize = TILE;
 
 /// One band of a [`Layout`]: `width` rows of categories, the first the `row`-th of the
 /// `[outer · inner, n]` rows.
+///
+/// Made only by [`Layout::band`] (its fields are private to this file), which checks that it lies
+/// inside its layout; [`gather`] and [`scatter`] check it again against the layout they are given,
+/// in every build, since a band of one layout could be handed over with another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Band {
     /// The slab, `0..outer`.
-    pub slab: usize,
+    slab: usize,
     /// The first position in the slab, a multiple of the bands' width.
-    pub c0: usize,
+    c0: usize,
     /// Positions in the band.
-    pub width: usize,
+    width: usize,
     /// The band's first row in `[outer, inner]` order.
-    pub row: usize,
+    row: usize,
+}
+
+impl Band {
+    /// Positions in the band: its rows of categories.
+    pub(super) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The band's first row in `[outer, inner]` order.
+    pub(super) fn row(&self) -> usize {
+        self.row
+    }
 }
 
 impl Layout {
@@ -82,7 +98,7 @@ impl Layout {
             width: width.min(self.inner - c0),
             row: slab * self.inner + c0,
         };
-        debug_assert!(
+        assert!(
             self.holds(band),
             "band {index} of {width}: {band:?} outside {self:?}"
         );
@@ -101,7 +117,7 @@ impl Layout {
 
     /// Whether `band` lies inside the tensor: its slab one of `outer`, its positions inside the
     /// slab, and so each of its elements (`offset + j · inner + p`, `j < n`, `p < width`) below
-    /// [`len`](Self::len). The debug assertions of the kernels' raw accesses.
+    /// [`len`](Self::len). Asserted before the kernels' raw accesses, in every build.
     pub(super) fn holds(&self, band: Band) -> bool {
         band.slab < self.outer
             && band.width > 0
@@ -115,7 +131,8 @@ impl Layout {
 ///
 /// # Safety
 /// `src` must be valid for reads of `layout.len()` values, none of the band's written by another
-/// thread meanwhile; `dst` must hold `band.width · layout.n` values.
+/// thread meanwhile. (That the band lies inside the layout, and that `dst` holds its
+/// `width · n` values, is checked here: a panic, not undefined behaviour.)
 pub(super) unsafe fn gather(
     isa: Isa,
     src: *const f32,
@@ -127,9 +144,10 @@ pub(super) unsafe fn gather(
         dst.len() >= band.width * layout.n,
         "gather: a buffer for the band"
     );
-    debug_assert!(layout.holds(band), "gather: {band:?} outside {layout:?}");
-    // SAFETY: the band's values lie at offset + r · inner + c, r < n, c < width, inside the
-    // tensor; `dst` holds c · n + r for the same (r, c).
+    assert!(layout.holds(band), "gather: {band:?} outside {layout:?}");
+    // SAFETY: the band lies inside the layout (asserted above), so its values, at offset +
+    // r · inner + c for r < n, c < width, are among the `layout.len()` values the caller vouches
+    // for; `dst` holds c · n + r for the same (r, c) (asserted above).
     unsafe {
         let src = src.add(layout.offset(band));
         transpose(
@@ -149,15 +167,16 @@ pub(super) unsafe fn gather(
 ///
 /// # Safety
 /// `dst` must be valid for writes of `layout.len()` values (which may be uninitialized: they are
-/// only written), none of the band's read or written by another thread meanwhile; `src` must
-/// hold `band.width · layout.n` values.
+/// only written), none of the band's read or written by another thread meanwhile. (That the band
+/// lies inside the layout, and that `src` holds its `width · n` values, is checked here.)
 pub(super) unsafe fn scatter(isa: Isa, src: &[f32], layout: &Layout, band: Band, dst: *mut f32) {
     assert!(
         src.len() >= band.width * layout.n,
         "scatter: the band's rows"
     );
-    debug_assert!(layout.holds(band), "scatter: {band:?} outside {layout:?}");
-    // SAFETY: as `gather`'s, the other way.
+    assert!(layout.holds(band), "scatter: {band:?} outside {layout:?}");
+    // SAFETY: as `gather`'s, the other way: the band inside the layout and `src` long enough,
+    // both asserted above.
     unsafe {
         let dst = dst.add(layout.offset(band));
         transpose(
@@ -436,6 +455,31 @@ mod tests {
         assert_eq!(widths, [32, 32, 6, 32, 32, 6]);
         let band = layout.band(4, 32);
         assert_eq!((band.slab, band.c0, band.row), (1, 32, 102));
+    }
+
+    #[test]
+    #[should_panic = "gather: Band { slab: 1, c0: 0, width: 32, row: 70 } outside"]
+    fn a_band_of_a_larger_layout_is_refused_in_every_build() {
+        // A band of a two-slab layout handed to `gather` with a one-slab layout: its values would
+        // lie past the end of the tensor. Refused before any access, in release builds too.
+        let large = Layout {
+            outer: 2,
+            n: 3,
+            inner: 70,
+        };
+        let small = Layout { outer: 1, ..large };
+        let values = vec![0.0f32; small.len()];
+        let mut rows = vec![0.0f32; 32 * 3];
+        // SAFETY: `values` holds `small.len()` values, read by this thread only.
+        unsafe {
+            gather(
+                Isa::baseline(),
+                values.as_ptr(),
+                &small,
+                large.band(3, 32),
+                &mut rows,
+            )
+        };
     }
 
     #[test]
