@@ -245,7 +245,7 @@ fn every_keyed_sampler_gives_the_same_samples_on_every_backend() {
                 .with_estimator(Estimator::GumbelRao { samples: 2 })
                 .with_dim(dim as isize)
                 .init(&x.device())
-                .forward_with_tau_and_key(x, 0.6, key)
+                .forward_with_key_and_tau(x, key, 0.6)
         }),
     ];
     let backends = devices();

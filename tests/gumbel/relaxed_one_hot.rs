@@ -1,12 +1,14 @@
 //! The relaxed one-hot categorical (Concrete) distribution: densities against closed forms,
 //! normalization by quadrature, Monte Carlo KL, sample law, tensor temperatures.
 
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, s};
-use burn_gumbel::RelaxedOneHotCategorical;
+use burn_gumbel::{Key, RelaxedOneHotCategorical, gumbel_softmax_with_key};
 
-use crate::support::{moments, tensor2, values};
+use crate::support::{host_uniform, moments, tensor2, values};
 
 device_tests!(
+    a_keyed_sample_is_the_sampling_core_s,
     two_categories_give_the_binary_concrete_density,
     densities_integrate_to_one,
     monte_carlo_kl_is_positive_and_weights_average_to_one,
@@ -253,4 +255,23 @@ fn tensor_temperature_is_per_row_and_differentiable(device: &Device) {
     let grads = (dist.rsample() * weights).sum().backward();
     let grad = values(tau.grad(&grads).expect("no gradient for tau"));
     assert!(grad[0].is_finite() && grad[0] != 0.0, "gradient {grad:?}");
+}
+
+fn a_keyed_sample_is_the_sampling_core_s(device: &Device) {
+    // With a temperature given as a number, `rsample_with_key` draws through the sampling core:
+    // the soft sample of `gumbel_softmax_with_key` on the distribution's normalized logits, to the
+    // bit (the fused kernel's on flex), along the last axis and along a middle one.
+    let theta = host_uniform(6 * 7 * 5, 731, -3.0, 3.0);
+    let x = Tensor::<1>::from_floats(theta.as_slice(), device).reshape([6, 7, 5]);
+    for dim in [2, 1] {
+        let key = Key::new(732).fold_in(dim as u64);
+        let dist = RelaxedOneHotCategorical::from_logits(x.clone(), 0.7, dim as isize);
+        let core =
+            gumbel_softmax_with_key(log_softmax(x.clone(), dim), key, 0.7, false, dim as isize);
+        assert_eq!(
+            values(dist.rsample_with_key(key)),
+            values(core),
+            "dim {dim}"
+        );
+    }
 }

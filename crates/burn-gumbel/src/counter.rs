@@ -8,8 +8,6 @@
 //! generator draws the key its own way, so a seeded device gives a reproducible key on that
 //! backend only; only an explicit key is portable.
 
-#[cfg(feature = "flex")]
-use burn::tensor::Distribution;
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 
 /// The golden ratio's 32-bit multiplier, which spreads the high word of a counter over the key.
@@ -51,20 +49,6 @@ pub(crate) fn uniform(key: u64, counter: u64) -> f32 {
     let h = mix32(mix32(counter as u32 ^ k1) ^ hi);
     // Through i32 (exact below 2^24): vector u32 → f32 conversions need AVX-512.
     ((h >> 9) as i32 as f32 + 0.5) * (1.0 / 8_388_608.0)
-}
-
-/// A generator key of 64 bits from the device's generator, read back to the host (the CPU
-/// kernel's; the GPU kernel keeps its key on the device).
-#[cfg(feature = "flex")]
-pub(crate) fn key(device: &Device) -> u64 {
-    let bits = Tensor::<1>::random([3], Distribution::Default, device)
-        .into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 uniforms");
-    // 24 random bits from each of the first two uniforms, 16 from the third.
-    ((bits[0] * 16_777_216.0) as u64) << 40
-        | ((bits[1] * 16_777_216.0) as u64) << 16
-        | (bits[2] * 65_536.0) as u64
 }
 
 /// The Gumbel noise `−ln(−ln u)` of every element of a tensor of `shape` under `key`, with the

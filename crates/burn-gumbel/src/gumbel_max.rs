@@ -4,7 +4,7 @@ use burn::tensor::{AsIndex, Int, Tensor};
 
 use crate::check;
 use crate::key::Key;
-use crate::noise::{gumbel_noise, sampler_gumbel_noise};
+use crate::noise::Noise;
 use crate::ops::{to_f32, top_k_indices};
 
 /// Draws a categorical sample with the Gumbel-max trick.
@@ -44,7 +44,7 @@ use crate::ops::{to_f32, top_k_indices};
 pub fn gumbel_max<const D: usize>(logits: Tensor<D>, dim: impl AsIndex) -> Tensor<D, Int> {
     const OP: &str = "gumbel_max";
     let dim = check::sampler(OP, &logits, None, None, dim);
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let noise = Noise::Fresh.gumbel(&logits, dim);
     argmax_of(logits, noise, dim)
 }
 
@@ -78,7 +78,7 @@ pub fn gumbel_max_with_key<const D: usize>(
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_max_with_key";
     let dim = check::sampler(OP, &logits, None, None, dim);
-    let noise = sampler_gumbel_noise(&logits, dim, Some(key));
+    let noise = Noise::Keyed(key).gumbel(&logits, dim);
     argmax_of(logits, noise, dim)
 }
 
@@ -164,7 +164,7 @@ pub fn gumbel_top_k<const D: usize>(
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_top_k";
     let dim = check::sampler(OP, &logits, None, Some(k), dim);
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let noise = Noise::Fresh.gumbel(&logits, dim);
     top_k_of(logits, noise, k, dim)
 }
 
@@ -198,7 +198,7 @@ pub fn gumbel_top_k_with_key<const D: usize>(
 ) -> Tensor<D, Int> {
     const OP: &str = "gumbel_top_k_with_key";
     let dim = check::sampler(OP, &logits, None, Some(k), dim);
-    let noise = sampler_gumbel_noise(&logits, dim, Some(key));
+    let noise = Noise::Keyed(key).gumbel(&logits, dim);
     top_k_of(logits, noise, k, dim)
 }
 

@@ -155,12 +155,13 @@ pub fn gumbel_softmax_with_noise<const D: usize>(
 /// the noise the fused kernels draw, under the key they otherwise take from the device's
 /// generator; naming the key makes the sample a function of (key, logits, arguments) alone: the
 /// same whatever the thread count and whatever ran before on the device, and the same on every
-/// backend — on flex and on wgpu the kernels give identical hard samples (barring two perturbed
-/// logits of a row within an ulp of each other) and soft samples within about 1.3e-6 relative
-/// (the order of the sums differs); on other backends the noise is computed on the host (with f64
-/// logarithms, so within rounding of the kernels') and the tensor ops give soft samples within
-/// about 5e-6 relative of the kernels'. Burn's device generators differ between backends, so
-/// `Device::seed` reproduces a run on one backend only.
+/// backend: identical hard samples, barring two perturbed logits of a row within an ulp or two
+/// of each other (a near tie, which backends that round `ln` or a sum differently may order
+/// differently), and soft samples within 2e-5 relative (the order of the sums differs, and on
+/// backends without a kernel the noise is computed on the host with f64 logarithms; the bound
+/// is approached at low temperatures, where `(logits + g) / tau` carries the ulp of a larger
+/// number). Burn's device generators differ between backends, so `Device::seed` reproduces a
+/// run on one backend only.
 ///
 /// Use one key per draw ([`Key::fold_in`] derives them): the same key on the same logits gives
 /// the same sample.

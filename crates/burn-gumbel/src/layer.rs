@@ -138,7 +138,7 @@ fn settings(
     }
     // A learned temperature (`None`) has no fixed value to hold to ReinMax's floor, and ReinMax
     // refuses it anyway.
-    estimator.validate(hard, tau, learned)
+    estimator.validate(tau, learned, hard)
 }
 
 /// The Gumbel-Softmax layer: a differentiable sample from the categorical law `softmax(logits)`.
@@ -291,16 +291,16 @@ impl GumbelSoftmax {
     /// let schedule = TemperatureSchedule::paper();
     /// let logits = Tensor::<2>::from_floats([[0.5, 1.0, -1.0]], &device);
     /// let step = 3000;
-    /// let y = layer.forward_with_tau_and_key(logits, schedule.tau(step), Key::new(1).fold_in(step));
+    /// let y = layer.forward_with_key_and_tau(logits, Key::new(1).fold_in(step), schedule.tau(step));
     /// assert!((y.sum().into_scalar::<f32>() - 1.0).abs() < 1e-6);
     /// ```
-    pub fn forward_with_tau_and_key<const D: usize>(
+    pub fn forward_with_key_and_tau<const D: usize>(
         &self,
         logits: Tensor<D>,
-        tau: f64,
         key: Key,
+        tau: f64,
     ) -> Tensor<D> {
-        const OP: &str = "GumbelSoftmax::forward_with_tau_and_key";
+        const OP: &str = "GumbelSoftmax::forward_with_key_and_tau";
         check_settings(OP, Some(tau), self.hard, self.estimator, false);
         self.apply(OP, logits, &Tau::Fixed(tau), Noise::Keyed(key))
     }

@@ -56,15 +56,17 @@
 //! in the logits' dtype; hard samples are exactly 0 and 1 in every dtype.
 //!
 //! ## Layout
-//! Modules import only the ones below them:
+//! Modules import only the ones of their own layer and below, top first
+//! (`scripts/check-layers.py` keeps this table and the imports in step):
 //!
 //! | layer | modules |
 //! |---|---|
 //! | the layer | `layer` ([`GumbelSoftmaxConfig`], [`GumbelSoftmax`], [`EvalMode`]) |
-//! | samplers | `gumbel_softmax`, `gumbel_max`, `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot` |
-//! | gradient estimators | `estimator` (straight-through, `gumbel_rao`, `reinmax`) |
+//! | samplers | `gumbel_softmax`, `gumbel_max` (and top-k), `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot`, and the estimators' entries `estimator::sample` ([`Estimator::sample`], [`gumbel_rao`], [`reinmax`]) |
 //! | the sampling core | `sampling` (the one entry of every Gumbel-Softmax sample, and the choice of engine) |
-//! | kernels and noise | `counter` (the kernels' generator), `fused` (flex), `cube` (wgpu), `noise` |
+//! | gradient estimators | `estimator` ([`Estimator`] and the tensor-op path of each), `estimator::gumbel_rao`, `estimator::reinmax` |
+//! | noise | `noise` (the one place that decides the noise of every call: fresh, keyed or given; for the tensor ops, Gumbel-Rao's conditional draws and the kernels' keys) |
+//! | kernels | `counter` (the kernels' generator), `fused` (flex), `cube` (wgpu) |
 //! | foundations | `check` (argument checks), `setting` ([`InvalidSetting`]), `key` ([`Key`]), `ops` (one-hot of argmax, straight-through, row reshapes, temperature, masked rows), `schedule` |
 //!
 //! ## Example
@@ -100,7 +102,6 @@ mod gumbel_softmax;
 mod key;
 mod layer;
 mod noise;
-mod one_hot;
 mod ops;
 mod relaxed_bernoulli;
 mod relaxed_k_hot;
@@ -110,6 +111,10 @@ mod schedule;
 mod setting;
 
 pub use estimator::Estimator;
+pub use estimator::{
+    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
+    reinmax_with_noise,
+};
 pub use gumbel_max::{
     gumbel_max, gumbel_max_with_key, gumbel_max_with_noise, gumbel_top_k, gumbel_top_k_with_key,
     gumbel_top_k_with_noise,
@@ -118,10 +123,6 @@ pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_key, gumbel_softmax
 pub use key::Key;
 pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};
 pub use noise::{gumbel_noise, gumbel_noise_with_key, logistic_noise, logistic_noise_with_key};
-pub use one_hot::{
-    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
-    reinmax_with_noise,
-};
 pub use relaxed_bernoulli::{
     relaxed_bernoulli, relaxed_bernoulli_with_key, relaxed_bernoulli_with_noise,
 };

@@ -1,9 +1,142 @@
-//! The noise of the samplers: standard Gumbel, exponential and logistic, drawn from the device's
-//! generator (so [`Device::seed`] fixes it) with the uniform kept in the open interval.
+//! The noise room: the public noise functions (standard Gumbel and logistic, fresh or keyed), and
+//! the one place that decides the noise of every sampler — [`Noise`] says where a call's noise
+//! comes from (fresh from the device, under a key, or given), and its methods draw it for the
+//! tensor-op paths ([`Noise::gumbel`]), for Gumbel-Rao's conditional draws
+//! ([`Noise::conditional_exponentials`]) and as the key of a kernel ([`kernel_key`] on flex,
+//! [`device_key_words`] on wgpu).
+//!
+//! What one [`Device::seed`] gives, per backend: every sampler's fresh noise comes from the
+//! device's one generator, Burn's. On flex the fused kernel draws a key from it (three uniforms)
+//! and hashes each element's index under that key; the tensor-op paths there (gumbel-max,
+//! top-k, relaxed k-hot, the distribution, ReinMax) draw Burn's uniforms. On wgpu every sampler,
+//! kernel or tensor ops, draws the GPU kernel's counter-based noise under a key drawn from the
+//! device's generator and kept on the device. On ndarray every sampler draws Burn's uniforms.
+//! A key gives the same noise on every backend, whatever the path.
 
 use burn::tensor::{Device, Distribution, Shape, Tensor};
 
 use crate::key::Key;
+use crate::ops::{to_f32, to_rows};
+
+/// Where the Gumbel noise of a call comes from.
+pub(crate) enum Noise<const D: usize> {
+    /// Drawn from the device's generator (`Device::seed` fixes it, on that backend).
+    Fresh,
+    /// The counter-based generator under a key: the same noise on every device.
+    Keyed(Key),
+    /// Given by the caller, the shape of the logits (any dtype; computed in f32 with them).
+    Given(Box<Tensor<D>>),
+}
+
+impl<const D: usize> Noise<D> {
+    /// Noise under `key`, or fresh without one.
+    pub(crate) fn of_key(key: Option<Key>) -> Self {
+        match key {
+            Some(key) => Noise::Keyed(key),
+            None => Noise::Fresh,
+        }
+    }
+
+    /// The key of keyed noise.
+    pub(crate) fn key(&self) -> Option<Key> {
+        match self {
+            Noise::Keyed(key) => Some(*key),
+            _ => None,
+        }
+    }
+
+    /// The Gumbel noise of `logits` (categories along `dim`) for a tensor-op path, in f32:
+    /// - given, as given (widened to f32);
+    /// - under a key, the counter-based noise of the fused kernels (on wgpu computed by the GPU
+    ///   kernel, elsewhere on the host), the same on every device;
+    /// - fresh, on wgpu (cube) devices the GPU kernel's noise under a key from the device's
+    ///   generator, so that every path on such a device, kernel or tensor ops, draws from the one
+    ///   generator; on every other device [`gumbel_noise`].
+    pub(crate) fn gumbel(self, logits: &Tensor<D>, dim: usize) -> Tensor<D> {
+        if let Noise::Given(noise) = self {
+            return to_f32(*noise);
+        }
+        let key = self.key();
+        #[cfg(feature = "wgpu")]
+        if crate::cube::applies(logits) {
+            let key = device_key_words(key, &logits.device());
+            return crate::cube::gumbel_noise(logits, dim, key);
+        }
+        match key {
+            Some(key) => crate::counter::gumbel_noise_with_key(
+                &logits.shape(),
+                dim,
+                key.bits(),
+                &logits.device(),
+            ),
+            None => gumbel_noise::<D>(logits.shape(), &logits.device()),
+        }
+    }
+
+    /// The exponential noise of Gumbel-Rao's `samples` conditional draws for logits of `shape`
+    /// (categories along `dim`), as `[samples, rows, n]` rows of categories: under a key, the
+    /// fused kernel's draws (the same on every device); fresh, Burn's uniforms of the device's
+    /// generator. Given noise names the sample's noise only: its conditional draws are fresh.
+    pub(crate) fn conditional_exponentials(
+        &self,
+        shape: &Shape,
+        dim: usize,
+        samples: usize,
+        device: &Device,
+    ) -> Tensor<3> {
+        match self.key() {
+            Some(key) => {
+                let draws = crate::counter::exponential_noise_with_key::<D>(
+                    shape,
+                    dim,
+                    key.bits(),
+                    samples,
+                    device,
+                );
+                let rows: Vec<Tensor<2>> = draws.into_iter().map(|e| to_rows(e, dim)).collect();
+                Tensor::stack(rows, 0)
+            }
+            None => {
+                let [rows, n] = [shape.num_elements() / shape[dim], shape[dim]];
+                exponential_noise::<3>([samples, rows, n], device)
+            }
+        }
+    }
+}
+
+/// The key the flex kernel hashes the elements' indices under: the caller's, or without one a
+/// key drawn from the device's generator (so that seeding the device fixes it), read back to the
+/// host: 24 random bits from each of two uniforms and 16 from a third.
+#[cfg(feature = "flex")]
+pub(crate) fn kernel_key(key: Option<Key>, device: &Device) -> u64 {
+    if let Some(key) = key {
+        return key.bits();
+    }
+    let bits = Tensor::<1>::random([3], Distribution::Default, device)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 uniforms");
+    ((bits[0] * 16_777_216.0) as u64) << 40
+        | ((bits[1] * 16_777_216.0) as u64) << 16
+        | (bits[2] * 65_536.0) as u64
+}
+
+/// The key the wgpu kernel hashes the elements' indices under, on `device` as the kernel reads it:
+/// four 16-bit pieces (i32), low first. The caller's key, or without one a key drawn by the
+/// device's generator and kept there (seeding the device fixes it; no read back to the host).
+#[cfg(feature = "wgpu")]
+pub(crate) fn device_key_words(key: Option<Key>, device: &Device) -> Tensor<1, burn::tensor::Int> {
+    use burn::tensor::{Int, IntDType, TensorData};
+    match key {
+        Some(key) => {
+            let key = key.bits();
+            let pieces: Vec<i32> = (0..4).map(|k| (key >> (16 * k)) as i32 & 0xFFFF).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(pieces, [4]), device).cast(IntDType::I32)
+        }
+        None => Tensor::<1, Int>::random([4], Distribution::Uniform(0.0, 65_536.0), device)
+            .cast(IntDType::I32),
+    }
+}
 
 /// Smallest value of `-ln u` for `u` in `[0, 1)` below 1 at f32 precision: `-ln(1 - 2^-24) ≈ 2^-24`.
 ///
@@ -97,33 +230,6 @@ pub fn logistic_noise_with_key<const D: usize>(
     crate::counter::logistic_noise_with_key(&shape.into(), key.bits(), device)
 }
 
-/// The Gumbel noise a sampler's tensor-op path draws for `logits` (categories along `dim`), in
-/// f32, the one place that decides it:
-/// - under a `key`, the counter-based noise of the fused kernels (on wgpu computed by the GPU
-///   kernel, elsewhere on the host), the same on every device;
-/// - without one, on wgpu (cube) devices the GPU kernel's noise under a key from the device's
-///   generator, so that every path on such a device, kernel or tensor ops, draws from the one
-///   generator; on every other device [`gumbel_noise`].
-pub(crate) fn sampler_gumbel_noise<const D: usize>(
-    logits: &Tensor<D>,
-    dim: usize,
-    key: Option<Key>,
-) -> Tensor<D> {
-    #[cfg(feature = "wgpu")]
-    if crate::cube::applies(logits) {
-        return crate::cube::gumbel_noise(logits, dim, key);
-    }
-    match key {
-        Some(key) => crate::counter::gumbel_noise_with_key(
-            &logits.shape(),
-            dim,
-            key.bits(),
-            &logits.device(),
-        ),
-        None => gumbel_noise::<D>(logits.shape(), &logits.device()),
-    }
-}
-
 /// Largest f32 below 1: `1 - 2^-24`.
 const U_MAX: f32 = 1.0 - f32::EPSILON / 2.0;
 
@@ -155,10 +261,7 @@ pub fn logistic_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) 
 /// Draws i.i.d. standard exponential noise, Exp(1): `e = -ln u`, clamped to `[2^-24, 87.34]` as
 /// [`gumbel_noise`] does (the law of `u` kept in `[2^-126, 1 - 2^-24]`), so `e > 0` and `ln e` is
 /// finite.
-pub(crate) fn exponential_noise<const D: usize>(
-    shape: impl Into<Shape>,
-    device: &Device,
-) -> Tensor<D> {
+fn exponential_noise<const D: usize>(shape: impl Into<Shape>, device: &Device) -> Tensor<D> {
     exponential_from_uniform(Tensor::<D>::random(shape, Distribution::Default, device))
 }
 

@@ -5,8 +5,8 @@ use burn::tensor::{AsIndex, IndexingUpdateOp, Tensor};
 
 use crate::check;
 use crate::key::Key;
-use crate::noise::{gumbel_noise, sampler_gumbel_noise};
-use crate::ops::{in_f32, straight_through, to_f32, top_k_indices};
+use crate::noise::Noise;
+use crate::ops::{in_f32, one_hot_argmax, straight_through, top_k_indices};
 
 /// Draws a relaxed k-hot sample: a differentiable subset of `k` categories drawn without
 /// replacement, soft or hard (straight-through).
@@ -22,7 +22,8 @@ use crate::ops::{in_f32, straight_through, to_f32, top_k_indices};
 /// `a^j = softmax(s^j / tau)`, `s^{j+1} = s^j + ln max(1 − a^j, ε)`, `y = Σ_{j<k} a^j`,
 ///
 /// so each round lowers the weight of what earlier rounds took (`ε` is the smallest normal f32,
-/// keeping the logarithm finite). `y` has nonnegative entries summing to `k` and tends to the hard
+/// keeping the logarithm finite; at a row's largest `a^j`, `1 − a^j` is computed as the mass of
+/// the other categories, so that it keeps its digits when `a^j` is near 1). `y` has nonnegative entries summing to `k` and tends to the hard
 /// k-hot as `tau → 0`. At high temperatures an entry can exceed 1: the rounds discourage taking a
 /// category twice but do not forbid it. With `hard = true` the forward value is the exact k-hot and the
 /// gradient is that of `y` (straight-through).
@@ -70,9 +71,9 @@ pub fn relaxed_k_hot<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "relaxed_k_hot";
     let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
-    let noise = gumbel_noise::<D>(logits.shape(), &logits.device());
+    let noise = Noise::Fresh.gumbel(&logits, dim);
     in_f32(logits, |logits| {
-        sample(logits, to_f32(noise), k, tau, hard, dim)
+        k_hot_rounds(logits, noise, k, tau, hard, dim)
     })
 }
 
@@ -107,8 +108,10 @@ pub fn relaxed_k_hot_with_key<const D: usize>(
 ) -> Tensor<D> {
     const OP: &str = "relaxed_k_hot_with_key";
     let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
-    let noise = sampler_gumbel_noise(&logits, dim, Some(key));
-    in_f32(logits, |logits| sample(logits, noise, k, tau, hard, dim))
+    let noise = Noise::Keyed(key).gumbel(&logits, dim);
+    in_f32(logits, |logits| {
+        k_hot_rounds(logits, noise, k, tau, hard, dim)
+    })
 }
 
 /// [`relaxed_k_hot`] with caller-given Gumbel noise (never differentiated).
@@ -144,12 +147,13 @@ pub fn relaxed_k_hot_with_noise<const D: usize>(
     const OP: &str = "relaxed_k_hot_with_noise";
     let dim = check::sampler(OP, &logits, Some(tau), Some(k), dim);
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
+    let noise = Noise::Given(Box::new(noise)).gumbel(&logits, dim);
     in_f32(logits, |logits| {
-        sample(logits, to_f32(noise), k, tau, hard, dim)
+        k_hot_rounds(logits, noise, k, tau, hard, dim)
     })
 }
 
-fn sample<const D: usize>(
+fn k_hot_rounds<const D: usize>(
     logits: Tensor<D>,
     noise: Tensor<D>,
     k: usize,
@@ -162,12 +166,7 @@ fn sample<const D: usize>(
     let mut round = softmax(scores.clone().div_scalar(tau), dim);
     let mut soft = round.clone();
     for _ in 1..k {
-        scores = scores
-            + round
-                .neg()
-                .add_scalar(1.0)
-                .clamp_min(f32::MIN_POSITIVE)
-                .log();
+        scores = scores + log_complement(round, dim);
         round = softmax(scores.clone().div_scalar(tau), dim);
         soft = soft + round.clone();
     }
@@ -180,6 +179,27 @@ fn sample<const D: usize>(
         .zeros_like()
         .scatter(dim, indices, ones, IndexingUpdateOp::Assign);
     straight_through(k_hot, soft)
+}
+
+/// `ln max(1 − a, ε)` for the probabilities `a` of a softmax along `dim`, without the
+/// cancellation of `1 − a` where `a` is near 1.
+///
+/// At each row's largest entry (the lowest index among ties) `1 − a` is computed as the mass of
+/// the row's other entries, a sum of nonnegative terms, so it keeps its digits when `a` is within
+/// a few ulps of 1; every other entry is at most `1/2` (it is at most the largest, and the two
+/// sum to at most 1), where `ln(1 − a) = log1p(−a)` is accurate as it is. `ε` is the smallest
+/// normal f32, which keeps the logarithm finite when the other entries underflow to 0.
+fn log_complement<const D: usize>(a: Tensor<D>, dim: usize) -> Tensor<D> {
+    let largest = one_hot_argmax(a.clone().detach(), dim).greater_elem(0.5);
+    // `a` with its largest entry zeroed: the gradient of that entry flows through `rest` only.
+    let rest = a.mask_fill(largest.clone(), 0.0);
+    let at_largest = rest
+        .clone()
+        .sum_dim(dim)
+        .clamp_min(f32::MIN_POSITIVE)
+        .log()
+        .expand(rest.shape());
+    rest.neg().log1p().mask_where(largest, at_largest)
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ use burn::tensor::{AsIndex, FloatDType, Tensor};
 
 use crate::check;
 use crate::key::Key;
-use crate::noise::{gumbel_noise, sampler_gumbel_noise};
-use crate::ops::{half_dtype, to_f32};
+use crate::noise::Noise;
+use crate::ops::{Tau, half_dtype, to_f32};
+use crate::sampling::{Kind, sample};
 
 /// The relaxed one-hot categorical distribution, also called Concrete or Gumbel-Softmax
 /// distribution, with class probabilities `p = softmax(logits)` and temperature `tau`.
@@ -70,6 +71,9 @@ pub struct RelaxedOneHotCategorical<const D: usize> {
     logits: Tensor<D>,
     /// The temperature, broadcastable to the logits.
     tau: Tensor<D>,
+    /// The temperature as the number it was given as, until a tensor replaces it: the samples
+    /// of such a distribution are the sampling core's (and so the flex kernel's, where it serves).
+    fixed_tau: Option<f64>,
     /// The category dimension.
     dim: usize,
     /// The logits' dtype when it is half precision: computed in f32, returned in it.
@@ -115,10 +119,12 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
         let dim = check::sampler(op, &logits, Some(tau), None, dim);
         let half = half_dtype(&logits);
         let logits = to_f32(logits);
+        let fixed_tau = Some(tau);
         let tau = Tensor::<D>::full([1; D], tau, &logits.device());
         Self {
             logits: log_softmax(logits, dim),
             tau,
+            fixed_tau,
             dim,
             half,
         }
@@ -180,6 +186,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
         }
         Self {
             tau: to_f32(tau),
+            fixed_tau: None,
             ..self
         }
     }
@@ -205,12 +212,14 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     }
 
     /// A reparameterized sample `y = softmax((θ + g) / tau)` on the simplex, differentiable in the
-    /// logits and a tensor temperature.
+    /// logits and a tensor temperature. With a temperature given as a number it is the soft
+    /// sample of [`gumbel_softmax`](crate::gumbel_softmax), drawn by the same sampling core (the
+    /// fused kernel on flex); a tensor temperature takes tensor ops.
     ///
     /// # Shapes
     /// - output: the shape of the logits
     pub fn rsample(&self) -> Tensor<D> {
-        self.out(softmax(self.perturbed_over_tau(None), self.dim))
+        self.simplex_sample(None)
     }
 
     /// A reparameterized sample in log space, `x = log_softmax((θ + g) / tau) = ln y`: finite
@@ -229,7 +238,7 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
     /// # Shapes
     /// - output: the shape of the logits
     pub fn rsample_with_key(&self, key: Key) -> Tensor<D> {
-        self.out(softmax(self.perturbed_over_tau(Some(key)), self.dim))
+        self.simplex_sample(Some(key))
     }
 
     /// [`rsample_log`](Self::rsample_log) with the noise of a [`Key`].
@@ -248,12 +257,29 @@ impl<const D: usize> RelaxedOneHotCategorical<D> {
         }
     }
 
+    /// `softmax((θ + g) / tau)`, `g` under `key` or fresh from the device's generator: by the
+    /// sampling core for a fixed temperature, by tensor ops for a tensor one.
+    fn simplex_sample(&self, key: Option<Key>) -> Tensor<D> {
+        let noise = Noise::of_key(key);
+        let y = match self.fixed_tau {
+            Some(tau) => sample(
+                self.logits.clone(),
+                &Tau::Fixed(tau),
+                Kind::Soft,
+                noise,
+                self.dim,
+            ),
+            None => softmax(
+                (self.logits.clone() + noise.gumbel(&self.logits, self.dim)) / self.tau.clone(),
+                self.dim,
+            ),
+        };
+        self.out(y)
+    }
+
     /// `(θ + g) / tau`, `g` under `key` or fresh from the device's generator.
     fn perturbed_over_tau(&self, key: Option<Key>) -> Tensor<D> {
-        let noise = match key {
-            Some(key) => sampler_gumbel_noise(&self.logits, self.dim, Some(key)),
-            None => gumbel_noise::<D>(self.logits.shape(), &self.logits.device()),
-        };
+        let noise = Noise::of_key(key).gumbel(&self.logits, self.dim);
         (self.logits.clone() + noise) / self.tau.clone()
     }
 

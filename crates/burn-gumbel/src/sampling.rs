@@ -6,28 +6,8 @@ use burn::tensor::Tensor;
 
 use crate::estimator::{Estimator, hard_sample};
 use crate::key::Key;
-use crate::noise::sampler_gumbel_noise;
-use crate::ops::{Tau, in_f32, masked_rows, softmax_or_zero, to_f32};
-
-/// Where the Gumbel noise of a sample comes from.
-pub(crate) enum Noise<const D: usize> {
-    /// Drawn from the device's generator (`Device::seed` fixes it, on that backend).
-    Fresh,
-    /// The counter-based generator under a key: the same noise on every device.
-    Keyed(Key),
-    /// Given by the caller, the shape of the logits (any dtype; computed in f32 with them).
-    Given(Box<Tensor<D>>),
-}
-
-impl<const D: usize> Noise<D> {
-    /// The key of keyed noise.
-    fn key(&self) -> Option<Key> {
-        match self {
-            Noise::Keyed(key) => Some(*key),
-            _ => None,
-        }
-    }
-}
+pub(crate) use crate::noise::Noise;
+use crate::ops::{Tau, in_f32, masked_rows, softmax_or_zero};
 
 /// What is drawn: a soft sample, or a one-hot one whose gradient is the estimator's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +37,7 @@ pub(crate) enum Engine {
     /// The CubeCL kernel on wgpu (`cube/`), on the same noise.
     #[cfg(feature = "wgpu")]
     Cube,
-    /// Burn tensor ops on any backend, on [`sampler_gumbel_noise`] or the given noise.
+    /// Burn tensor ops on any backend, on the noise of [`Noise::gumbel`].
     TensorOps,
 }
 
@@ -103,19 +83,23 @@ pub(crate) fn sample<const D: usize>(
     match engine(&logits, tau, kind, &noise) {
         #[cfg(feature = "flex")]
         Engine::Fused => {
-            let gumbel_rao = match kind {
-                Kind::Hard(Estimator::GumbelRao { samples }) => Some(samples),
-                _ => None,
+            use crate::fused::Output;
+            let output = match kind {
+                Kind::Soft => Output::Soft,
+                Kind::Hard(Estimator::StraightThrough) => Output::StraightThrough,
+                Kind::Hard(Estimator::GumbelRao { samples }) => Output::GumbelRao { samples },
+                Kind::Hard(Estimator::ReinMax) => unreachable!("the flex kernel has no ReinMax"),
             };
-            crate::fused::sample(logits, tau, kind != Kind::Soft, gumbel_rao, key, dim)
+            let key = crate::noise::kernel_key(key, &logits.device());
+            crate::fused::fused_sample(logits, key, tau, output, dim)
         }
         #[cfg(feature = "wgpu")]
-        Engine::Cube => crate::cube::sample(logits, tau, kind != Kind::Soft, key, dim),
+        Engine::Cube => {
+            let key = crate::noise::device_key_words(key, &logits.device());
+            crate::cube::cube_sample(logits, key, tau, kind != Kind::Soft, dim)
+        }
         _ => {
-            let g = match noise {
-                Noise::Given(g) => to_f32(*g),
-                _ => sampler_gumbel_noise(&logits, dim, key),
-            };
+            let g = noise.gumbel(&logits, dim);
             in_f32(logits, |logits| tensor_ops(logits, g, tau, kind, key, dim))
         }
     }

@@ -78,7 +78,7 @@ impl TrainingConfig {
         // The layer's rules, at the lowest temperature of the run.
         self.model
             .estimator
-            .validate(self.model.hard, Some(lowest), false)
+            .validate(Some(lowest), false, self.model.hard)
             .map_err(|e| Error::invalid("model.estimator", e.to_string()))
     }
 }

@@ -76,7 +76,7 @@ impl VaeConfig {
         // The layer's rules (`Estimator::validate`); the temperature is given per call, and
         // `TrainingConfig::validate` holds the schedule's floor to them.
         self.estimator
-            .validate(self.hard, None, false)
+            .validate(None, false, self.hard)
             .map_err(|e| Error::invalid("model.estimator", e.to_string()))
     }
 

@@ -89,7 +89,7 @@ impl DiscreteVaeConfig {
         // The layer's rules, at the schedule's floor.
         let lowest = self.schedule.tau(u64::MAX);
         self.estimator
-            .validate(self.hard, Some(lowest), self.learnable_tau)
+            .validate(Some(lowest), self.learnable_tau, self.hard)
             .map_err(|e| Error::invalid("model.estimator", e.to_string()))
     }
 
@@ -331,7 +331,7 @@ impl DiscreteVae {
                 let codes = match key {
                     Some(key) => self
                         .gumbel
-                        .forward_with_tau_and_key(logits.clone(), tau, key),
+                        .forward_with_key_and_tau(logits.clone(), key, tau),
                     None => self.gumbel.forward_with_tau(logits.clone(), tau),
                 };
                 (codes, Tensor::from_floats([tau as f32], &device))

@@ -6,7 +6,8 @@
 //! and writes the sample once per row (`kernels.rs`): each unit draws `z = (θ + g) / tau` for its
 //! share of the row from the counter-based generator of [`crate::counter`] (the CPU kernel's
 //! hash of the element's index, so one key gives the same noise, hence the same hard samples, on
-//! flex and on wgpu; a `Device::seed` fixes the key drawn on this device only), keeps it in the
+//! flex and on wgpu; a `Device::seed` fixes the key drawn on this device only; the noise room,
+//! `noise.rs`, decides the key and hands it over), keeps it in the
 //! output buffer, and the units reduce the row's
 //! maximum, sum and argmax in shared memory; a second sweep normalizes in place (reading back what
 //! the unit wrote itself, from cache). Long rows are read as vectors of up to 4 categories, each
@@ -19,7 +20,7 @@
 //! tensors under 2^32 elements. The tensor-op paths take the rest (a learned temperature, the
 //! Gumbel-Rao and ReinMax estimators, as the layer's or as the functions [`crate::gumbel_rao`]
 //! and [`crate::reinmax`]) on the same generator's noise (a one-pass noise kernel, chosen by
-//! `noise::sampler_gumbel_noise`), so that on one device one seed gives the same draws
+//! `noise::Noise::gumbel`), so that on one device one seed gives the same draws
 //! whichever path serves a call; the tests compare the two.
 //!
 //! | file | concern |
@@ -30,9 +31,8 @@
 //! | `math.rs` | the generator's hash and key words, `ln` and `exp` in CubeCL |
 //! | `launch.rs` | the `[outer, n, inner]` view of the category axis, and the launches |
 
-use burn::tensor::{DType, Device, Distribution, Int, IntDType, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor};
 
-use crate::key::Key;
 use crate::ops::Tau;
 
 use extension::CubeGumbelSoftmax;
@@ -63,19 +63,19 @@ pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau) -> bool {
 }
 
 /// The kernel's sample, on logits and a temperature it [`serves`]: soft, or with `hard` one-hot
-/// with the soft sample's gradient, under `key` (without one, a key from the device's generator,
-/// kept on the device).
-pub(crate) fn sample<const D: usize>(
+/// with the soft sample's gradient, under `key`, the key's four 16-bit words on the device (the
+/// noise room's `device_key_words` decides it). The arguments in the crate's order:
+/// `(logits, key, tau, hard, dim)`.
+pub(crate) fn cube_sample<const D: usize>(
     logits: Tensor<D>,
+    key: Tensor<1, Int>,
     tau: &Tau,
     hard: bool,
-    key: Option<Key>,
     dim: usize,
 ) -> Tensor<D> {
     let Tau::Fixed(tau) = tau else {
         unreachable!("the kernel serves a fixed temperature only")
     };
-    let key = device_key(key, &logits.device());
     let out = <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_softmax(
         logits.into_dispatch(),
         *tau as f32,
@@ -86,37 +86,16 @@ pub(crate) fn sample<const D: usize>(
     Tensor::from_dispatch(out)
 }
 
-/// `key` on `device` as the kernels read it ([`given_key`]), or without one a key from the
-/// device's generator ([`random_key`]).
-fn device_key(key: Option<Key>, device: &Device) -> Tensor<1, Int> {
-    match key {
-        Some(key) => given_key(key.bits(), device),
-        None => random_key(device),
-    }
-}
-
-/// A generator key drawn by the device's generator and kept there, as the kernels read it: four
-/// 16-bit pieces (i32), low first. Seeding the device fixes it; no read back to the host.
-fn random_key(device: &Device) -> Tensor<1, Int> {
-    Tensor::<1, Int>::random([4], Distribution::Uniform(0.0, 65_536.0), device).cast(IntDType::I32)
-}
-
-/// The generator key `key` on `device`, as [`random_key`] lays it out.
-fn given_key(key: u64, device: &Device) -> Tensor<1, Int> {
-    let pieces: Vec<i32> = (0..4).map(|k| (key >> (16 * k)) as i32 & 0xFFFF).collect();
-    Tensor::<1, Int>::from_data(TensorData::new(pieces, [4]), device).cast(IntDType::I32)
-}
-
-/// The Gumbel noise the kernel draws for `logits` (categories along `dim`) under `key` (without
-/// one, a key from the device's generator), in f32: the noise of the tensor-op paths on cube
-/// devices, so that one seed gives them the kernel's noise (a learned temperature and a fixed
-/// one, for instance), and one key the noise of every device.
+/// The Gumbel noise the kernel draws for `logits` (categories along `dim`) under `key` (the key's
+/// words on the device, as [`sample`] takes them), in f32: the noise of the tensor-op paths on
+/// cube devices, so that one seed gives them the kernel's noise (a learned temperature and a
+/// fixed one, for instance), and one key the noise of every device.
 pub(crate) fn gumbel_noise<const D: usize>(
     logits: &Tensor<D>,
     dim: usize,
-    key: Option<Key>,
+    key: Tensor<1, Int>,
 ) -> Tensor<D> {
-    let key = device_key(key, &logits.device()).into_dispatch();
+    let key = key.into_dispatch();
     let logits = logits.clone().into_dispatch();
     let noise =
         <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_noise(&logits, key, dim);

@@ -4,15 +4,14 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{IndexingUpdateOp, Tensor};
 
-use crate::counter::exponential_noise_with_key;
 use crate::key::Key;
-use crate::noise::exponential_noise;
+use crate::noise::Noise;
 use crate::ops::{Tau, finite_or_zero, from_rows, masked_rows, straight_through, to_rows};
 
 /// A one-hot sample of `argmax(logits + noise)` with the Gumbel-Rao gradient of `samples`
 /// conditional draws, on checked arguments: under `key`, the fused kernel's draws (the same on
 /// every device), else fresh ones from the device's generator.
-pub(crate) fn sample<const D: usize>(
+pub(crate) fn hard_sample<const D: usize>(
     logits: Tensor<D>,
     noise: Tensor<D>,
     tau: &Tau,
@@ -21,18 +20,8 @@ pub(crate) fn sample<const D: usize>(
     dim: usize,
 ) -> Tensor<D> {
     let shape = logits.shape();
-    let exponential = match key {
-        Some(key) => {
-            let device = logits.device();
-            let draws = exponential_noise_with_key::<D>(&shape, dim, key.bits(), samples, &device);
-            let rows: Vec<Tensor<2>> = draws.into_iter().map(|e| to_rows(e, dim)).collect();
-            Tensor::stack(rows, 0)
-        }
-        None => {
-            let [rows, n] = [shape.num_elements() / shape[dim], shape[dim]];
-            exponential_noise::<3>([samples, rows, n], &logits.device())
-        }
-    };
+    let exponential =
+        Noise::<D>::of_key(key).conditional_exponentials(&shape, dim, samples, &logits.device());
     let logits = to_rows(logits, dim);
     let noise = to_rows(noise, dim);
     from_rows(

@@ -6,9 +6,16 @@
 //! the bit while its derivative is that of `s`. No custom autodiff operation is needed, so the
 //! estimators run on every backend.
 //!
-//! [`Estimator`] names them and [`hard_sample`] dispatches the tensor-op path to each; the
-//! entries that draw a sample with an estimator (`Estimator::sample`, `gumbel_rao`, `reinmax`)
-//! are in `one_hot.rs`, above the sampling core (`sampling.rs`).
+//! This folder is the estimators' room, on two levels of the crate's layers. This file holds
+//! [`Estimator`], its parsing and checks, and [`hard_sample`], the tensor-op path of each, below
+//! the sampling core (`sampling.rs`); beside it:
+//!
+//! | file | concern | layer |
+//! |---|---|---|
+//! | `gumbel_rao.rs` | Gumbel-Rao's surrogate and conditional draws | below the sampling core |
+//! | `reinmax.rs` | ReinMax's surrogate | below the sampling core |
+//! | `sample.rs` | the entries: `Estimator::sample` and its keyed and given-noise forms, `gumbel_rao`, `reinmax` | above the sampling core, which they call |
+//! | `testing.rs` | host references of the tests | tests only |
 
 use core::fmt;
 use core::str::FromStr;
@@ -24,6 +31,12 @@ use crate::setting::{InvalidSetting, Setting};
 
 mod gumbel_rao;
 mod reinmax;
+mod sample;
+
+pub use sample::{
+    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
+    reinmax_with_noise,
+};
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -66,10 +79,11 @@ pub enum Estimator {
 
 impl Estimator {
     /// Whether this estimator can serve a layer's samples, as a value: its own parameters
-    /// (Gumbel-Rao's `samples ≥ 1`), one-hot samples (`hard`: only they have an estimator), and
-    /// for ReinMax a fixed temperature (`learnable_tau` false) that stays `≥ 1` (`lowest_tau`, the
-    /// lowest temperature a run will use: a constant one, or a schedule's floor; `None` where it is
-    /// not known yet, e.g. given per call, to be checked then). The rules of
+    /// (Gumbel-Rao's `samples ≥ 1`), for ReinMax a fixed temperature (`learnable_tau` false) that
+    /// stays `≥ 1` (`lowest_tau`, the lowest temperature a run will use: a constant one, or a
+    /// schedule's floor; `None` where it is not known yet, e.g. given per call, to be checked
+    /// then), and one-hot samples (`hard`: only they have an estimator). The arguments in the
+    /// crate's order, the temperature before `hard`. The rules of
     /// [`GumbelSoftmaxConfig::validate`](crate::GumbelSoftmaxConfig::validate), in one place for
     /// the programs that anneal the temperature too.
     ///
@@ -82,15 +96,15 @@ impl Estimator {
     ///
     /// let schedule = TemperatureSchedule::paper(); // down to tau = 0.5
     /// let lowest = Some(schedule.tau(u64::MAX));
-    /// assert!(Estimator::StraightThrough.validate(true, lowest, false).is_ok());
-    /// assert!(Estimator::ReinMax.validate(true, lowest, false).is_err());
-    /// assert!(Estimator::GumbelRao { samples: 4 }.validate(false, lowest, false).is_err());
+    /// assert!(Estimator::StraightThrough.validate(lowest, false, true).is_ok());
+    /// assert!(Estimator::ReinMax.validate(lowest, false, true).is_err());
+    /// assert!(Estimator::GumbelRao { samples: 4 }.validate(lowest, false, false).is_err());
     /// ```
     pub fn validate(
         self,
-        hard: bool,
         lowest_tau: Option<f64>,
         learnable_tau: bool,
+        hard: bool,
     ) -> Result<(), InvalidSetting> {
         let rule = |rule| InvalidSetting::check(Setting::Estimator, rule);
         if let Estimator::GumbelRao { samples } = self {
@@ -185,9 +199,9 @@ pub(crate) fn hard_sample<const D: usize>(
             straight_through(hard, soft)
         }
         (Estimator::GumbelRao { samples }, _) => {
-            gumbel_rao::sample(logits, noise, tau, samples, key, dim)
+            gumbel_rao::hard_sample(logits, noise, tau, samples, key, dim)
         }
-        (Estimator::ReinMax, Tau::Fixed(tau)) => reinmax::sample(logits, noise, *tau, dim),
+        (Estimator::ReinMax, Tau::Fixed(tau)) => reinmax::hard_sample(logits, noise, *tau, dim),
         (Estimator::ReinMax, Tau::Learned(_)) => {
             unreachable!("GumbelSoftmax refuses ReinMax with a learned temperature")
         }

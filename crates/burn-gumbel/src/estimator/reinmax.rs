@@ -8,7 +8,7 @@ use crate::ops::{
 };
 
 /// A one-hot sample of `argmax(logits + noise)` with the ReinMax gradient, on checked arguments.
-pub(crate) fn sample<const D: usize>(
+pub(crate) fn hard_sample<const D: usize>(
     logits: Tensor<D>,
     noise: Tensor<D>,
     tau: f64,
@@ -47,7 +47,7 @@ fn jacobian_surrogate(q: Tensor<2>, x: Tensor<2>) -> Tensor<2> {
 
 #[cfg(test)]
 mod tests {
-    use super::sample;
+    use super::hard_sample;
     use crate::estimator::testing::*;
     use burn::tensor::Device;
 
@@ -56,7 +56,7 @@ mod tests {
         let device = Device::default().autodiff();
         let tau = 1.5;
         let noise = tensor(&NOISE, &device);
-        let (z, grad) = grad_of(|l| sample(l, noise.clone(), tau, 1), &THETA, &device);
+        let (z, grad) = grad_of(|l| hard_sample(l, noise.clone(), tau, 1), &THETA, &device);
         for r in 0..2 {
             let perturbed: Vec<f64> = (0..4).map(|k| THETA[r][k] + NOISE[r][k]).collect();
             let i = argmax(&perturbed);
@@ -90,9 +90,9 @@ mod tests {
         // The same rows laid out along dim 0: the samples and gradients are the transposes.
         let device = Device::default().autodiff();
         let noise = tensor(&NOISE, &device);
-        let (z, grad) = grad_of(|l| sample(l, noise.clone(), 2.0, 1), &THETA, &device);
+        let (z, grad) = grad_of(|l| hard_sample(l, noise.clone(), 2.0, 1), &THETA, &device);
         let logits = tensor(&THETA, &device).transpose().require_grad();
-        let zt = sample(logits.clone(), noise.clone().transpose(), 2.0, 0);
+        let zt = hard_sample(logits.clone(), noise.clone().transpose(), 2.0, 0);
         let grads = (zt.clone() * tensor(&WEIGHTS, &device).transpose())
             .sum()
             .backward();

@@ -446,20 +446,22 @@ mod tests {
         let w = [[1.0, -0.5, 2.0, 0.0, 0.3], [-1.0, 0.4, 0.0, 1.5, 2.0]];
         let tau = 0.6;
         for hard in [false, true] {
-            device.seed(5);
             let tau_fixed = crate::ops::Tau::Fixed(tau);
-            let soft = crate::fused::sample(
+            let key = 5;
+            let soft = crate::fused::fused_sample(
                 Tensor::<2>::from_floats(theta, &device),
+                key,
                 &tau_fixed,
-                false,
-                None,
-                None,
+                crate::fused::Output::Soft,
                 1,
             );
             let y = soft.into_data().try_into_vec_as::<f32>().unwrap();
-            device.seed(5);
             let logits = Tensor::<2>::from_floats(theta, &device).require_grad();
-            let sample = crate::fused::sample(logits.clone(), &tau_fixed, hard, None, None, 1);
+            let output = match hard {
+                true => crate::fused::Output::StraightThrough,
+                false => crate::fused::Output::Soft,
+            };
+            let sample = crate::fused::fused_sample(logits.clone(), key, &tau_fixed, output, 1);
             let weights = Tensor::<2>::from_floats(w, &device);
             let grads = (sample * weights).sum().backward();
             let grad = logits.grad(&grads).unwrap();

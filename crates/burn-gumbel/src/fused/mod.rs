@@ -35,8 +35,6 @@
 use burn::backend::Dispatch;
 use burn::tensor::{DType, Tensor};
 
-use crate::counter;
-use crate::key::Key;
 use crate::ops::Tau;
 
 use extension::FusedGumbelSoftmax;
@@ -75,23 +73,35 @@ pub(crate) fn serves<const D: usize>(logits: &Tensor<D>, tau: &Tau) -> bool {
     tau_served && applies(logits)
 }
 
-/// The fused sample, on logits and a temperature it [`serves`]: soft, or with `hard` one-hot
-/// with the straight-through gradient, or with `gumbel_rao = Some(K)` that of `K` conditional
-/// draws; under `key` (without one, a key from the device's generator, so that seeding the
-/// device fixes the result).
-pub(crate) fn sample<const D: usize>(
+/// What the fused kernel draws: the kinds of sample it computes, and no combination it does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// `softmax((logits + g) / tau)`.
+    Soft,
+    /// Its one-hot, with the straight-through gradient.
+    StraightThrough,
+    /// Its one-hot, with the Gumbel-Rao gradient of `samples` conditional draws.
+    GumbelRao {
+        /// The conditional draws, `≥ 1`.
+        samples: usize,
+    },
+}
+
+/// The fused sample of `output`, on logits and a temperature it [`serves`], under `key` (the
+/// noise room, `noise.rs`, decides it: the caller's, or one drawn from the device's generator).
+/// The arguments in the crate's order: `(logits, key, tau, output, dim)`.
+pub(crate) fn fused_sample<const D: usize>(
     logits: Tensor<D>,
+    key: u64,
     tau: &Tau,
-    hard: bool,
-    gumbel_rao: Option<usize>,
-    key: Option<Key>,
+    output: Output,
     dim: usize,
 ) -> Tensor<D> {
-    let key = key.map_or_else(|| counter::key(&logits.device()), Key::bits);
     let device = logits.device();
     let logits = logits.into_dispatch();
-    let out = match (gumbel_rao, tau) {
-        (Some(samples), tau) => {
+    let hard = output != Output::Soft;
+    let out = match (output, tau) {
+        (Output::GumbelRao { samples }, tau) => {
             let tau = match tau {
                 Tau::Fixed(tau) => Tensor::<1>::from_floats([*tau as f32], &device),
                 Tau::Learned(tau) => tau.as_ref().clone(),
@@ -104,22 +114,20 @@ pub(crate) fn sample<const D: usize>(
                 dim,
             )
         }
-        (None, Tau::Fixed(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
+        (_, Tau::Fixed(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
             logits,
             *tau as f32,
             hard,
             key,
             dim,
         ),
-        (None, Tau::Learned(tau)) => {
-            <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
-                logits,
-                tau.as_ref().clone().into_dispatch(),
-                hard,
-                key,
-                dim,
-            )
-        }
+        (_, Tau::Learned(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
+            logits,
+            tau.as_ref().clone().into_dispatch(),
+            hard,
+            key,
+            dim,
+        ),
     };
     Tensor::from_dispatch(out)
 }
