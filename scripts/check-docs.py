@@ -1,27 +1,40 @@
 #!/usr/bin/env python3
-"""Checks that the docs cite what exists, run by CI (.ci/run):
+"""Checks that the docs cite what exists, where they say it is; run by CI (.ci/run):
 
 - every relative link and every file path in backticks of the README, CHANGELOG, docs/, bench/
-  and the crates' READMEs names a file or folder of the repository;
+  and the crates' READMEs names a file or folder: from the citing file's folder, from the
+  repository's root, or inside the folder the text last named (a bare `driver.rs` after
+  `crates/burn-gumbel/src/fused/` is that folder's);
 - every file name or path in backticks of a module doc (`//!`) names a file: beside the module,
-  under its crate's `src/`, or from the repository's root;
+  in its own folder, under its own crate's `src/` or root, from the repository's root, or inside
+  the folder the doc last named;
 - the file table of each `mod.rs` (and `lib.rs`/`main.rs` that has one: rows that start with a
   file name in backticks) lists exactly the `.rs` files of its folder, itself left out.
 
-Prints one line per problem and exits 1 if there is any. Paths a run writes (`runs/`, `data/`,
-`target/`, `$OUT`) and patterns (`*`, `{a,b}`, `<name>`) are not files to look for.
+No name is looked up across the tree: a file of another crate or folder is cited by its path.
+Prints one line per problem and exits 1 if there is any. Paths under what git ignores (`runs/`,
+`target/`, the downloaded MNIST), a run's outputs named bare (`metrics.csv`) and patterns (`*`,
+`{a,b}`, `<name>`) are not files to look for.
 """
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSIONS = ("rs", "md", "sh", "py", "toml", "json", "csv", "png", "txt", "svg")
-PATH = re.compile(r"^[\w.\-/]+\.(%s)$|^(crates|src|docs|bench|benches|scripts|examples|tests|\.ci)/[\w.\-/]*$" % "|".join(EXTENSIONS))
-GENERATED = ("runs/", "data/", "target/", "$OUT", ".gpubin", ".gl/", "/tmp/", "~/")
+PATH = re.compile(r"^[\w.\-/]+\.(%s)$|^(crates|src|docs|bench|benches|scripts|examples|tests|\.ci)/[\w.\-/]*$|^[\w.\-/]+/$" % "|".join(EXTENSIONS))
+GENERATED = ("$OUT", ".gpubin", ".gl/", "/tmp/", "~/")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 CODE = re.compile(r"`([^`\n]+)`")
 problems = []
+
+
+def ignored(token):
+    """Whether git ignores the path (what a run or a build writes), as a path from the root."""
+    result = subprocess.run(["git", "check-ignore", "-q", "--no-index", token.rstrip("/")],
+                            cwd=ROOT, capture_output=True)
+    return result.returncode == 0
 
 
 def candidates(token):
@@ -29,29 +42,47 @@ def candidates(token):
     token = token.strip().rstrip(":,.")
     if any(c in token for c in "*{}<>$ ") or token.startswith(GENERATED) or "://" in token:
         return None
-    if token.split("/")[0] in ("runs", "data", "target"):
+    if not PATH.match(token) or ignored(token):
         return None
-    return token if PATH.match(token) else None
+    return token
 
 
-# Where a path may be cited from besides the citing file's folder: the root, each crate, each
-# crate's sources.
-CRATES = sorted((ROOT / "crates").glob("*/"))
-PLACES = [ROOT] + CRATES + [crate / "src" for crate in CRATES]
-# A bare source file name ("driver.rs") is cited in prose and tables that name its folder
-# around it: it must be the name of some source file.
-SOURCES = {p.name for p in ROOT.rglob("*.rs") if "target" not in p.parts}
 # Bare names of what a run writes into its folder: outputs, not files of the repository.
 RUN_OUTPUTS = re.compile(r"^[\w.\-]+\.(json|png|csv|bpk|txt)$")
 
 
+# The folders a run writes, named from the run's folder (`checkpoint/step-N/`).
+RUN_FOLDERS = ("checkpoint/",)
+
+
 def exists(token, bases):
-    if "/" not in token:
-        if RUN_OUTPUTS.match(token):
-            return True
-        if token.endswith(".rs"):
-            return token in SOURCES
-    return any((base / token).exists() for base in bases + PLACES)
+    """Whether `token` names a file or folder from one of `bases` (and nowhere else)."""
+    if ("/" not in token and RUN_OUTPUTS.match(token)) or token.startswith(RUN_FOLDERS):
+        return True
+    return any((base / token).exists() for base in bases)
+
+
+class Context:
+    """The folder the text last named (a token ending in `/`): where its bare names are looked
+    for, with the folders that hold it."""
+
+    def __init__(self, bases):
+        self.bases, self.folder = bases, None
+
+    def check(self, token):
+        # The folder last named, and the folders that hold it (a table headed by `src/` that
+        # went into `estimator/` goes on with `sampling.rs`): never a folder the text has not
+        # named or passed through.
+        named = []
+        if self.folder:
+            named = [self.folder] + [p for p in self.folder.parents if ROOT in p.parents]
+        places = self.bases + named
+        if not exists(token, places):
+            return False
+        if token.endswith("/"):
+            self.folder = next((base / token for base in places if (base / token).is_dir()),
+                               self.folder)
+        return True
 
 
 def check_markdown(path):
@@ -64,15 +95,18 @@ def check_markdown(path):
             continue
         if not (path.parent / target).exists():
             problems.append(f"{path.relative_to(ROOT)}: links to {target}, which does not exist")
+    context = Context([path.parent, ROOT])
     for token in CODE.findall(prose):
         token = candidates(token)
-        if token and not exists(token, [ROOT, path.parent]):
-            problems.append(f"{path.relative_to(ROOT)}: cites `{token}`, which does not exist")
+        if token and not context.check(token):
+            problems.append(f"{path.relative_to(ROOT)}: cites `{token}`, which is not where it "
+                            "says (from its folder, the root or the folder named before it)")
 
 
-def crate_src(path):
+def crate_of(path):
+    """The crate folder of a source file (the root for the examples, tests and benches)."""
     for parent in path.parents:
-        if parent.name == "src" or parent == ROOT:
+        if (parent / "Cargo.toml").exists():
             return parent
     return ROOT
 
@@ -80,15 +114,17 @@ def crate_src(path):
 def check_module(path):
     lines = path.read_text().splitlines()
     doc = [l[3:].strip() for l in lines if l.startswith("//!")]
-    bases = [path.parent, crate_src(path), ROOT]
+    crate = crate_of(path)
+    bases = [path.parent, crate / "src", crate, ROOT]
     if path.name not in ("mod.rs", "lib.rs", "main.rs"):
         bases.insert(1, path.parent / path.stem)
+    context = Context(bases)
     for line in doc:
         for token in CODE.findall(line):
             token = candidates(token)
-            if token and not exists(token, bases):
+            if token and not context.check(token):
                 problems.append(f"{path.relative_to(ROOT)}: its module doc cites `{token}`, "
-                                "which does not exist")
+                                "which is not where it says")
     table = {m.group(1) for line in doc for m in [re.match(r"^\|\s*`([\w.]+\.rs)`\s*\|", line)] if m}
     if not table:
         return

@@ -48,7 +48,8 @@ fn legacy_adam_epsilon() -> f64 {
 }
 
 impl RunConfig {
-    /// The defaults of the `discrete_vae` binary for `data`.
+    /// A run on `data` with the library's defaults. (The `discrete_vae` binary does not call
+    /// this: its flags carry their own defaults, in `examples/discrete_vae.rs`.)
     pub fn new(data: DataSource) -> Self {
         Self {
             model: DiscreteVaeConfig::new(),

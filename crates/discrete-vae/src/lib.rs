@@ -20,8 +20,9 @@
 //! - [`report`]: reconstructions, decoded random codes, the histogram of code usage.
 //! - [`evaluation`]: the test negative ELBO with keyed noise, `evaluation.json`.
 //! - [`renderer`]: one line per epoch, with a progress bar on a terminal, and `metrics.csv`.
-//! - [`training`]: the run's configuration, training on one or several devices, evaluation,
-//!   and [`training::run`], the whole run under the folder's lock.
+//! - [`training`]: training on one or several devices, and [`training::run`], the whole run
+//!   under the folder's lock (it re-exports what a program needs of [`config`] and
+//!   [`evaluation`], which hold the configuration and the evaluation).
 //!
 //! The run folder's machinery (data, durable files, the lock, the checks, the resume policy,
 //! signals, pictures) is [`mnist_run`]'s, shared with the categorical VAE.

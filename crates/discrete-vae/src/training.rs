@@ -1,6 +1,7 @@
-//! Training through burn-train: the run's configuration, [`train`] (a `SupervisedTraining` of a
-//! `Learner` on one or several devices, with durable checkpoints and an exact resume),
-//! [`evaluate`], and [`run`], the whole run under the folder's lock.
+//! Training through burn-train: [`train`] (a `SupervisedTraining` of a `Learner` on one or
+//! several devices, with durable checkpoints and an exact resume) and [`run`], the whole run
+//! under the folder's lock. The run's configuration ([`RunConfig`]) and [`evaluate`] are
+//! re-exported here from `config.rs` and `evaluation.rs`, where they live.
 //!
 //! A run folder holds `config.json` (the [`RunConfig`]), `metrics.csv` (a line per epoch),
 //! burn-train's `experiment.log`, `checkpoint/` (see [`crate::checkpoint`]), `.lock`, and at the
