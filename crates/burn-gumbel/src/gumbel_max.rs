@@ -9,7 +9,7 @@ use crate::ops::{to_f32, top_k_indices};
 
 /// Draws a categorical sample with the Gumbel-max trick.
 ///
-/// `i = argmax_k (logits_k + g_k)` with `g_k` i.i.d. Gumbel(0, 1) ([`gumbel_noise`]). The index is
+/// `i = argmax_k (logits_k + g_k)` with `g_k` i.i.d. Gumbel(0, 1) ([`gumbel_noise`](crate::gumbel_noise)). The index is
 /// distributed exactly as `softmax(logits)` along `dim` (Gumbel 1954; Maddison, Tarlow, Minka 2014).
 /// `logits` need not be normalized. A logit of `-inf` masks its category: it is never drawn.
 ///

@@ -60,7 +60,7 @@ impl<const D: usize> Noise<D> {
         #[cfg(feature = "wgpu")]
         if crate::cube::applies(logits) {
             let key = device_key_words(key, &logits.device());
-            return crate::cube::gumbel_noise(logits, dim, key);
+            return crate::cube::gumbel_noise(logits, key, dim);
         }
         match key {
             Some(key) => crate::counter::gumbel_noise_with_key(

@@ -26,24 +26,24 @@ pub trait CubeGumbelSoftmax: Backend {
     #[fusion(dtype = logits, shape = logits)]
     fn cube_gumbel_softmax(
         logits: FloatTensor<Self>,
+        key: IntTensor<Self>,
         tau: f32,
         hard: bool,
-        key: IntTensor<Self>,
         dim: usize,
     ) -> FloatTensor<Self>;
 
     /// The sample of [`cube_gumbel_softmax`](CubeGumbelSoftmax::cube_gumbel_softmax) and the
     /// soft sample in f32, from one pass: the forward pass of a tracked sample (a hard one, or
     /// half-precision logits).
-    #[fusion(meta = |logits, _tau, _hard, _key, _dim| (
+    #[fusion(meta = |logits, _key, _tau, _hard, _dim| (
         logits.clone(),
         TensorSpec::new(logits.shape.clone(), DType::F32),
     ))]
     fn cube_gumbel_softmax_kept(
         logits: FloatTensor<Self>,
+        key: IntTensor<Self>,
         tau: f32,
         hard: bool,
-        key: IntTensor<Self>,
         dim: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
@@ -71,22 +71,22 @@ pub trait CubeGumbelSoftmax: Backend {
 impl CubeGumbelSoftmax for CubeBackend {
     fn cube_gumbel_softmax(
         logits: CubeTensor,
+        key: IntTensor<Self>,
         tau: f32,
         hard: bool,
-        key: IntTensor<Self>,
         dim: usize,
     ) -> CubeTensor {
-        forward(logits, 1.0 / tau, hard, false, key, dim).0
+        forward(logits, key, 1.0 / tau, hard, false, dim).0
     }
 
     fn cube_gumbel_softmax_kept(
         logits: CubeTensor,
+        key: IntTensor<Self>,
         tau: f32,
         hard: bool,
-        key: IntTensor<Self>,
         dim: usize,
     ) -> (CubeTensor, CubeTensor) {
-        let (out, soft) = forward(logits, 1.0 / tau, hard, true, key, dim);
+        let (out, soft) = forward(logits, key, 1.0 / tau, hard, true, dim);
         (out, soft.expect("kept"))
     }
 
@@ -126,9 +126,9 @@ impl Backward<Cube, 1> for CubeBackward {
 impl<C: CheckpointStrategy> CubeGumbelSoftmax for Autodiff<Cube, C> {
     fn cube_gumbel_softmax(
         logits: FloatTensor<Self>,
+        key: IntTensor<Self>,
         tau: f32,
         hard: bool,
-        key: IntTensor<Self>,
         dim: usize,
     ) -> FloatTensor<Self> {
         let (logits, node) = logits.into_parts();
@@ -136,30 +136,30 @@ impl<C: CheckpointStrategy> CubeGumbelSoftmax for Autodiff<Cube, C> {
             OpsKind::Tracked(prep) => {
                 // An f32 soft sample is the output itself; else it is kept apart in f32.
                 let (out, soft) = match hard || logits.dtype() != DType::F32 {
-                    true => Cube::cube_gumbel_softmax_kept(logits, tau, hard, key, dim),
+                    true => Cube::cube_gumbel_softmax_kept(logits, key, tau, hard, dim),
                     false => {
-                        let soft = Cube::cube_gumbel_softmax(logits, tau, false, key, dim);
+                        let soft = Cube::cube_gumbel_softmax(logits, key, tau, false, dim);
                         (soft.clone(), soft)
                     }
                 };
                 prep.finish((soft, tau, dim), out)
             }
             OpsKind::UnTracked(prep) => {
-                prep.finish(Cube::cube_gumbel_softmax(logits, tau, hard, key, dim))
+                prep.finish(Cube::cube_gumbel_softmax(logits, key, tau, hard, dim))
             }
         }
     }
 
     fn cube_gumbel_softmax_kept(
         logits: FloatTensor<Self>,
+        key: IntTensor<Self>,
         tau: f32,
         hard: bool,
-        key: IntTensor<Self>,
         dim: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         // Not differentiated: only the operation above asks for both, for its backward pass.
         let logits = Autodiff::<Cube, C>::inner(logits);
-        let (out, soft) = Cube::cube_gumbel_softmax_kept(logits, tau, hard, key, dim);
+        let (out, soft) = Cube::cube_gumbel_softmax_kept(logits, key, tau, hard, dim);
         (
             Autodiff::<Cube, C>::from_inner(out),
             Autodiff::<Cube, C>::from_inner(soft),

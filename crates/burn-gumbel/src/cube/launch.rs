@@ -111,10 +111,10 @@ fn grid(cubes: usize) -> CubeCount {
 /// with `keep_soft` also the soft sample in f32, for the backward pass.
 pub(super) fn forward(
     logits: CubeTensor,
+    key: CubeTensor,
     inv_tau: f32,
     hard: bool,
     keep_soft: bool,
-    key: CubeTensor,
     dim: usize,
 ) -> (CubeTensor, Option<CubeTensor>) {
     let logits = into_contiguous(logits);

@@ -78,9 +78,9 @@ pub(crate) fn cube_sample<const D: usize>(
     };
     let out = <burn::backend::Dispatch as CubeGumbelSoftmax>::cube_gumbel_softmax(
         logits.into_dispatch(),
+        key.into_dispatch(),
         *tau as f32,
         hard,
-        key.into_dispatch(),
         dim,
     );
     Tensor::from_dispatch(out)
@@ -92,8 +92,8 @@ pub(crate) fn cube_sample<const D: usize>(
 /// fixed one, for instance), and one key the noise of every device.
 pub(crate) fn gumbel_noise<const D: usize>(
     logits: &Tensor<D>,
-    dim: usize,
     key: Tensor<1, Int>,
+    dim: usize,
 ) -> Tensor<D> {
     let key = key.into_dispatch();
     let logits = logits.clone().into_dispatch();

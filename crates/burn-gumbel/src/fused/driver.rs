@@ -35,8 +35,8 @@ pub(super) struct Sample {
 /// one-hot with `hard`, and with `keep_soft` the soft sample for [`backward`].
 pub(super) fn forward(
     logits: &FlexTensor,
-    tau: f32,
     key: u64,
+    tau: f32,
     hard: bool,
     keep_soft: bool,
     dim: usize,
@@ -449,7 +449,7 @@ mod tests {
         // comes from its index in the whole tensor, so the split cannot change a bit.
         let (rows, n) = (3000, 10);
         let theta = logits(rows, n);
-        let soft = forward(&theta, 0.7, 42, false, false, 1).out;
+        let soft = forward(&theta, 42, 0.7, false, false, 1).out;
         let mut whole = vec![0.0; rows * n];
         forward_chunk(ForwardChunk {
             theta: &values(&theta),
@@ -471,7 +471,7 @@ mod tests {
         // Same key: the one-hot marks the largest soft value of each row, and only it.
         let (rows, n) = (500, 70);
         let theta = logits(rows, n);
-        let sample = forward(&theta, 0.5, 7, true, true, 1);
+        let sample = forward(&theta, 7, 0.5, true, true, 1);
         let hard = values(&sample.out);
         let soft = values(&sample.soft.expect("asked for"));
         for r in 0..rows {
@@ -482,7 +482,7 @@ mod tests {
             let total: f32 = s.iter().sum();
             assert!((total - 1.0).abs() < 1e-5, "row {r} sums to {total}");
         }
-        let alone = forward(&theta, 0.5, 7, true, false, 1).out;
+        let alone = forward(&theta, 7, 0.5, true, false, 1).out;
         assert_eq!(values(&alone), hard);
     }
 
@@ -490,7 +490,7 @@ mod tests {
     fn backward_is_the_softmax_jacobian_over_tau() {
         // y ⊙ (g − yᵀg) / tau, row by row, against the formula in f64.
         let (rows, n) = (40, 9);
-        let soft = forward(&logits(rows, n), 0.8, 3, false, true, 1)
+        let soft = forward(&logits(rows, n), 3, 0.8, false, true, 1)
             .soft
             .expect("asked for");
         let g: Vec<f32> = (0..rows * n).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
@@ -550,8 +550,8 @@ mod tests {
         let bound = n as f32 * f32::EPSILON;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
         for hard in [false, true] {
-            let a = forward(&strided, 0.9, 5, hard, true, 1);
-            let b = forward(&last, 0.9, 5, hard, true, 2);
+            let a = forward(&strided, 5, 0.9, hard, true, 1);
+            let b = forward(&last, 5, 0.9, hard, true, 2);
             let (out_a, out_b) = (values(&a.out), from_rows(&values(&b.out), &layout));
             match hard {
                 true => assert_eq!(out_a, out_b, "{context}: the same one-hots"),

@@ -20,9 +20,9 @@ pub trait FusedGumbelSoftmax: Backend {
     /// from the counter-based generator under `key`.
     fn fused_gumbel_softmax(
         logits: FloatTensor<Self>,
+        key: u64,
         tau: f32,
         hard: bool,
-        key: u64,
         dim: usize,
     ) -> FloatTensor<Self>;
 
@@ -31,9 +31,9 @@ pub trait FusedGumbelSoftmax: Backend {
     /// temperature.
     fn fused_gumbel_softmax_learned(
         logits: FloatTensor<Self>,
+        key: u64,
         tau: FloatTensor<Self>,
         hard: bool,
-        key: u64,
         dim: usize,
     ) -> FloatTensor<Self>;
 
@@ -43,9 +43,9 @@ pub trait FusedGumbelSoftmax: Backend {
     /// is tracked).
     fn fused_gumbel_rao(
         logits: FloatTensor<Self>,
+        key: u64,
         tau: FloatTensor<Self>,
         samples: usize,
-        key: u64,
         dim: usize,
     ) -> FloatTensor<Self>;
 }
@@ -53,32 +53,32 @@ pub trait FusedGumbelSoftmax: Backend {
 impl FusedGumbelSoftmax for Flex {
     fn fused_gumbel_softmax(
         logits: FlexTensor,
+        key: u64,
         tau: f32,
         hard: bool,
-        key: u64,
         dim: usize,
     ) -> FlexTensor {
-        forward(&logits, tau, key, hard, false, dim).out
+        forward(&logits, key, tau, hard, false, dim).out
     }
 
     fn fused_gumbel_softmax_learned(
         logits: FlexTensor,
+        key: u64,
         tau: FlexTensor,
         hard: bool,
-        key: u64,
         dim: usize,
     ) -> FlexTensor {
-        forward(&logits, value_of(&tau), key, hard, false, dim).out
+        forward(&logits, key, value_of(&tau), hard, false, dim).out
     }
 
     fn fused_gumbel_rao(
         logits: FlexTensor,
+        key: u64,
         tau: FlexTensor,
         _samples: usize,
-        key: u64,
         dim: usize,
     ) -> FlexTensor {
-        forward(&logits, value_of(&tau), key, true, false, dim).out
+        forward(&logits, key, value_of(&tau), true, false, dim).out
     }
 }
 
@@ -176,9 +176,9 @@ impl Backward<Flex, 2> for GumbelRaoBackward {
 impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
     fn fused_gumbel_softmax(
         logits: FloatTensor<Self>,
+        key: u64,
         tau: f32,
         hard: bool,
-        key: u64,
         dim: usize,
     ) -> FloatTensor<Self> {
         let (primitive, node) = logits.into_parts();
@@ -186,14 +186,14 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
             .prepare::<C>([node])
             .compute_bound()
             .stateful();
-        tracked_forward(kind, &primitive, tau, key, hard, dim)
+        tracked_forward(kind, &primitive, key, tau, hard, dim)
     }
 
     fn fused_gumbel_softmax_learned(
         logits: FloatTensor<Self>,
+        key: u64,
         tau: FloatTensor<Self>,
         hard: bool,
-        key: u64,
         dim: usize,
     ) -> FloatTensor<Self> {
         let (primitive, logits_node) = logits.into_parts();
@@ -203,14 +203,14 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
             .prepare::<C>([logits_node, tau_node])
             .compute_bound()
             .stateful();
-        tracked_forward(kind, &primitive, tau, key, hard, dim)
+        tracked_forward(kind, &primitive, key, tau, hard, dim)
     }
 
     fn fused_gumbel_rao(
         logits: FloatTensor<Self>,
+        key: u64,
         tau: FloatTensor<Self>,
         samples: usize,
-        key: u64,
         dim: usize,
     ) -> FloatTensor<Self> {
         let (logits, logits_node) = logits.into_parts();
@@ -218,7 +218,7 @@ impl<C: CheckpointStrategy> FusedGumbelSoftmax for Autodiff<Flex, C> {
         let tau = value_of(&tau_primitive);
         // The forward pass is the hard sample's; the backward pass needs only the logits and the
         // key.
-        let out = forward(&logits, tau, key, true, false, dim).out;
+        let out = forward(&logits, key, tau, true, false, dim).out;
         let kind = GumbelRaoBackward
             .prepare::<C>([logits_node, tau_node])
             .compute_bound()
@@ -248,8 +248,8 @@ type State = (FlexTensor, f32, usize);
 fn tracked_forward<BO, C, const N: usize>(
     kind: OpsKind<BO, Flex, State, C, N>,
     logits: &FlexTensor,
-    tau: f32,
     key: u64,
+    tau: f32,
     hard: bool,
     dim: usize,
 ) -> FloatTensor<Autodiff<Flex, C>>
@@ -259,11 +259,11 @@ where
 {
     match kind {
         OpsKind::Tracked(prep) => {
-            let sample = forward(logits, tau, key, hard, true, dim);
+            let sample = forward(logits, key, tau, hard, true, dim);
             let soft = sample.soft.expect("kept for the backward pass");
             prep.finish((soft, tau, dim), sample.out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(logits, tau, key, hard, false, dim).out),
+        OpsKind::UnTracked(prep) => prep.finish(forward(logits, key, tau, hard, false, dim).out),
     }
 }
 
@@ -347,7 +347,7 @@ mod tests {
         for hard in [false, true] {
             let op = |logits, tau| {
                 <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
-                    logits, tau, hard, key, 1,
+                    logits, key, tau, hard, 1,
                 )
             };
             let (_, logits_grad, got) = run_at_tau(op, &inputs, tau);
@@ -414,7 +414,7 @@ mod tests {
         }
         let op = |logits, tau| {
             <burn::backend::Dispatch as FusedGumbelSoftmax>::fused_gumbel_rao(
-                logits, tau, samples, key, 1,
+                logits, key, tau, samples, 1,
             )
         };
         let (z, got, got_tau) = run_at_tau(op, &inputs, tau);

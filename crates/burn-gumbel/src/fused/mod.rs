@@ -108,24 +108,24 @@ pub(crate) fn fused_sample<const D: usize>(
             };
             <Dispatch as FusedGumbelSoftmax>::fused_gumbel_rao(
                 logits,
+                key,
                 tau.into_dispatch(),
                 samples,
-                key,
                 dim,
             )
         }
         (_, Tau::Fixed(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax(
             logits,
+            key,
             *tau as f32,
             hard,
-            key,
             dim,
         ),
         (_, Tau::Learned(tau)) => <Dispatch as FusedGumbelSoftmax>::fused_gumbel_softmax_learned(
             logits,
+            key,
             tau.as_ref().clone().into_dispatch(),
             hard,
-            key,
             dim,
         ),
     };
