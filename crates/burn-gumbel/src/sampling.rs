@@ -1,6 +1,9 @@
 //! The sampling core: every Gumbel-Softmax sample — soft, or one-hot with an estimator's
-//! gradient; from the functions, their keyed and given-noise forms, [`Estimator::sample`] and the
-//! layer — is drawn by [`sample`], and [`engine`] alone decides which engine serves it.
+//! gradient; from the functions, their keyed and given-noise forms, [`Estimator::sample`], the
+//! layer, and the distribution's `rsample` at a temperature given as a number — is drawn by
+//! [`sample`], and [`engine`] alone decides which engine serves it. (A distribution with a
+//! tensor temperature, and its `rsample_log`, compute `softmax((θ + g) / tau)` with tensor ops
+//! on the noise of [`Noise::gumbel`].)
 
 use burn::tensor::Tensor;
 
