@@ -8,9 +8,11 @@
 //! What one [`Device::seed`] gives, per backend: every sampler's fresh noise comes from the
 //! device's one generator, Burn's. On flex the fused kernel draws a key from it (three uniforms)
 //! and hashes each element's index under that key; the tensor-op paths there (gumbel-max,
-//! top-k, relaxed k-hot, the distribution, ReinMax) draw Burn's uniforms. On wgpu every sampler,
-//! kernel or tensor ops, draws the GPU kernel's counter-based noise under a key drawn from the
-//! device's generator and kept on the device. On ndarray every sampler draws Burn's uniforms.
+//! top-k, relaxed k-hot, `rsample_log` and a tensor temperature's `rsample`, ReinMax, the
+//! relaxed Bernoulli) draw Burn's uniforms. On wgpu every Gumbel sampler, kernel or tensor ops,
+//! draws the GPU kernel's counter-based noise under a key drawn from the device's generator and
+//! kept on the device; the relaxed Bernoulli's logistic noise and Gumbel-Rao's conditional draws
+//! on the tensor-op path are Burn's uniforms. On ndarray every sampler draws Burn's uniforms.
 //! A key gives the same noise on every backend, whatever the path.
 
 use burn::tensor::{Device, Distribution, Shape, Tensor};
