@@ -46,7 +46,9 @@ use crate::ops::{in_f32, straight_through, to_f32};
 pub fn relaxed_bernoulli<const D: usize>(logits: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
     check::tau_in("relaxed_bernoulli", tau, logits.dtype());
     let noise = logistic_noise::<D>(logits.shape(), &logits.device());
-    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
+    in_f32(logits, |logits| {
+        binary_concrete(logits, to_f32(noise), tau, hard)
+    })
 }
 
 /// [`relaxed_bernoulli`] with the noise of a [`Key`]
@@ -80,7 +82,7 @@ pub fn relaxed_bernoulli_with_key<const D: usize>(
 ) -> Tensor<D> {
     check::tau_in("relaxed_bernoulli_with_key", tau, logits.dtype());
     let noise = logistic_noise_with_key::<D>(logits.shape(), key, &logits.device());
-    in_f32(logits, |logits| sample(logits, noise, tau, hard))
+    in_f32(logits, |logits| binary_concrete(logits, noise, tau, hard))
 }
 
 /// [`relaxed_bernoulli`] with caller-given logistic noise (never differentiated).
@@ -117,10 +119,19 @@ pub fn relaxed_bernoulli_with_noise<const D: usize>(
     const OP: &str = "relaxed_bernoulli_with_noise";
     check::tau_in(OP, tau, logits.dtype());
     check::same_shape(OP, "noise", &logits.shape(), &noise.shape());
-    in_f32(logits, |logits| sample(logits, to_f32(noise), tau, hard))
+    in_f32(logits, |logits| {
+        binary_concrete(logits, to_f32(noise), tau, hard)
+    })
 }
 
-fn sample<const D: usize>(logits: Tensor<D>, noise: Tensor<D>, tau: f64, hard: bool) -> Tensor<D> {
+/// `sigmoid((logits + noise) / tau)` on checked arguments, or with `hard` its 0/1 with the soft
+/// sample's gradient (straight-through).
+fn binary_concrete<const D: usize>(
+    logits: Tensor<D>,
+    noise: Tensor<D>,
+    tau: f64,
+    hard: bool,
+) -> Tensor<D> {
     let perturbed = logits + noise.detach();
     let soft = burn::tensor::activation::sigmoid(perturbed.clone().div_scalar(tau));
     if !hard {
