@@ -62,9 +62,9 @@
 //! | layer | modules |
 //! |---|---|
 //! | the layer | `layer` ([`GumbelSoftmaxConfig`], [`GumbelSoftmax`], [`EvalMode`]) |
-//! | samplers | `gumbel_softmax`, `gumbel_max` (and top-k), `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot`, and the estimators' entries `estimator::sample` ([`Estimator::sample`], [`gumbel_rao`], [`reinmax`]) |
+//! | samplers | `gumbel_softmax`, `gumbel_max` (and top-k), `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot`, and the estimators' entries `hard_samples` ([`Estimator::sample`], [`gumbel_rao`], [`reinmax`]) |
 //! | the sampling core | `sampling` (the one entry of every Gumbel-Softmax sample, and the choice of engine) |
-//! | gradient estimators | `estimator` ([`Estimator`] and the tensor-op path of each), `estimator::gumbel_rao`, `estimator::reinmax` |
+//! | gradient estimators | `estimator` ([`Estimator`] and the tensor-op path of each; Gumbel-Rao's and ReinMax's maths in its files) |
 //! | noise | `noise` (the one place that decides the noise of every call: fresh, keyed or given; for the tensor ops, Gumbel-Rao's conditional draws and the kernels' keys) |
 //! | kernels | `counter` (the kernels' generator), `fused` (flex), `cube` (wgpu) |
 //! | foundations | `check` (argument checks), `setting` ([`InvalidSetting`]), `key` ([`Key`]), `ops` (one-hot of argmax, straight-through, row reshapes, temperature, masked rows), `schedule` |
@@ -99,6 +99,7 @@ mod estimator;
 mod fused;
 mod gumbel_max;
 mod gumbel_softmax;
+mod hard_samples;
 mod key;
 mod layer;
 mod noise;
@@ -111,15 +112,15 @@ mod schedule;
 mod setting;
 
 pub use estimator::Estimator;
-pub use estimator::{
-    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
-    reinmax_with_noise,
-};
 pub use gumbel_max::{
     gumbel_max, gumbel_max_with_key, gumbel_max_with_noise, gumbel_top_k, gumbel_top_k_with_key,
     gumbel_top_k_with_noise,
 };
 pub use gumbel_softmax::{gumbel_softmax, gumbel_softmax_with_key, gumbel_softmax_with_noise};
+pub use hard_samples::{
+    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
+    reinmax_with_noise,
+};
 pub use key::Key;
 pub use layer::{EvalMode, GumbelSoftmax, GumbelSoftmaxConfig};
 pub use noise::{gumbel_noise, gumbel_noise_with_key, logistic_noise, logistic_noise_with_key};

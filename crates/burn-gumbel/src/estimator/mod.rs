@@ -6,16 +6,17 @@
 //! the bit while its derivative is that of `s`. No custom autodiff operation is needed, so the
 //! estimators run on every backend.
 //!
-//! This folder is the estimators' room, on two levels of the crate's layers. This file holds
-//! [`Estimator`], its parsing and checks, and [`hard_sample`], the tensor-op path of each, below
-//! the sampling core (`sampling.rs`); beside it:
+//! This folder is the estimators' room, below the sampling core (`sampling.rs`), which calls it.
+//! This file holds [`Estimator`], its parsing and checks, and [`hard_sample`], the tensor-op path
+//! of each; the entries that draw with an estimator (`Estimator::sample` and its forms,
+//! `gumbel_rao`, `reinmax`) call the sampling core, so they sit above it, in `hard_samples.rs`
+//! (a folder below the core cannot hold them without an import cycle). Beside this file:
 //!
-//! | file | concern | layer |
-//! |---|---|---|
-//! | `gumbel_rao.rs` | Gumbel-Rao's surrogate and conditional draws | below the sampling core |
-//! | `reinmax.rs` | ReinMax's surrogate | below the sampling core |
-//! | `sample.rs` | the entries: `Estimator::sample` and its keyed and given-noise forms, `gumbel_rao`, `reinmax` | above the sampling core, which they call |
-//! | `testing.rs` | host references of the tests | tests only |
+//! | file | concern |
+//! |---|---|
+//! | `gumbel_rao.rs` | Gumbel-Rao's surrogate and conditional draws |
+//! | `reinmax.rs` | ReinMax's surrogate |
+//! | `testing.rs` | host references of the tests |
 
 use core::fmt;
 use core::str::FromStr;
@@ -31,12 +32,6 @@ use crate::setting::{InvalidSetting, Setting};
 
 mod gumbel_rao;
 mod reinmax;
-mod sample;
-
-pub use sample::{
-    gumbel_rao, gumbel_rao_with_key, gumbel_rao_with_noise, reinmax, reinmax_with_key,
-    reinmax_with_noise,
-};
 #[cfg(test)]
 pub(crate) mod testing;
 

@@ -1,13 +1,12 @@
 //! The estimators' entries: one-hot samples with an estimator's gradient, drawn by the sampling
-//! core (`sampling.rs`, below this file and above the estimators' maths in `mod.rs`,
-//! `gumbel_rao.rs` and `reinmax.rs`): [`Estimator`]'s `sample` forms (the estimator as a value)
+//! core (`sampling.rs`, below this file and above the estimators' maths in `estimator/`): [`Estimator`]'s `sample` forms (the estimator as a value)
 //! and the named forms of two estimators, [`gumbel_rao`] and [`reinmax`], each with fresh, keyed
 //! or given noise.
 
 use burn::tensor::{AsIndex, Tensor};
 
-use super::Estimator;
 use crate::check;
+use crate::estimator::Estimator;
 use crate::key::Key;
 use crate::ops::Tau;
 use crate::sampling::{Kind, Noise, sample};
