@@ -7,7 +7,7 @@
 //!
 //! Every value is computed in f32, whatever the storage type. The noise is the counter-based
 //! generator of [`crate::counter`] (`mix32`, the key's two words), and `ln` and `exp` are the CPU
-//! kernel's (`fused/math.rs`: FreeBSD's `logf`, Cephes' `expf`), so that one key gives the CPU's
+//! kernel's (`math.rs`: FreeBSD's `logf`, Cephes' `expf`), so that one key gives the CPU's
 //! noise to the bit where the GPU does not contract a multiply and an add into one rounding.
 
 use burn_cubecl::cubecl;

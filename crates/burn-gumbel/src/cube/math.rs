@@ -1,6 +1,6 @@
 //! Scalar arithmetic of the CubeCL kernels: the counter-based generator of
 //! [`crate::counter`] (the hash, the key words) and the CPU kernel's `ln` and `exp` polynomials
-//! (`fused/math.rs`), so that one key gives the CPU's noise. All in f32 and u32.
+//! (`math.rs`), so that one key gives the CPU's noise. All in f32 and u32.
 
 use burn_cubecl::cubecl;
 use cubecl::prelude::*;

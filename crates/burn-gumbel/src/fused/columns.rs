@@ -6,8 +6,8 @@
 use std::ptr::NonNull;
 
 use super::lanes::{inverse_or_zero, ln_or_zero};
-use super::math::{fast_exp, fast_ln};
 use crate::counter::uniform;
+use crate::math::{fast_exp, fast_ln};
 
 /// Positions per band of the column kernels: four cache lines of f32 per category, so that a
 /// band's passes over a large map touch each memory page for 64 positions at once (a map of 8192

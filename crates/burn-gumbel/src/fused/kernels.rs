@@ -7,8 +7,8 @@ use std::mem::MaybeUninit;
 use super::lanes::{
     LANES, first_index_of, inverse_or_zero, lane_dot, lane_max, lane_sum, ln_or_zero,
 };
-use super::math::{fast_exp, fast_ln};
 use crate::counter::uniform;
+use crate::math::{fast_exp, fast_ln};
 
 /// Rows shorter than this take the exponential over the whole chunk.
 const SHORT_ROW: usize = 4 * LANES;

@@ -2,7 +2,7 @@
 //! independent accumulators, so that the compiler vectorizes them, and the guards of a fully
 //! masked row. Inlined into each instruction-set variant with the kernels that call them.
 
-use super::math::fast_ln;
+use crate::math::fast_ln;
 
 /// Independent lanes of the row reductions: one AVX-512 register of f32.
 pub(super) const LANES: usize = 16;

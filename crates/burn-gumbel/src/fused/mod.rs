@@ -29,7 +29,6 @@
 //! | `kernels.rs` | the forward and backward row kernels, Gumbel-Rao's backward |
 //! | `lanes.rs` | the row kernels' vectorized reductions (sum, dot, maximum, first index) and masked-row guards |
 //! | `layout.rs` | the `[outer, n, inner]` view of any category axis, its bands, tiled transposes |
-//! | `math.rs` | `ln` and `exp` |
 //! | `precision.rs` | f16 and bf16 logits widened to f32 and results narrowed back |
 
 use burn::backend::Dispatch;
@@ -47,7 +46,6 @@ mod isa;
 mod kernels;
 mod lanes;
 mod layout;
-mod math;
 mod precision;
 
 /// Whether the fused path serves a call: a flex device (plain or autodiff) and f32, f16 or bf16

@@ -1,13 +1,15 @@
-//! Scalar arithmetic of the fused kernel: branch-free `ln` and `exp` that the compiler
-//! vectorizes (the uniforms are [`crate::counter`]'s). Every function is `#[inline(always)]`, so
-//! that it is compiled inside each instruction-set variant of the kernels.
+//! Scalar arithmetic of the host kernels (the fused flex kernel and the token sampler):
+//! branch-free `ln` and `exp` that the compiler vectorizes (the uniforms are
+//! [`crate::counter`]'s). Only `+ − × ÷` and bit operations, each correctly rounded, so every
+//! processor computes the same bits. Every function is `#[inline(always)]`, so that it is compiled
+//! inside each instruction-set variant of the kernels.
 
 /// `ln x` for normal `x > 0`, branch-free, within 1 ulp: FreeBSD's and musl's `logf`.
 ///
 /// With `x = 2^k · m`, `m ∈ [√½, √2)` and `f = m − 1`, `ln m = 2 atanh s` for `s = f / (2 + f)`,
 /// a degree-4 minimax polynomial in `s²` (|s| < 0.172); `ln 2` in two parts.
 #[inline(always)]
-pub(super) fn fast_ln(x: f32) -> f32 {
+pub(crate) fn fast_ln(x: f32) -> f32 {
     // The exponent of `x / √½` and the mantissa rescaled into [√½, √2).
     let bits = x.to_bits() + (0x3f80_0000 - 0x3f35_04f3);
     let k = (bits >> 23) as i32 - 0x7f;
@@ -24,7 +26,7 @@ pub(super) fn fast_ln(x: f32) -> f32 {
 /// `exp x` for `x ≤ 0`, branch-free (Cephes' `expf` polynomial, within 2 ulp); exactly 0 below
 /// −87 (and for −∞), where `exp` is under 2^-125.
 #[inline(always)]
-pub(super) fn fast_exp(x: f32) -> f32 {
+pub(crate) fn fast_exp(x: f32) -> f32 {
     let xc = if x > -87.0 { x } else { -87.0 };
     let t = xc * core::f32::consts::LOG2_E;
     let n = (t - 0.5) as i32; // round to nearest for t ≤ 0
