@@ -39,7 +39,7 @@ pub(super) fn key_words(key: &Tensor<i32>) -> KeyWords {
     let hi = u32::cast_from(key[2]) | (u32::cast_from(key[3]) << 16u32);
     KeyWords {
         k1: lo,
-        k2: hi ^ mix32(lo),
+        k2: mix32(hi ^ mix32(lo ^ 0x9E37_79B9u32)),
     }
 }
 
