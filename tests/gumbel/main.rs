@@ -21,3 +21,4 @@ mod relaxed_bernoulli;
 mod relaxed_k_hot;
 mod relaxed_one_hot;
 mod samples;
+mod tokens;

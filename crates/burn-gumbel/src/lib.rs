@@ -21,6 +21,7 @@
 //! | [`RelaxedOneHotCategorical`] | the Concrete distribution: `rsample`, `log_prob` on the simplex and in log space |
 //! | [`relaxed_bernoulli`] | `sigmoid((logits + L) / tau)`, `L` logistic; or with `hard` its 0/1, straight-through |
 //! | [`TemperatureSchedule`] | `tau = max(tau_min, tau0 · exp(-rate · t))` |
+//! | [`sample_tokens`] | the next token of each row, `argmax_{v ∈ S}(logits_v / T + g_v)` under one [`Key`] per row, `S` kept by top-k, top-p and min-p ([`TokenSamplerConfig`]): batch-invariant; [`token_logprobs`] its distribution |
 //!
 //! References: Jang, Gu, Poole, *Categorical Reparameterization with Gumbel-Softmax*, ICLR 2017,
 //! [arXiv:1611.01144](https://arxiv.org/abs/1611.01144); Maddison, Mnih, Teh, *The Concrete
@@ -62,7 +63,7 @@
 //! | layer | modules |
 //! |---|---|
 //! | the layer | `layer` ([`GumbelSoftmaxConfig`], [`GumbelSoftmax`], [`EvalMode`]) |
-//! | samplers | `gumbel_softmax`, `gumbel_max` (and top-k), `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot`, and the estimators' entries `hard_samples` ([`Estimator::sample`], [`gumbel_rao`], [`reinmax`]) |
+//! | samplers | `gumbel_softmax`, `gumbel_max` (and top-k), `tokens` ([`sample_tokens`]), `relaxed_bernoulli`, `relaxed_k_hot`, `relaxed_one_hot`, and the estimators' entries `hard_samples` ([`Estimator::sample`], [`gumbel_rao`], [`reinmax`]) |
 //! | the sampling core | `sampling` (the one entry of every Gumbel-Softmax sample, and the choice of engine) |
 //! | gradient estimators | `estimator` ([`Estimator`] and the tensor-op path of each; Gumbel-Rao's and ReinMax's maths in its files) |
 //! | noise | `noise` (the one place that decides the noise of every call: fresh, keyed or given; for the tensor ops, Gumbel-Rao's conditional draws and the kernels' keys) |
@@ -111,6 +112,7 @@ mod relaxed_one_hot;
 mod sampling;
 mod schedule;
 mod setting;
+mod tokens;
 
 pub use estimator::Estimator;
 pub use gumbel_max::{
@@ -132,6 +134,7 @@ pub use relaxed_k_hot::{relaxed_k_hot, relaxed_k_hot_with_key, relaxed_k_hot_wit
 pub use relaxed_one_hot::RelaxedOneHotCategorical;
 pub use schedule::TemperatureSchedule;
 pub use setting::{InvalidSetting, Setting};
+pub use tokens::{TokenSamplerConfig, Tokens, sample_tokens, token_logprobs};
 
 /// The README's Rust snippets, compiled and run as doctests.
 #[cfg(doctest)]

@@ -2,8 +2,9 @@
 //! the one place that decides the noise of every sampler — [`Noise`] says where a call's noise
 //! comes from (fresh from the device, under a key, or given), and its methods draw it for the
 //! tensor-op paths ([`Noise::gumbel`]), for Gumbel-Rao's conditional draws
-//! ([`Noise::conditional_exponentials`]) and as the key of a kernel ([`kernel_key`] on flex,
-//! [`device_key_words`] on wgpu).
+//! ([`Noise::conditional_exponentials`]), as the key of a kernel ([`kernel_key`] on flex,
+//! [`device_key_words`] on wgpu), and for the token sampler, per row key and token id
+//! ([`token_gumbel`]).
 //!
 //! What one [`Device::seed`] gives, per backend: every sampler's fresh noise comes from the
 //! device's one generator, Burn's. On flex the fused kernel draws a key from it (three uniforms)
@@ -139,6 +140,25 @@ pub(crate) fn device_key_words(key: Option<Key>, device: &Device) -> Tensor<1, b
             .cast(IntDType::I32),
     }
 }
+
+/// The Gumbel noise of token `token` in a row that the token sampler draws under `key`:
+/// `g = −ln(−ln u)` with `u` the counter-based uniform of counter `token` under `key`
+/// ([`crate::counter::uniform`]), both logarithms the host kernels' f32 `ln`
+/// ([`crate::math::fast_ln`]).
+///
+/// A function of (row key, token id) alone, computed with correctly rounded f32 operations only:
+/// the same bits on every processor, whatever the row's place in its batch, the batch size or
+/// the thread count. `u ∈ [2^-24, 1 − 2^-24]`, so `g ∈ [−2.81, 16.64]`, below
+/// [`TOKEN_GUMBEL_MAX`].
+#[inline(always)]
+pub(crate) fn token_gumbel(key: Key, token: u32) -> f32 {
+    let u = crate::counter::uniform(key.bits(), token as u64);
+    -crate::math::fast_ln(-crate::math::fast_ln(u))
+}
+
+/// An upper bound of [`token_gumbel`] (whose largest value is `−ln(−ln(1 − 2^-24)) ≈ 16.636`):
+/// a token whose logit plus this bound is below the best perturbed logit so far cannot win.
+pub(crate) const TOKEN_GUMBEL_MAX: f32 = 16.7;
 
 /// Smallest value of `-ln u` for `u` in `[0, 1)` below 1 at f32 precision: `-ln(1 - 2^-24) ≈ 2^-24`.
 ///
@@ -322,5 +342,35 @@ mod tests {
         assert_eq!(g.dims(), [2, 5, 7]);
         let values = g.into_data().try_into_vec_as::<f32>().unwrap();
         assert!(values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn token_noise_is_bounded_by_its_maximum() {
+        // The extreme uniforms, 2^-24 and 1 − 2^-24, through the token noise's formula, and 1M
+        // draws: every value finite, in [−2.82, TOKEN_GUMBEL_MAX].
+        for u in [2f32.powi(-24), 1.0 - 2f32.powi(-24)] {
+            let g = -crate::math::fast_ln(-crate::math::fast_ln(u));
+            assert!((-2.82..=TOKEN_GUMBEL_MAX).contains(&g), "u = {u}: g = {g}");
+        }
+        // Its law: mean γ (Euler–Mascheroni) and variance π²/6 within 5 standard errors
+        // (sqrt(π²/6 / n) = 1.28e-3 for the mean; sqrt((μ₄ − σ⁴) / n) ≈ 3.5e-3 for the variance,
+        // μ₄ = 5.4·σ⁴ for Gumbel's excess kurtosis 2.4).
+        let (key, n) = (Key::new(3), 1_000_000u32);
+        let (mut sum, mut sum2) = (0.0f64, 0.0f64);
+        for token in 0..n {
+            let g = token_gumbel(key, token);
+            assert!(
+                (-2.82..=TOKEN_GUMBEL_MAX).contains(&g),
+                "token {token}: g = {g}"
+            );
+            sum += g as f64;
+            sum2 += (g as f64) * (g as f64);
+        }
+        let mean = sum / n as f64;
+        let var = sum2 / n as f64 - mean * mean;
+        let variance = core::f64::consts::PI.powi(2) / 6.0;
+        assert!((mean - 0.577_215_66).abs() < 5.0 * 1.28e-3, "mean {mean}");
+        let se_var = ((5.4 - 1.0) * variance * variance / n as f64).sqrt();
+        assert!((var - variance).abs() < 5.0 * se_var, "variance {var}");
     }
 }

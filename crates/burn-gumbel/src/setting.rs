@@ -1,17 +1,26 @@
-//! [`InvalidSetting`]: a setting of the layer that its rules refuse, as a value.
+//! [`InvalidSetting`]: a setting of the layer or of the token sampler that its rules refuse, as
+//! a value.
 
 use core::fmt;
 
-/// The settings of [`GumbelSoftmaxConfig`](crate::GumbelSoftmaxConfig) that a rule can refuse.
+/// The settings of [`GumbelSoftmaxConfig`](crate::GumbelSoftmaxConfig) and
+/// [`TokenSamplerConfig`](crate::TokenSamplerConfig) that a rule can refuse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Setting {
     /// The (fixed or initial) temperature `tau`.
     Tau,
     /// The gradient estimator of hard samples, and what it needs of the other settings.
     Estimator,
+    /// The token sampler's temperature.
+    Temperature,
+    /// The token sampler's top-p.
+    TopP,
+    /// The token sampler's min-p.
+    MinP,
 }
 
-/// A setting the layer refuses: which one, and the rule with the value received.
+/// A setting the layer or the token sampler refuses: which one, and the rule with the value
+/// received.
 ///
 /// Returned by [`GumbelSoftmaxConfig::validate`](crate::GumbelSoftmaxConfig::validate) and
 /// [`Estimator::validate`](crate::Estimator::validate), the rules that

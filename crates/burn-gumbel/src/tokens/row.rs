@@ -1,0 +1,367 @@
+//! The row kernel of the token sampler: one row of logits, its filters and its key → one token
+//! and its log-probability, on the host, in a fixed order of operations.
+//!
+//! With `z_v = x_v · (1/T)`, `m = max z` and `d_v = z_v − m` (each an f32 operation, correctly
+//! rounded), the filters become one threshold `t` on `d` (every filter keeps a set of largest
+//! values), and the token is `argmax_{d_v ≥ t} (d_v + g_v)` with `g_v` the token noise of
+//! (row key, `v`), ties to the lowest index. Its log-probability is `d_token − ln Σ_{d_v ≥ t}
+//! exp d_v`. Passes over the row:
+//! 1. the maximum `m` and its first index (and the check for NaN and fully masked rows);
+//! 2. for top-k, a selection of the `k`-th largest `d` (`select_nth_unstable` on a copy of the
+//!    row, linear on average); for top-p, the top-k mass `W`, then only the candidates with
+//!    `exp d_v ≥ (1 − q) · W / |top-k|` (no other token can be in the nucleus) sorted;
+//! 3. the draw: the noise is computed only for tokens with `d_v + g_max ≥ best` (a token below
+//!    cannot win, since `g < g_max`), and the kept mass summed for the log-probability (or, for
+//!    [`logprobs_row`], the log-probability of every token).
+//!
+//! Nothing depends on the row's batchmates, the batch size or the thread count: each row is one
+//! task, its sums taken in eight lanes in a fixed order.
+
+use crate::key::Key;
+use crate::math::fast_exp;
+use crate::noise::{TOKEN_GUMBEL_MAX, token_gumbel};
+
+use super::config::Filters;
+
+/// One row's draw: the token id and its log-probability under the distribution it was drawn from
+/// (0 for greedy decoding, a point mass).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Draw {
+    /// The token id.
+    pub token: u32,
+    /// Its log-probability.
+    pub logprob: f32,
+}
+
+/// Why a row has no draw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum RowError {
+    /// A NaN logit, at this token.
+    NaN(u32),
+    /// Every logit is `-inf`.
+    Masked,
+    /// `logits / T` overflows f32 (or a logit is `+inf`): the largest logit.
+    Overflow(f32),
+}
+
+/// The row kernel's scratch space, reused across the rows of one thread.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// A copy of the row's `d` (top-k's selection).
+    values: Vec<f32>,
+    /// Top-p's candidates: `(d, token)`.
+    candidates: Vec<(f32, u32)>,
+}
+
+/// A row ready to draw from: `1/T`, the maximum `m` of `x · (1/T)` and its first index, and the
+/// threshold `t` on `d = x · (1/T) − m` of the kept tokens (`None` for greedy rows).
+struct Prepared {
+    inv_t: f32,
+    m: f32,
+    first: usize,
+    threshold: f32,
+}
+
+impl Prepared {
+    /// `d_v`, when token `v` is kept (`d_v ≥ t` and `d_v > -inf`).
+    #[inline(always)]
+    fn kept(&self, xv: f32) -> Option<f32> {
+        let dv = xv * self.inv_t - self.m;
+        (dv >= self.threshold && dv != f32::NEG_INFINITY).then_some(dv)
+    }
+}
+
+/// The maximum and the threshold of row `x` under `filters` (passes 1 and 2), or `None` for a
+/// greedy row, with the first index of its largest logit.
+fn prepare(
+    x: &[f32],
+    filters: Filters,
+    scratch: &mut Scratch,
+) -> Result<Result<Prepared, usize>, RowError> {
+    let (inv_t, top_k, top_p, ln_min_p) = match filters {
+        Filters::Greedy => return maximum(x, 1.0).map(|(_, first)| Err(first)),
+        Filters::Sample {
+            inv_temperature,
+            top_k,
+            top_p,
+            ln_min_p,
+        } => (inv_temperature, top_k, top_p, ln_min_p),
+    };
+    let (m, first) = maximum(x, inv_t)?;
+    let d = |v: usize| x[v] * inv_t - m;
+    // The threshold: the largest of the filters' (each keeps the largest values).
+    let mut threshold = ln_min_p;
+    let top_k_threshold = top_k.map(|k| {
+        scratch.values.clear();
+        scratch.values.extend((0..x.len()).map(d));
+        let (_, kth, _) = scratch
+            .values
+            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        *kth
+    });
+    if let Some(t) = top_k_threshold {
+        threshold = threshold.max(t);
+    }
+    if let Some(q) = top_p {
+        let t = top_k_threshold.unwrap_or(f32::NEG_INFINITY);
+        threshold = threshold.max(nucleus(x, &d, t, q, scratch));
+    }
+    Ok(Ok(Prepared {
+        inv_t,
+        m,
+        first,
+        threshold,
+    }))
+}
+
+/// Draws the token of row `x` under `key` with `filters` (pass 3: the keyed draw and the kept
+/// mass).
+pub(super) fn sample_row(
+    x: &[f32],
+    key: Key,
+    filters: Filters,
+    scratch: &mut Scratch,
+) -> Result<Draw, RowError> {
+    let row = match prepare(x, filters, scratch)? {
+        Ok(row) => row,
+        Err(first) => {
+            return Ok(Draw {
+                token: first as u32,
+                logprob: 0.0,
+            });
+        }
+    };
+    // From the argmax on (d = 0, always kept): a token with d + g_max below the best so far
+    // cannot win, and its noise is not computed.
+    let mut best = token_gumbel(key, row.first as u32);
+    let mut token = row.first;
+    let mut lanes = [0.0f64; LANES];
+    for (v, &xv) in x.iter().enumerate() {
+        let Some(dv) = row.kept(xv) else { continue };
+        lanes[v % LANES] += fast_exp(dv) as f64;
+        if dv + TOKEN_GUMBEL_MAX < best {
+            continue;
+        }
+        let perturbed = dv + token_gumbel(key, v as u32);
+        if perturbed > best || (perturbed == best && v < token) {
+            best = perturbed;
+            token = v;
+        }
+    }
+    let ln_mass = lanes.iter().sum::<f64>().ln();
+    Ok(Draw {
+        token: token as u32,
+        logprob: ((x[token] * row.inv_t - row.m) as f64 - ln_mass) as f32,
+    })
+}
+
+/// Writes into `out` the log-probabilities of every token of row `x` under `filters`: `d_v − ln
+/// Σ_S exp d` on the kept set `S`, `-inf` elsewhere (greedy: 0 at the first largest logit).
+pub(super) fn logprobs_row(
+    x: &[f32],
+    filters: Filters,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+) -> Result<(), RowError> {
+    let row = match prepare(x, filters, scratch)? {
+        Ok(row) => row,
+        Err(first) => {
+            out.fill(f32::NEG_INFINITY);
+            out[first] = 0.0;
+            return Ok(());
+        }
+    };
+    let mut lanes = [0.0f64; LANES];
+    for (v, &xv) in x.iter().enumerate() {
+        if let Some(dv) = row.kept(xv) {
+            lanes[v % LANES] += fast_exp(dv) as f64;
+        }
+    }
+    let ln_mass = lanes.iter().sum::<f64>().ln();
+    for (o, &xv) in out.iter_mut().zip(x) {
+        *o = match row.kept(xv) {
+            Some(dv) => (dv as f64 - ln_mass) as f32,
+            None => f32::NEG_INFINITY,
+        };
+    }
+    Ok(())
+}
+
+/// The number of partial sums a row's mass is summed in (a fixed order: lane `v mod 8`).
+const LANES: usize = 8;
+
+/// The largest `x_v · inv_t` and its first index.
+fn maximum(x: &[f32], inv_t: f32) -> Result<(f32, usize), RowError> {
+    let (mut m, mut first) = (f32::NEG_INFINITY, 0);
+    for (v, &xv) in x.iter().enumerate() {
+        if xv.is_nan() {
+            return Err(RowError::NaN(v as u32));
+        }
+        let z = xv * inv_t;
+        if z > m {
+            (m, first) = (z, v);
+        }
+    }
+    match m {
+        f32::NEG_INFINITY => Err(RowError::Masked),
+        f32::INFINITY => Err(RowError::Overflow(x[first])),
+        _ => Ok((m, first)),
+    }
+}
+
+/// Top-p's threshold on `d` among the tokens with `d ≥ t` (the top-k set; all tokens when `t` is
+/// `-inf`): the `d` of the last token of the shortest prefix, largest first, whose mass reaches
+/// `q` times the set's mass.
+fn nucleus(x: &[f32], d: &impl Fn(usize) -> f32, t: f32, q: f32, scratch: &mut Scratch) -> f32 {
+    let mut lanes = [0.0f64; LANES];
+    let mut count = 0usize;
+    for v in 0..x.len() {
+        let dv = d(v);
+        if dv >= t && dv != f32::NEG_INFINITY {
+            lanes[v % LANES] += fast_exp(dv) as f64;
+            count += 1;
+        }
+    }
+    let mass = lanes.iter().sum::<f64>();
+    // A token of weight w < (1 − q)·W/N is outside the nucleus: the tokens of weight ≤ w weigh
+    // less than (1 − q)·W together, so the heavier ones already reach q·W. The bound is lowered
+    // by 1e-3 nats so that rounding never drops a member; extra candidates change nothing.
+    let bound = ((1.0 - q as f64) * mass / count as f64).ln() - 1e-3;
+    let bound = (bound as f32).max(t);
+    scratch.candidates.clear();
+    for v in 0..x.len() {
+        let dv = d(v);
+        if dv >= bound && dv != f32::NEG_INFINITY {
+            scratch.candidates.push((dv, v as u32));
+        }
+    }
+    scratch
+        .candidates
+        .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let target = q as f64 * mass;
+    let mut prefix = 0.0f64;
+    for &(dv, _) in &scratch.candidates {
+        prefix += fast_exp(dv) as f64;
+        if prefix >= target {
+            return dv;
+        }
+    }
+    // Rounding kept the candidates' sum below q·W: all of them.
+    scratch.candidates.last().map_or(t, |c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(x: &[f32], key: u64, filters: Filters) -> Result<Draw, RowError> {
+        sample_row(x, Key::new(key), filters, &mut Scratch::default())
+    }
+
+    fn filters(t: f32, k: Option<usize>, p: Option<f32>, min_p: f32) -> Filters {
+        Filters::Sample {
+            inv_temperature: 1.0 / t,
+            top_k: k,
+            top_p: p,
+            ln_min_p: if min_p > 0.0 {
+                min_p.ln()
+            } else {
+                f32::NEG_INFINITY
+            },
+        }
+    }
+
+    #[test]
+    fn the_token_is_the_argmax_of_the_kept_perturbed_logits() {
+        // The kernel's pruning and thresholds against the plain definition, on 2000 rows.
+        let x: Vec<f32> = (0..50)
+            .map(|v| ((v * 37 % 23) as f32 * 0.3).sin() * 4.0)
+            .collect();
+        for key in 0..2000u64 {
+            let draw = sample(&x, key, filters(0.8, None, None, 0.0)).unwrap();
+            let inv_t = 1.0 / 0.8f32;
+            let m = x
+                .iter()
+                .map(|&v| v * inv_t)
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut best = (f32::NEG_INFINITY, 0usize);
+            for (v, &xv) in x.iter().enumerate() {
+                let p = (xv * inv_t - m) + token_gumbel(Key::new(key), v as u32);
+                if p > best.0 {
+                    best = (p, v);
+                }
+            }
+            assert_eq!(draw.token as usize, best.1, "key {key}");
+        }
+    }
+
+    #[test]
+    fn greedy_takes_the_first_largest_logit() {
+        let x = [1.0, 3.0, f32::NEG_INFINITY, 3.0];
+        let draw = sample(&x, 0, Filters::Greedy).unwrap();
+        assert_eq!(
+            draw,
+            Draw {
+                token: 1,
+                logprob: 0.0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_rows_are_named() {
+        let f = filters(1.0, None, None, 0.0);
+        assert_eq!(sample(&[0.0, f32::NAN], 0, f), Err(RowError::NaN(1)));
+        assert_eq!(sample(&[f32::NEG_INFINITY; 3], 0, f), Err(RowError::Masked));
+        assert_eq!(
+            sample(&[1e30, 0.0], 0, filters(1e-10, None, None, 0.0)),
+            Err(RowError::Overflow(1e30))
+        );
+        assert_eq!(
+            sample(&[f32::NAN], 0, Filters::Greedy),
+            Err(RowError::NaN(0))
+        );
+    }
+
+    #[test]
+    fn thresholds_keep_ties_and_the_shortest_nucleus() {
+        // Probabilities ∝ 4, 2, 2, 1, 1 (mass 10), as logits ln w.
+        let x: Vec<f32> = [4.0f32, 2.0, 2.0, 1.0, 1.0]
+            .iter()
+            .map(|w| w.ln())
+            .collect();
+        let kept = |f: Filters| -> Vec<u32> {
+            let mut seen: Vec<u32> = (0..400).map(|k| sample(&x, k, f).unwrap().token).collect();
+            seen.sort();
+            seen.dedup();
+            seen
+        };
+        // top-k 2: the 2nd largest is tied with the 3rd: both kept.
+        assert_eq!(kept(filters(1.0, Some(2), None, 0.0)), [0, 1, 2]);
+        // top-p 0.39: token 0 alone reaches it (0.4); 0.41 needs the next (and its tie).
+        assert_eq!(kept(filters(1.0, None, Some(0.39), 0.0)), [0]);
+        assert_eq!(kept(filters(1.0, None, Some(0.41), 0.0)), [0, 1, 2]);
+        // top-p after top-k: of the top-1 set (weight 4), any q keeps token 0 alone.
+        assert_eq!(kept(filters(1.0, Some(1), Some(0.99), 0.0)), [0]);
+        // min-p 0.45: p ≥ 0.45 · 0.4 keeps the weights 4, 2, 2.
+        assert_eq!(kept(filters(1.0, None, None, 0.45)), [0, 1, 2]);
+        assert_eq!(kept(filters(1.0, None, None, 0.26)), [0, 1, 2]);
+        assert_eq!(kept(filters(1.0, None, None, 0.24)), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_logprob_is_that_of_the_renormalized_kept_distribution() {
+        let x: Vec<f32> = [4.0f32, 2.0, 2.0, 1.0, 1.0]
+            .iter()
+            .map(|w| w.ln())
+            .collect();
+        for key in 0..50 {
+            let all = sample(&x, key, filters(1.0, None, None, 0.0)).unwrap();
+            let w = [4.0f64, 2.0, 2.0, 1.0, 1.0][all.token as usize];
+            assert!((all.logprob as f64 - (w / 10.0).ln()).abs() < 1e-6);
+            let top = sample(&x, key, filters(1.0, Some(2), None, 0.0)).unwrap();
+            let w = [4.0f64, 2.0, 2.0][top.token as usize];
+            assert!((top.logprob as f64 - (w / 8.0).ln()).abs() < 1e-6);
+        }
+    }
+}
