@@ -202,7 +202,8 @@ fn host_uniform(key: u64, counter: u64) -> f32 {
         x = x.wrapping_mul(0x846C_A68B);
         x ^ (x >> 16)
     }
-    let (k1, k2) = (key as u32, (key >> 32) as u32 ^ mix32(key as u32));
+    let (lo, hi) = (key as u32, (key >> 32) as u32);
+    let (k1, k2) = (lo, mix32(hi ^ mix32(lo ^ 0x9E37_79B9)));
     let hi = k2 ^ ((counter >> 32) as u32).wrapping_mul(0x9E37_79B9);
     let h = mix32(mix32(counter as u32 ^ k1) ^ hi);
     ((h >> 9) as f32 + 0.5) / 8_388_608.0
