@@ -21,7 +21,32 @@ pub fn device(name: &str) -> Device {
 
 /// Generates one `#[test]` per enabled backend for each function `fn name(device: &Device)`:
 /// `name::flex`, `name::ndarray`, `name::wgpu` (after candle's `test_device!`).
+///
+/// `device_tests!(unlocked: ...)` generates them without the generator lock, for tests that draw
+/// nothing from a device's generator (keyed or host-built inputs only), so that they run beside
+/// the locked ones.
 macro_rules! device_tests {
+    (unlocked: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[cfg(feature = "flex")]
+            #[test]
+            fn flex() {
+                super::$name(&$crate::support::device("flex"));
+            }
+
+            #[cfg(feature = "ndarray")]
+            #[test]
+            fn ndarray() {
+                super::$name(&$crate::support::device("ndarray"));
+            }
+
+            #[cfg(feature = "wgpu")]
+            #[test]
+            fn wgpu() {
+                super::$name(&$crate::support::device("wgpu"));
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             #[cfg(feature = "flex")]

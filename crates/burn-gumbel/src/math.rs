@@ -27,9 +27,14 @@ pub(crate) fn fast_ln(x: f32) -> f32 {
 /// −87 (and for −∞), where `exp` is under 2^-125.
 #[inline(always)]
 pub(crate) fn fast_exp(x: f32) -> f32 {
+    // Clamped to [−87, 0] (NaN to −87: comparisons with NaN are false), so that the conversion
+    // below is a plain one the compiler vectorizes, not a saturating one per lane.
     let xc = if x > -87.0 { x } else { -87.0 };
+    let xc = if xc < 0.0 { xc } else { 0.0 };
     let t = xc * core::f32::consts::LOG2_E;
-    let n = (t - 0.5) as i32; // round to nearest for t ≤ 0
+    // SAFETY: `t − 0.5` is finite and in [−126.1, −0.5] (xc is in [−87, 0]), inside i32's range.
+    // Round to nearest for t ≤ 0.
+    let n: i32 = unsafe { (t - 0.5).to_int_unchecked() };
     let nf = n as f32;
     let r = xc - nf * 0.693_359_4 + nf * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;

@@ -4,7 +4,7 @@
 //! tensor-op paths ([`Noise::gumbel`]), for Gumbel-Rao's conditional draws
 //! ([`Noise::conditional_exponentials`]), as the key of a kernel ([`kernel_key`] on flex,
 //! [`device_key_words`] on wgpu), and for the token sampler, per row key and token id
-//! ([`token_gumbel`]).
+//! ([`token_gumbel`], [`token_block_gumbel`]).
 //!
 //! What one [`Device::seed`] gives, per backend: every sampler's fresh noise comes from the
 //! device's one generator, Burn's. On flex the fused kernel draws a key from it (three uniforms)
@@ -148,17 +148,21 @@ pub(crate) fn device_key_words(key: Option<Key>, device: &Device) -> Tensor<1, b
 ///
 /// A function of (row key, token id) alone, computed with correctly rounded f32 operations only:
 /// the same bits on every processor, whatever the row's place in its batch, the batch size or
-/// the thread count. `u ∈ [2^-24, 1 − 2^-24]`, so `g ∈ [−2.81, 16.64]`, below
-/// [`TOKEN_GUMBEL_MAX`].
+/// the thread count. `u ∈ [2^-24, 1 − 2^-24]`, so `g ∈ [−2.81, 16.64]`.
 #[inline(always)]
 pub(crate) fn token_gumbel(key: Key, token: u32) -> f32 {
     let u = crate::counter::uniform(key.bits(), token as u64);
     -crate::math::fast_ln(-crate::math::fast_ln(u))
 }
 
-/// An upper bound of [`token_gumbel`] (whose largest value is `−ln(−ln(1 − 2^-24)) ≈ 16.636`):
-/// a token whose logit plus this bound is below the best perturbed logit so far cannot win.
-pub(crate) const TOKEN_GUMBEL_MAX: f32 = 16.7;
+/// The Gumbel noise of block `block` (tokens `[256·block, 256·(block + 1))`) in the token
+/// sampler's two-level draw under `key`: [`token_gumbel`]'s formula at counter `2^32 + block`,
+/// which no token id reaches, so that a block's noise and its tokens' are independent.
+#[inline(always)]
+pub(crate) fn token_block_gumbel(key: Key, block: u32) -> f32 {
+    let u = crate::counter::uniform(key.bits(), (1u64 << 32) | block as u64);
+    -crate::math::fast_ln(-crate::math::fast_ln(u))
+}
 
 /// Smallest value of `-ln u` for `u` in `[0, 1)` below 1 at f32 precision: `-ln(1 - 2^-24) ≈ 2^-24`.
 ///
@@ -347,30 +351,51 @@ mod tests {
     #[test]
     fn token_noise_is_bounded_by_its_maximum() {
         // The extreme uniforms, 2^-24 and 1 − 2^-24, through the token noise's formula, and 1M
-        // draws: every value finite, in [−2.82, TOKEN_GUMBEL_MAX].
+        // draws: every value finite, in [−2.82, 16.64], and the block noise too.
         for u in [2f32.powi(-24), 1.0 - 2f32.powi(-24)] {
             let g = -crate::math::fast_ln(-crate::math::fast_ln(u));
-            assert!((-2.82..=TOKEN_GUMBEL_MAX).contains(&g), "u = {u}: g = {g}");
+            assert!((-2.82..=16.64).contains(&g), "u = {u}: g = {g}");
         }
         // Its law: mean γ (Euler–Mascheroni) and variance π²/6 within 5 standard errors
         // (sqrt(π²/6 / n) = 1.28e-3 for the mean; sqrt((μ₄ − σ⁴) / n) ≈ 3.5e-3 for the variance,
         // μ₄ = 5.4·σ⁴ for Gumbel's excess kurtosis 2.4).
         let (key, n) = (Key::new(3), 1_000_000u32);
-        let (mut sum, mut sum2) = (0.0f64, 0.0f64);
-        for token in 0..n {
-            let g = token_gumbel(key, token);
-            assert!(
-                (-2.82..=TOKEN_GUMBEL_MAX).contains(&g),
-                "token {token}: g = {g}"
-            );
-            sum += g as f64;
-            sum2 += (g as f64) * (g as f64);
-        }
-        let mean = sum / n as f64;
-        let var = sum2 / n as f64 - mean * mean;
         let variance = core::f64::consts::PI.powi(2) / 6.0;
-        assert!((mean - 0.577_215_66).abs() < 5.0 * 1.28e-3, "mean {mean}");
         let se_var = ((5.4 - 1.0) * variance * variance / n as f64).sqrt();
-        assert!((var - variance).abs() < 5.0 * se_var, "variance {var}");
+        for (name, noise) in [
+            ("token", token_gumbel as fn(Key, u32) -> f32),
+            ("block", token_block_gumbel),
+        ] {
+            let (mut sum, mut sum2) = (0.0f64, 0.0f64);
+            for i in 0..n {
+                let g = noise(key, i);
+                assert!((-2.82..=16.64).contains(&g), "{name} {i}: g = {g}");
+                sum += g as f64;
+                sum2 += (g as f64) * (g as f64);
+            }
+            let mean = sum / n as f64;
+            let var = sum2 / n as f64 - mean * mean;
+            assert!(
+                (mean - 0.577_215_66).abs() < 5.0 * 1.28e-3,
+                "{name}: mean {mean}"
+            );
+            assert!(
+                (var - variance).abs() < 5.0 * se_var,
+                "{name}: variance {var}"
+            );
+        }
+        // Block b's noise is not token b's: their correlation over 1M pairs within 5 SE (5e-3).
+        let covariance = (0..n)
+            .map(|i| {
+                (token_gumbel(key, i) as f64 - 0.5772)
+                    * (token_block_gumbel(key, i) as f64 - 0.5772)
+            })
+            .sum::<f64>()
+            / n as f64;
+        assert!(
+            (covariance / variance).abs() < 5e-3,
+            "correlation {}",
+            covariance / variance
+        );
     }
 }

@@ -129,3 +129,19 @@ pub(crate) fn fused_sample<const D: usize>(
     };
     Tensor::from_dispatch(out)
 }
+
+/// The flex tensor under `logits`, contiguous, when `logits` lives on a plain flex device: its
+/// memory is read in place (the token sampler's rows; the clone shares the buffer), with no copy
+/// unless it was strided. `None` for any other tensor (another backend, or autodiff's).
+pub(crate) fn flex_contiguous<const D: usize>(
+    logits: &Tensor<D>,
+) -> Option<burn::backend::flex::FlexTensor> {
+    use burn::backend::{BackendTensor, DispatchDevice, DispatchTensorKind};
+    if !matches!(logits.device().as_dispatch(), DispatchDevice::Flex(_)) {
+        return None;
+    }
+    match logits.clone().into_dispatch().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(tensor)) => Some(tensor.to_contiguous()),
+        _ => None,
+    }
+}

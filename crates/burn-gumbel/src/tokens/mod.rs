@@ -30,27 +30,32 @@ pub struct Tokens {
 
 /// Draws the next token of each row of `logits`, row `r` under `keys[r]` with `configs[r]`.
 ///
-/// With `z = logits_r / T`, `S` the tokens the filters keep ([`TokenSamplerConfig`]: top-k, then
-/// top-p, then min-p) and `g_v` Gumbel(0, 1) noise:
+/// With `z = logits_r / T` and `S` the tokens the filters keep ([`TokenSamplerConfig`]: top-k,
+/// then top-p, then min-p; a token below `e^-87` of the most probable one counts as probability
+/// 0), the token is drawn from
 ///
-/// `token_r = argmax_{v ∈ S} (z_v + g_v)`, distributed as `p_v = exp z_v / Σ_{u ∈ S} exp z_u`
-/// on `S` (the Gumbel-max trick: Gumbel 1954; Maddison, Tarlow, Minka 2014),
+/// `p_v = exp z_v / Σ_{u ∈ S} exp z_u` on `S`,
 ///
-/// and `logprob_r = ln p_token`. A temperature of 0 takes the first index of the largest logit
-/// (logprob 0). A `-inf` logit masks its token: it is never drawn.
+/// by a two-level Gumbel-max trick (Gumbel 1954; Maddison, Tarlow, Minka 2014): the tokens are cut
+/// into blocks of 256 consecutive ids, a block `B = argmax_b (ln Σ_{v ∈ S ∩ b} exp z_v + G_b)`,
+/// then `token_r = argmax_{v ∈ S ∩ B} (z_v + g_v)`, with `G_b` and `g_v` Gumbel(0, 1) noise; so the
+/// noise is computed for one block, not for every token. `logprob_r = ln p_token`. A temperature
+/// of 0 takes the first index of the largest logit (logprob 0). A `-inf` logit masks its token:
+/// it is never drawn.
 ///
-/// **Batch invariance.** The noise of row `r`, token `v` is a function of `(keys[r], v)` alone
-/// (the counter-based uniform of counter `v` under the row's key), and each row is computed by
-/// one task in a fixed order: a row's token and log-probability do not depend on its place in
-/// the batch, the batch size, its batchmates' settings, the thread count or the backend (the
-/// same bits on flex, ndarray and wgpu). A server derives a request's key from its seed and the
-/// position of the token it draws, e.g. `Key::new(request_seed).fold_in(position)`, so that a
-/// request replays alone or in any batch, and keys requests without a seed from its own
+/// **Batch invariance.** The noise of row `r`'s block `b` and token `v` is a function of
+/// `(keys[r], b)` and `(keys[r], v)` alone (counter-based uniforms under the row's key), and each
+/// row is computed by one task in a fixed order: a row's token and log-probability do not depend
+/// on its place in the batch, the batch size, its batchmates' settings, the thread count or the
+/// backend (the same bits on flex, ndarray and wgpu). A server derives a request's key from its
+/// seed and the position of the token it draws, e.g. `Key::new(request_seed).fold_in(position)`,
+/// so that a request replays alone or in any batch, and keys requests without a seed from its own
 /// generator.
 ///
 /// **Where it runs.** The rows are sampled on the host, spread over rayon's threads (with the
-/// `flex` feature): on flex and ndarray the logits are already there; on wgpu they are read back
-/// first. f16 and bf16 logits are widened to f32 (f64 ones narrowed), row by row.
+/// `flex` feature): on flex the logits' memory is read in place, on ndarray it is copied out, on
+/// wgpu it is read back first. f16 and bf16 logits are widened to f32 (f64 ones narrowed), row by
+/// row.
 ///
 /// References: Holtzman et al., *The Curious Case of Neural Text Degeneration*, ICLR 2020 (top-p);
 /// Nguyen et al., *Turning Up the Heat: Min-p Sampling*, 2024 (min-p).
@@ -99,8 +104,8 @@ pub fn sample_tokens(logits: Tensor<2>, keys: &[Key], configs: &[TokenSamplerCon
         );
     }
     let filters = checked_filters(OP, batch, vocab, configs);
-    let data = on_host(logits);
-    let rows = Rows::of(&data);
+    let host = Host::of(logits);
+    let rows = host.rows();
     let draws = each_row(batch, |r, worker| {
         let x = rows.row(r, vocab, &mut worker.widened);
         let f = filters[r % filters.len()];
@@ -148,8 +153,8 @@ pub fn token_logprobs(logits: Tensor<2>, configs: &[TokenSamplerConfig]) -> Tens
     let device = logits.device();
     let [batch, vocab] = logits.dims();
     let filters = checked_filters(OP, batch, vocab, configs);
-    let data = on_host(logits);
-    let rows = Rows::of(&data);
+    let host = Host::of(logits);
+    let rows = host.rows();
     let out = each_row(batch, |r, worker| {
         let x = rows.row(r, vocab, &mut worker.widened);
         let mut out = vec![0.0f32; vocab];
@@ -187,12 +192,43 @@ fn checked_filters(
     configs.iter().map(|c| c.filters(vocab)).collect()
 }
 
-/// The logits' data on the host: f32, f16 and bf16 as they are (half precision is widened row by
-/// row), any other float dtype converted to f32.
-fn on_host(logits: Tensor<2>) -> TensorData {
-    match logits.dtype() {
-        DType::F32 | DType::F16 | DType::BF16 => logits.into_data(),
-        _ => logits.into_data().convert::<f32>(),
+/// The logits on the host: a flex tensor's own memory (read in place), or any other tensor's
+/// data, read back: f32, f16 and bf16 as they are (half precision is widened row by row), any
+/// other float dtype converted to f32.
+enum Host {
+    #[cfg(feature = "flex")]
+    Flex(burn::backend::flex::FlexTensor),
+    Data(TensorData),
+}
+
+impl Host {
+    fn of(logits: Tensor<2>) -> Self {
+        if !matches!(logits.dtype(), DType::F32 | DType::F16 | DType::BF16) {
+            return Host::Data(logits.into_data().convert::<f32>());
+        }
+        #[cfg(feature = "flex")]
+        if let Some(tensor) = crate::fused::flex_contiguous(&logits) {
+            return Host::Flex(tensor);
+        }
+        Host::Data(logits.into_data())
+    }
+
+    /// Its rows, in their dtype.
+    fn rows(&self) -> Rows<'_> {
+        let rows = match self {
+            #[cfg(feature = "flex")]
+            Host::Flex(tensor) => match tensor.dtype() {
+                DType::F16 => tensor.as_slice::<f16>().map(Rows::F16),
+                DType::BF16 => tensor.as_slice::<bf16>().map(Rows::Bf16),
+                _ => tensor.as_slice::<f32>().map(Rows::F32),
+            },
+            Host::Data(data) => match data.dtype() {
+                DType::F16 => data.as_slice::<f16>().ok().map(Rows::F16),
+                DType::BF16 => data.as_slice::<bf16>().ok().map(Rows::Bf16),
+                _ => data.as_slice::<f32>().ok().map(Rows::F32),
+            },
+        };
+        rows.expect("the logits' memory is readable in their dtype")
     }
 }
 
@@ -224,17 +260,7 @@ enum Rows<'a> {
     Bf16(&'a [bf16]),
 }
 
-impl<'a> Rows<'a> {
-    /// The rows of `data` (f32, f16 or bf16).
-    fn of(data: &'a TensorData) -> Self {
-        let slice = match data.dtype() {
-            DType::F16 => data.as_slice::<f16>().map(Rows::F16),
-            DType::BF16 => data.as_slice::<bf16>().map(Rows::Bf16),
-            _ => data.as_slice::<f32>().map(Rows::F32),
-        };
-        slice.expect("sample_tokens: the logits' data is readable in its dtype")
-    }
-
+impl Rows<'_> {
     /// Row `r` of `vocab` values in f32: a slice of the data, or widened into `buffer`.
     fn row<'b>(&'b self, r: usize, vocab: usize, buffer: &'b mut Vec<f32>) -> &'b [f32] {
         let range = r * vocab..(r + 1) * vocab;

@@ -3,23 +3,29 @@
 //!
 //! With `z_v = x_v · (1/T)`, `m = max z` and `d_v = z_v − m` (each an f32 operation, correctly
 //! rounded), the filters become one threshold `t` on `d` (every filter keeps a set of largest
-//! values), and the token is `argmax_{d_v ≥ t} (d_v + g_v)` with `g_v` the token noise of
-//! (row key, `v`), ties to the lowest index. Its log-probability is `d_token − ln Σ_{d_v ≥ t}
-//! exp d_v`. Passes over the row:
+//! values): the kept set is `S = {v : d_v ≥ t, d_v > −87}` (below `e^-87` of the most probable
+//! token, where f32's `exp` underflows, a token counts as probability 0). The token is drawn
+//! exactly from `p_v = exp d_v / Σ_S exp d` by a two-level Gumbel-max: the tokens are cut into
+//! blocks of [`BLOCK`] consecutive ids, block `b` has the mass `M_b = Σ_{v ∈ S ∩ b} exp d_v`,
+//! the block `B = argmax_b (ln M_b + G_b)` is drawn with `G_b` the block noise of (row key, `b`),
+//! then the token `argmax_{v ∈ S ∩ B} (d_v + g_v)` with `g_v` the token noise of (row key, `v`),
+//! ties to the lowest index. `P(B = b) = M_b / Σ M` and `P(v | b) = exp d_v / M_b`, so the token
+//! has probability `p_v`; and the noise is computed for one block and the block sums only, not
+//! for every token. Its log-probability is `d_token − ln Σ_b M_b`. Passes over the row:
 //! 1. the maximum `m` and its first index (and the check for NaN and fully masked rows);
 //! 2. for top-k, a selection of the `k`-th largest `d` (`select_nth_unstable` on a copy of the
 //!    row, linear on average); for top-p, the top-k mass `W`, then only the candidates with
 //!    `exp d_v ≥ (1 − q) · W / |top-k|` (no other token can be in the nucleus) sorted;
-//! 3. the draw: the noise is computed only for tokens with `d_v + g_max ≥ best` (a token below
-//!    cannot win, since `g < g_max`), and the kept mass summed for the log-probability (or, for
+//! 3. the block masses (an `exp` per token, in eight lanes, branch-free so that the compiler
+//!    vectorizes it) and the block draw, then the token draw inside the block drawn (or, for
 //!    [`logprobs_row`], the log-probability of every token).
 //!
 //! Nothing depends on the row's batchmates, the batch size or the thread count: each row is one
-//! task, its sums taken in eight lanes in a fixed order.
+//! task, its sums taken in a fixed order.
 
 use crate::key::Key;
 use crate::math::fast_exp;
-use crate::noise::{TOKEN_GUMBEL_MAX, token_gumbel};
+use crate::noise::{token_block_gumbel, token_gumbel};
 
 use super::config::Filters;
 
@@ -63,11 +69,37 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// `d_v`, when token `v` is kept (`d_v ≥ t` and `d_v > -inf`).
+    /// `d_v`, when token `v` is kept (`d_v ≥ t` and `d_v > −87`).
     #[inline(always)]
     fn kept(&self, xv: f32) -> Option<f32> {
         let dv = xv * self.inv_t - self.m;
-        (dv >= self.threshold && dv != f32::NEG_INFINITY).then_some(dv)
+        (dv >= self.threshold && dv > EXP_FLOOR).then_some(dv)
+    }
+
+    /// `Σ exp d_v` over the kept tokens of `block`, in [`LANES`] lanes of f32 (lane `i` takes
+    /// the tokens `i mod 8` of the block), added in order in f64: branch-free, so that the
+    /// compiler vectorizes it (`fast_exp` is 0 at and below −87, as [`Self::kept`] says).
+    #[inline(always)]
+    fn block_mass(&self, block: &[f32]) -> f64 {
+        let mut lanes = [0.0f32; LANES];
+        let chunks = block.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for (lane, &xv) in lanes.iter_mut().zip(chunk) {
+                let dv = xv * self.inv_t - self.m;
+                let w = fast_exp(dv);
+                *lane += if dv >= self.threshold { w } else { 0.0 };
+            }
+        }
+        for (lane, &xv) in lanes.iter_mut().zip(rest) {
+            let dv = xv * self.inv_t - self.m;
+            *lane += if dv >= self.threshold {
+                fast_exp(dv)
+            } else {
+                0.0
+            };
+        }
+        lanes.iter().map(|&l| l as f64).sum()
     }
 }
 
@@ -91,14 +123,7 @@ fn prepare(
     let d = |v: usize| x[v] * inv_t - m;
     // The threshold: the largest of the filters' (each keeps the largest values).
     let mut threshold = ln_min_p;
-    let top_k_threshold = top_k.map(|k| {
-        scratch.values.clear();
-        scratch.values.extend((0..x.len()).map(d));
-        let (_, kth, _) = scratch
-            .values
-            .select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        *kth
-    });
+    let top_k_threshold = top_k.map(|k| kth_largest(x, &d, k, &mut scratch.values));
     if let Some(t) = top_k_threshold {
         threshold = threshold.max(t);
     }
@@ -131,27 +156,32 @@ pub(super) fn sample_row(
             });
         }
     };
-    // From the argmax on (d = 0, always kept): a token with d + g_max below the best so far
-    // cannot win, and its noise is not computed.
-    let mut best = token_gumbel(key, row.first as u32);
-    let mut token = row.first;
-    let mut lanes = [0.0f64; LANES];
-    for (v, &xv) in x.iter().enumerate() {
-        let Some(dv) = row.kept(xv) else { continue };
-        lanes[v % LANES] += fast_exp(dv) as f64;
-        if dv + TOKEN_GUMBEL_MAX < best {
-            continue;
-        }
-        let perturbed = dv + token_gumbel(key, v as u32);
-        if perturbed > best || (perturbed == best && v < token) {
-            best = perturbed;
-            token = v;
+    // The block draw: the block of the largest ln M_b + G_b (ties to the lowest index); the
+    // most probable token's block has M_b ≥ 1.
+    let (mut total, mut best, mut chosen) = (0.0f64, f64::NEG_INFINITY, 0usize);
+    for (b, block) in x.chunks(BLOCK).enumerate() {
+        let mass = row.block_mass(block);
+        total += mass;
+        if mass > 0.0 {
+            let perturbed = mass.ln() + token_block_gumbel(key, b as u32) as f64;
+            if perturbed > best {
+                (best, chosen) = (perturbed, b);
+            }
         }
     }
-    let ln_mass = lanes.iter().sum::<f64>().ln();
+    // The token draw inside it.
+    let start = chosen * BLOCK;
+    let (mut best, mut token) = (f32::NEG_INFINITY, row.first);
+    for (i, &xv) in x[start..(start + BLOCK).min(x.len())].iter().enumerate() {
+        let Some(dv) = row.kept(xv) else { continue };
+        let perturbed = dv + token_gumbel(key, (start + i) as u32);
+        if perturbed > best {
+            (best, token) = (perturbed, start + i);
+        }
+    }
     Ok(Draw {
         token: token as u32,
-        logprob: ((x[token] * row.inv_t - row.m) as f64 - ln_mass) as f32,
+        logprob: ((x[token] * row.inv_t - row.m) as f64 - total.ln()) as f32,
     })
 }
 
@@ -171,13 +201,11 @@ pub(super) fn logprobs_row(
             return Ok(());
         }
     };
-    let mut lanes = [0.0f64; LANES];
-    for (v, &xv) in x.iter().enumerate() {
-        if let Some(dv) = row.kept(xv) {
-            lanes[v % LANES] += fast_exp(dv) as f64;
-        }
-    }
-    let ln_mass = lanes.iter().sum::<f64>().ln();
+    let ln_mass = x
+        .chunks(BLOCK)
+        .map(|block| row.block_mass(block))
+        .sum::<f64>()
+        .ln();
     for (o, &xv) in out.iter_mut().zip(x) {
         *o = match row.kept(xv) {
             Some(dv) => (dv as f64 - ln_mass) as f32,
@@ -187,26 +215,68 @@ pub(super) fn logprobs_row(
     Ok(())
 }
 
-/// The number of partial sums a row's mass is summed in (a fixed order: lane `v mod 8`).
+/// The number of partial sums a block's mass is summed in (a fixed order: lane `v mod 8`).
 const LANES: usize = 8;
 
-/// The largest `x_v · inv_t` and its first index.
+/// Tokens per block of the two-level draw: block `b` holds the ids `[256·b, 256·(b + 1))`.
+pub(super) const BLOCK: usize = 256;
+
+/// The `d` at and below which a token counts as probability 0: `fast_exp` is 0 there.
+const EXP_FLOOR: f32 = -87.0;
+
+/// The largest `x_v · inv_t` and its first index: a maximum in [`LANES`] lanes (branch-free, so
+/// that the compiler vectorizes it, NaN noted on the way), then the first index that reaches it.
 fn maximum(x: &[f32], inv_t: f32) -> Result<(f32, usize), RowError> {
-    let (mut m, mut first) = (f32::NEG_INFINITY, 0);
-    for (v, &xv) in x.iter().enumerate() {
-        if xv.is_nan() {
-            return Err(RowError::NaN(v as u32));
-        }
-        let z = xv * inv_t;
-        if z > m {
-            (m, first) = (z, v);
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut nan = false;
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &xv) in lanes.iter_mut().zip(chunk) {
+            nan |= xv.is_nan();
+            let z = xv * inv_t;
+            *lane = if z > *lane { z } else { *lane };
         }
     }
+    for &xv in rest {
+        nan |= xv.is_nan();
+        lanes[0] = lanes[0].max(xv * inv_t);
+    }
+    if nan {
+        let v = x.iter().position(|xv| xv.is_nan()).unwrap_or(0);
+        return Err(RowError::NaN(v as u32));
+    }
+    let m = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let first = x.iter().position(|&xv| xv * inv_t == m).unwrap_or(0);
     match m {
         f32::NEG_INFINITY => Err(RowError::Masked),
         f32::INFINITY => Err(RowError::Overflow(x[first])),
         _ => Ok((m, first)),
     }
+}
+
+/// The `k`-th largest `d` of the row, counted with multiplicity: the tokens at or above a floor
+/// go into `buffer`, which is cut back to its `k` largest (a selection, linear on average) when
+/// it holds `4k`, raising the floor to the `k`-th largest so far (a token below it cannot be among
+/// the `k` largest). A chunk of 64 tokens wholly below the floor costs one comparison per token.
+fn kth_largest(x: &[f32], d: &impl Fn(usize) -> f32, k: usize, buffer: &mut Vec<f32>) -> f32 {
+    const CHUNK: usize = 64;
+    let descending = |a: &f32, b: &f32| b.total_cmp(a);
+    buffer.clear();
+    let mut floor = f32::NEG_INFINITY;
+    for start in (0..x.len()).step_by(CHUNK) {
+        let end = (start + CHUNK).min(x.len());
+        if !(start..end).fold(false, |any, v| any | (d(v) >= floor)) {
+            continue;
+        }
+        buffer.extend((start..end).map(d).filter(|&dv| dv >= floor));
+        if buffer.len() >= 4 * k {
+            buffer.select_nth_unstable_by(k - 1, descending);
+            buffer.truncate(k);
+            floor = buffer[k - 1];
+        }
+    }
+    *buffer.select_nth_unstable_by(k - 1, descending).1
 }
 
 /// Top-p's threshold on `d` among the tokens with `d ≥ t` (the top-k set; all tokens when `t` is
@@ -362,6 +432,29 @@ mod tests {
             let top = sample(&x, key, filters(1.0, Some(2), None, 0.0)).unwrap();
             let w = [4.0f64, 2.0, 2.0][top.token as usize];
             assert!((top.logprob as f64 - (w / 8.0).ln()).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn the_streaming_selection_finds_the_kth_largest_with_ties() {
+        // Rows of 1000 values on a coarse grid (many ties) and their k-th largest by a full sort,
+        // for k from 1 to 999: equal.
+        let mut state = 1u64;
+        for row in 0..20 {
+            let x: Vec<f32> = (0..1000)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) % (20 + row * 50)) as f32 * 0.25 - 30.0
+                })
+                .collect();
+            let mut sorted = x.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            for k in [1, 2, 7, 50, 250, 999] {
+                let got = kth_largest(&x, &|v| x[v], k, &mut Vec::new());
+                assert_eq!(got, sorted[k - 1], "row {row}, k {k}");
+            }
         }
     }
 }
