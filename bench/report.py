@@ -1,7 +1,8 @@
 """Writes docs/benchmarks.md from criterion's results (target/criterion-system: glibc's malloc;
 target/criterion: mimalloc) and the peers' (target/pytorch-bench.json: eager PyTorch,
-torch.compile, JAX): medians side by side, ratios, the machine, the versions, the date. A backend
-this run did not measure keeps its section from the previous docs/benchmarks.md, marked as such.
+torch.compile, JAX; target/pytorch-tokens.json: the token sampler's PyTorch peers): medians side
+by side, ratios, the machine, the versions, the date. A backend (or the token sampler) this run
+did not measure keeps its section from the previous docs/benchmarks.md, marked as such.
 Each bench/results/gpu-*.json (written by bench/gpu.sh on a machine with a GPU) adds a section.
 
     python3 bench/report.py > target/benchmarks.md && mv target/benchmarks.md docs/benchmarks.md
@@ -113,7 +114,61 @@ def gpu_section(path):
 
 PEERS = (("eager", "PyTorch"), ("compile", "torch.compile"), ("jax", "JAX"))
 HEADINGS = {"flex": "## flex", "ndarray": "## ndarray",
-            "wgpu": "## wgpu on lavapipe (Mesa's software Vulkan, on this machine's CPU)"}
+            "wgpu": "## wgpu on lavapipe (Mesa's software Vulkan, on this machine's CPU)",
+            "tokens": "## Token sampling on flex"}
+# The token sampler's shapes (benches/tokens.rs): their rows go into the token section only.
+TOKEN_SHAPES = ("1x32000", "1x128256", "64x128256", "256x151936")
+TOKEN_PEERS = (("multinomial", "PyTorch multinomial"), ("race", "PyTorch race"),
+               ("race_compile", "race, torch.compile"))
+
+
+def is_token_row(name):
+    """Whether a row (without its backend) belongs to the token section."""
+    return name.startswith("tokens/") or name.split("/", 1)[-1].split("/")[0] in TOKEN_SHAPES
+
+
+def token_section(system, mimalloc, peers_run):
+    """The token sampler's table on flex: burn-gumbel against PyTorch's samplers and Burn's own
+    `Tensor::categorical` (temperature only), with the goals' ratios."""
+    peers = {peer: {row["name"]: row["median_s"] for row in peers_run["rows"]
+                    if row["peer"] == peer} for peer, _ in TOKEN_PEERS}
+    out = [HEADINGS["tokens"], "",
+           f"Measured {datetime.date.today().isoformat()} by `bench/run.sh` (or "
+           "`BENCH_ONLY=tokens bench/run.sh`), on the machine of the line at the top of the page. "
+           f"`sample_tokens` (logits to ids read back on the host) against PyTorch "
+           f"{peers_run['torch']}: `multinomial` is Hugging Face's warpers then "
+           "`torch.multinomial`, `race` the exponential race `argmax(probs / q)` after the same "
+           "filters (eager, and under `torch.compile`); Burn's `Tensor::categorical` on "
+           "`softmax(logits / T)` (no key, no filters) beside the temperature rows. Logits "
+           "`N(0, 2²)`, T = 0.8, top-k 50, top-p 0.9; `mixed` cycles greedy, temperature, top-k, "
+           "top-p and min-p 0.05 over the rows. `vs best peer` is burn-gumbel (glibc) over the "
+           "fastest peer; `/ copy` over a copy of the logits (the memory floor). Goals: "
+           "temperature ≤ 0.5× the best peer and ≤ 2× a copy; top-p ≤ 1.0× the best peer.", "",
+           "| benchmark | burn-gumbel (glibc) | burn-gumbel (mimalloc) | "
+           + " | ".join(label for _, label in TOKEN_PEERS)
+           + " | Burn `categorical` | vs best peer | / copy |",
+           "|---|" + "---:|" * (len(TOKEN_PEERS) + 5)]
+    for shape in TOKEN_SHAPES:
+        for suffix in ("", "/bf16"):
+            name = shape + suffix
+            copy = system.get(f"flex/copy/{name}")
+            if copy is None and f"flex/tokens/temperature/{name}" not in system:
+                continue
+            out.append(f"| copy/{name} (memory floor) | {fmt(copy)} | "
+                       f"{fmt(mimalloc.get(f'flex/copy/{name}'))} | "
+                       f"{fmt(peers['multinomial'].get(f'copy/{name}'))} (PyTorch clone) | – | – | – "
+                       "| – | 1.00 |")
+            for mode in ("temperature", "top_k", "top_p", "mixed"):
+                row = f"tokens/{mode}/{name}"
+                ours = system.get(f"flex/{row}")
+                theirs = [peers[peer].get(row) for peer, _ in TOKEN_PEERS]
+                burn = system.get(f"flex/tokens/burn_categorical/{name}") if mode == "temperature" else None
+                present = [t for t in theirs + [burn] if t is not None]
+                out.append(f"| {row} | {fmt(ours)} | {fmt(mimalloc.get(f'flex/{row}'))} | "
+                           + " | ".join(fmt(t) for t in theirs)
+                           + f" | {fmt(burn)} | {ratio(ours, min(present) if present else None)} | "
+                           f"{ratio(ours, copy)} |")
+    return out
 
 
 def row_order(name):
@@ -156,11 +211,21 @@ def main():
         return
     mimalloc = criterion_medians("target/criterion")
     system = criterion_medians("target/criterion-system")
-    with open("target/pytorch-bench.json") as f:
-        peers_run = json.load(f)
+    if os.path.exists("target/pytorch-bench.json"):
+        with open("target/pytorch-bench.json") as f:
+            peers_run = json.load(f)
+    else:  # a run of the token rows alone (BENCH_ONLY=tokens)
+        with open("target/pytorch-tokens.json") as f:
+            peers_run = dict(json.load(f), rows=[])
     peers = {peer: {row["name"]: row["median_s"] for row in peers_run["rows"]
                     if row.get("peer", "eager") == peer} for peer, _ in PEERS}
-    measured = {k.split("/")[0] for k in list(system) + list(mimalloc)}
+    measured = {k.split("/")[0] for k in list(system) + list(mimalloc)
+                if not is_token_row(k.split("/", 1)[1])}
+    tokens_run = None
+    if os.path.exists("target/pytorch-tokens.json") and any(
+            k.startswith("flex/tokens/") for k in system):
+        with open("target/pytorch-tokens.json") as f:
+            tokens_run = json.load(f)
     backends = [b for b in HEADINGS if b in measured]
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
@@ -188,7 +253,8 @@ def main():
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         prefix = backend + "/"
         names = {k[len(prefix):] for k in list(system) + list(mimalloc) if k.startswith(prefix)}
-        rows = sorted((n for n in names if not n.startswith("vae/")), key=row_order)
+        rows = sorted((n for n in names if not n.startswith("vae/") and not is_token_row(n)),
+                      key=row_order)
         for name in rows:
             ours = system.get(prefix + name)
             theirs = [peers[peer].get(name) for peer, _ in PEERS]
@@ -210,6 +276,10 @@ def main():
             steps = lambda s: f"{fmt(s)} ({1 / s:.1f} steps/s)" if s else "–"
             out.append(f"| VAE training step, batch 100 | {steps(vae)} | {steps(vae_mi)} | "
                        f"{steps(t)} | – | – | {ratio(vae, t)} | – | – |")
+    if tokens_run is not None:
+        out.append("")
+        out.extend(token_section(system, mimalloc, tokens_run))
+        backends.append("tokens")
     for backend, lines in previous_sections("docs/benchmarks.md").items():
         if backend not in backends:
             out.append("")
