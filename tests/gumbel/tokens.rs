@@ -15,6 +15,7 @@ device_tests!(
     tokens_follow_the_filtered_distribution,
     masked_and_filtered_tokens_are_never_drawn,
     bad_rows_and_settings_are_refused_with_their_reason,
+    the_filters_keep_what_pytorchs_warpers_keep,
 );
 
 /// The settings of row `r` of a mixed batch: greedy, temperature only, top-k, top-p, min-p and
@@ -428,5 +429,39 @@ fn bad_rows_and_settings_are_refused_with_their_reason(device: &Device) {
     ];
     for (got, expected) in cases {
         assert_eq!(got, expected);
+    }
+}
+
+/// Golden rows from PyTorch: 60 rows of 64 logits (3 masked) under nine settings, and the tokens
+/// that Hugging Face's warpers keep (`scripts/golden-token-filters.py` wrote
+/// `tests/data/token-filters.json`, keeping only rows whose warpers agree in f32 and f64). The
+/// tokens `token_logprobs` gives a finite log-probability are those, on every row.
+fn the_filters_keep_what_pytorchs_warpers_keep(device: &Device) {
+    let text = include_str!("../data/token-filters.json");
+    let golden: serde_json::Value = serde_json::from_str(text).expect("the golden rows parse");
+    let rows = golden["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 60);
+    for (r, row) in rows.iter().enumerate() {
+        let logits: Vec<f32> = row["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().map_or(f32::NEG_INFINITY, |x| x as f32))
+            .collect();
+        let config = TokenSamplerConfig::new()
+            .with_temperature(row["temperature"].as_f64().unwrap() as f32)
+            .with_top_k(row["top_k"].as_u64().unwrap() as usize)
+            .with_top_p(row["top_p"].as_f64().unwrap() as f32)
+            .with_min_p(row["min_p"].as_f64().unwrap() as f32);
+        let expected: Vec<usize> = row["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect();
+        let vocab = logits.len();
+        let lp = values(token_logprobs(tensor2(logits, 1, vocab, device), &[config]));
+        let kept: Vec<usize> = (0..vocab).filter(|&v| lp[v].is_finite()).collect();
+        assert_eq!(kept, expected, "row {r}: {config:?}");
     }
 }
