@@ -12,7 +12,7 @@ for dir in .gl .gpubin; do
 done
 mkdir -p .gpubin .gl
 cargo bench --no-run --no-default-features --features flex,ndarray,wgpu \
-  --bench gumbel_softmax --bench vae_step --test gumbel --message-format=json \
+  --bench gumbel_softmax --bench vae_step --bench tokens --test gumbel --message-format=json \
   | python3 -c '
 import json, shutil, sys
 for line in sys.stdin:
@@ -21,10 +21,10 @@ for line in sys.stdin:
             and msg["target"]["kind"] in (["bench"], ["test"]):
         shutil.copy(msg["executable"], ".gpubin/" + msg["target"]["name"])
         print("built", msg["target"]["name"])'
-strip .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/gumbel
+strip .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/tokens .gpubin/gumbel
 # The binaries are ~200 MB; what travels is limited to 64 MiB, so they go compressed.
-tar -C .gpubin -cJf .gpubin/benches.tar.xz gumbel_softmax vae_step gumbel
-rm .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/gumbel
+tar -C .gpubin -cJf .gpubin/benches.tar.xz gumbel_softmax vae_step tokens gumbel
+rm .gpubin/gumbel_softmax .gpubin/vae_step .gpubin/tokens .gpubin/gumbel
 # The Vulkan loader, and glvnd's libraries, without which NVIDIA's Vulkan driver is not found
 # ("no adapter found", seen 2026-12-04).
 if ! ls .gl/libvulkan1_*.deb .gl/libglvnd0_*.deb > /dev/null 2>&1; then

@@ -44,6 +44,10 @@ timing=(--warm-up-time 0.3 --measurement-time 1)
 .gpubin/gumbel_softmax --bench "${timing[@]}" 'wgpu/' 2>&1 | tee "$OUT/burn-gumbel_softmax.log" | grep -E '^wgpu|time:' || status=1
 .gpubin/vae_step --bench "${timing[@]}" 'wgpu/' 2>&1 | tee "$OUT/burn-vae_step.log" | grep -E '^wgpu|time:' || status=1
 PYTHONUNBUFFERED=1 python3 bench/pytorch/bench.py --device cuda --peers eager > "$OUT/pytorch-cuda.json" || status=1
+# The token sampler on wgpu (its logits read back to the host: no GPU kernel yet) and PyTorch's
+# samplers on CUDA, raw: report.py does not read them yet, their table is written from these.
+.gpubin/tokens --bench "${timing[@]}" 'wgpu/' 2>&1 | tee "$OUT/burn-tokens.log" | grep -E '^wgpu|time:' || status=1
+PYTHONUNBUFFERED=1 python3 bench/pytorch/tokens.py --device cuda > "$OUT/pytorch-tokens-cuda.json" || status=1
 echo "device-to-device copy of 1 GiB: $(cat "$OUT/copy-gbs.txt") GB/s (read + write)"
 python3 bench/report.py gpu-json target/criterion "$OUT/pytorch-cuda.json" "$OUT/smi.csv" \
   "$OUT/copy-gbs.txt" > "$OUT/gpu.json" || status=1
