@@ -29,10 +29,11 @@ use burn_gumbel::{
     Key, gumbel_noise, gumbel_rao, gumbel_softmax, gumbel_softmax_with_key,
     gumbel_softmax_with_noise,
 };
-use std::hint::black_box;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
+
+mod support;
 
 /// mimalloc, as in `benches/vae_step.rs`, which says why: the benchmarks measure the computation,
 /// not the state of glibc's heap. The feature `system-allocator` keeps the system's, which is what
@@ -87,26 +88,16 @@ fn sync(device: &Device) {
     device.sync().expect("the device runs the benchmark");
 }
 
-/// Untimed calls before criterion's own warm-up: GPU backends compile and autotune kernels on
-/// first use, which can outlast criterion's time-based warm-up and then land in the samples.
+/// Untimed calls before criterion's own warm-up ([`support::bench_routine`]).
 const WARM_UP_RUNS: usize = 10;
 
-/// Benchmarks `routine` after [`WARM_UP_RUNS`] untimed calls (made only if the filter selects it).
+/// [`support::bench_routine`] with [`WARM_UP_RUNS`].
 fn bench_routine<R>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
-    mut routine: impl FnMut() -> R,
+    routine: impl FnMut() -> R,
 ) {
-    let mut warmed_up = false;
-    group.bench_function(id, |b| {
-        if !warmed_up {
-            for _ in 0..WARM_UP_RUNS {
-                black_box(routine());
-            }
-            warmed_up = true;
-        }
-        b.iter(&mut routine)
-    });
+    support::bench_routine(group, id, WARM_UP_RUNS, routine);
 }
 
 /// A row's shape as it is named: `AxB`, then `/dim{dim}` unless the categories are last and

@@ -21,6 +21,8 @@ use burn::tensor::{Device, Distribution, FloatDType, Int, Tensor};
 use burn_gumbel::{Key, TokenSamplerConfig, sample_tokens};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
+mod support;
+
 /// mimalloc unless `system-allocator`, as in `benches/gumbel_softmax.rs`.
 #[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
@@ -47,7 +49,7 @@ fn settings(mode: &str, r: usize) -> TokenSamplerConfig {
     }
 }
 
-/// Untimed calls before criterion's warm-up (as in `benches/gumbel_softmax.rs`).
+/// Untimed calls before criterion's warm-up ([`support::bench_routine`]).
 const WARM_UP_RUNS: usize = 3;
 
 fn bench_shape(
@@ -64,18 +66,8 @@ fn bench_shape(
     }
     let logits = Tensor::<2>::random(shape, Distribution::Normal(0.0, 2.0), device).cast(dtype);
     let mut group = c.benchmark_group(backend.to_string());
-    // The warm-up calls inside `bench_function`, so that a filtered-out benchmark makes none.
     let mut bench = |id: BenchmarkId, routine: &mut dyn FnMut() -> Vec<i64>| {
-        let mut warmed_up = false;
-        group.bench_function(id, |b| {
-            if !warmed_up {
-                for _ in 0..WARM_UP_RUNS {
-                    black_box(routine());
-                }
-                warmed_up = true;
-            }
-            b.iter(&mut *routine)
-        });
+        support::bench_routine(&mut group, id, WARM_UP_RUNS, routine);
     };
     let read = |ids: Tensor<1, Int>| ids.into_data().try_into_vec_as::<i64>().unwrap();
     bench(BenchmarkId::new("copy", &name), &mut || {

@@ -180,7 +180,9 @@ fn tokens_follow_the_filtered_distribution(device: &Device) {
     // Eight tokens, one masked; each setting's boundaries at least 1% away from a tie, so that
     // the f32 sampler and the f64 reference keep the same set. A million draws per setting, one
     // row each under its own key: every count within 5 standard errors of n·p (a token of
-    // probability 0 never drawn), and each token's logprob within 1e-5 of ln p.
+    // probability 0 never drawn), and each token's logprob within 1e-5 of ln p (the sampler's
+    // is `d − ln Σ exp d` in f32 with a 2-ulp `exp`: off by a few 1e-7 for |ln p| < 5; 1e-5 is
+    // the margin, far below the 0.1 between two tokens' ln p here).
     let logits = [2.0f32, 1.3, 0.9, 0.4, 0.0, -0.7, -1.5, f32::NEG_INFINITY];
     let vocab = logits.len();
     let n = 1_000_000usize;
@@ -230,7 +232,7 @@ fn tokens_follow_the_filtered_distribution(device: &Device) {
                 );
             }
         }
-        // The distribution itself, to 1e-6.
+        // The distribution itself, to 1e-6 (p ≤ 1 from an f32 logprob: a few ulp of 1, 1e-7).
         let row = Tensor::<1>::from_floats(logits, device).reshape([1, vocab]);
         let lp = values(token_logprobs(row, &[*config]));
         for v in 0..vocab {
@@ -350,6 +352,8 @@ fn never_drawn(device: &Device, draws: usize) {
         &[TokenSamplerConfig::new()],
     ));
     assert_eq!([lp[0], lp[2]], [f32::NEG_INFINITY; 2]);
+    // ln p of the far token is −33 − ln(1 + e^-33) = −33 to f32's precision (ulp 4e-6 at 33);
+    // the best token's is −ln(1 + e^-33) ≈ −4.7e-15.
     assert!((lp[3] + 33.0).abs() < 1e-5 && lp[1].abs() < 1e-14, "{lp:?}");
 }
 

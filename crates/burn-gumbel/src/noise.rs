@@ -151,8 +151,7 @@ pub(crate) fn device_key_words(key: Option<Key>, device: &Device) -> Tensor<1, b
 /// the thread count. `u ∈ [2^-24, 1 − 2^-24]`, so `g ∈ [−2.81, 16.64]`.
 #[inline(always)]
 pub(crate) fn token_gumbel(key: Key, token: u32) -> f32 {
-    let u = crate::counter::uniform(key.bits(), token as u64);
-    -crate::math::fast_ln(-crate::math::fast_ln(u))
+    host_gumbel(key, token as u64)
 }
 
 /// The Gumbel noise of block `block` (tokens `[256·block, 256·(block + 1))`) in the token
@@ -160,7 +159,14 @@ pub(crate) fn token_gumbel(key: Key, token: u32) -> f32 {
 /// which no token id reaches, so that a block's noise and its tokens' are independent.
 #[inline(always)]
 pub(crate) fn token_block_gumbel(key: Key, block: u32) -> f32 {
-    let u = crate::counter::uniform(key.bits(), (1u64 << 32) | block as u64);
+    host_gumbel(key, (1u64 << 32) | block as u64)
+}
+
+/// `−ln(−ln u)` of the counter-based uniform of `counter` under `key`, with the host kernels'
+/// f32 `ln`: the token sampler's noise formula, shared by its tokens and its blocks.
+#[inline(always)]
+fn host_gumbel(key: Key, counter: u64) -> f32 {
+    let u = crate::counter::uniform(key.bits(), counter);
     -crate::math::fast_ln(-crate::math::fast_ln(u))
 }
 
