@@ -342,8 +342,10 @@ mod tests {
     }
 
     #[test]
-    fn the_token_is_the_argmax_of_the_kept_perturbed_logits() {
-        // The kernel's pruning and thresholds against the plain definition, on 2000 rows.
+    fn in_one_block_the_token_is_the_argmax_of_the_perturbed_logits() {
+        // A row of 50 tokens is one block, whose draw is certain: the token is then the plain
+        // Gumbel-max of `d + g`, on 2000 keys. (Rows of several blocks: the exactness tests of
+        // tests/gumbel/tokens.rs.)
         let x: Vec<f32> = (0..50)
             .map(|v| ((v * 37 % 23) as f32 * 0.3).sin() * 4.0)
             .collect();
