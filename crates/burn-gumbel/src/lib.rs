@@ -67,7 +67,7 @@
 //! | the sampling core | `sampling` (the one entry of every Gumbel-Softmax sample, and the choice of engine) |
 //! | gradient estimators | `estimator` ([`Estimator`] and the tensor-op path of each; Gumbel-Rao's and ReinMax's maths in its files) |
 //! | noise | `noise` (the one place that decides the noise of every call: fresh, keyed or given; for the tensor ops, Gumbel-Rao's conditional draws and the kernels' keys) |
-//! | kernels | `counter` (the kernels' generator), `math` (the host kernels' `ln` and `exp`), `fused` (flex), `cube` (wgpu) |
+//! | kernels | `counter` (the kernels' generator), `math` (the host kernels' `ln` and `exp`), `isa` (the host kernels per instruction set), `fused` (flex), `cube` (wgpu) |
 //! | foundations | `check` (argument checks), `setting` ([`InvalidSetting`]), `key` ([`Key`]), `ops` (one-hot of argmax, straight-through, row reshapes, temperature, masked rows), `schedule` |
 //!
 //! ## Example
@@ -101,6 +101,7 @@ mod fused;
 mod gumbel_max;
 mod gumbel_softmax;
 mod hard_samples;
+mod isa;
 mod key;
 mod layer;
 mod math;

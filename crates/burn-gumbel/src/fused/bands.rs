@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::isa::Isa;
 use super::layout::{BAND, Band, Layout, gather, scatter};
+use crate::isa::Isa;
 
 /// Elements per rayon task: small rows are grouped so that each task has work enough.
 pub(super) const TASK_ELEMENTS: usize = 16_384;

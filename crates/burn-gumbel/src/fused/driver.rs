@@ -12,12 +12,14 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
+use crate::isa::Isa;
+
 use super::bands::{
     Shared, TASK_ELEMENTS, extent, gather_group, par_bands, par_gathered, scatter_group,
 };
 use super::columns::{COLUMNS, ColumnsBackward, ColumnsForward, MASKED_COLUMN};
 use super::isa::{
-    Isa, Kernel, chunk_backward, chunk_columns_backward, chunk_columns_forward, chunk_gumbel_rao,
+    Kernel, chunk_backward, chunk_columns_backward, chunk_columns_forward, chunk_gumbel_rao,
 };
 use super::kernels::{BackwardChunk, MASKED_ROW, RaoChunk, as_out};
 use super::layout::{BAND, Layout};

@@ -8,7 +8,7 @@
 //! stay in the L1 cache. The bands themselves ([`Band`]) are also the column kernels' units
 //! (`columns.rs`), [`COLUMNS`](super::columns::COLUMNS) positions wide.
 
-use super::isa::Isa;
+use crate::isa::Isa;
 
 /// Side of the square tiles of the transposes: 32 × 32 f32 = 4 KiB read and 4 KiB written.
 const TILE: usize = 32;

@@ -13,16 +13,18 @@
 //! has probability `p_v`; and the noise is computed for one block and the block sums only, not
 //! for every token. Its log-probability is `d_token − ln Σ_b M_b`. Passes over the row:
 //! 1. the maximum `m` and its first index (and the check for NaN and fully masked rows);
-//! 2. for top-k, a selection of the `k`-th largest `d` (`select_nth_unstable` on a copy of the
-//!    row, linear on average); for top-p, the top-k mass `W`, then only the candidates with
+//! 2. for top-k, the `k`-th largest `d` by a streaming selection (linear on average); for top-p, the top-k mass `W`, then only the candidates with
 //!    `exp d_v ≥ (1 − q) · W / |top-k|` (no other token can be in the nucleus) sorted;
-//! 3. the block masses (an `exp` per token, in eight lanes, branch-free so that the compiler
-//!    vectorizes it) and the block draw, then the token draw inside the block drawn (or, for
+//! 3. the block masses (an `exp` per token, branch-free so that the compiler vectorizes it, then
+//!    added in eight lanes) and the block draw, then the token draw inside the block drawn (or, for
 //!    [`logprobs_row`], the log-probability of every token).
 //!
 //! Nothing depends on the row's batchmates, the batch size or the thread count: each row is one
-//! task, its sums taken in a fixed order.
+//! task, its sums taken in a fixed order. The kernel is compiled for each instruction set
+//! (`crate::isa`: vectors of 4, 8 or 16 lanes for the passes above) and runs the widest this
+//! processor has; every variant computes the same bits.
 
+use crate::isa::{Isa, multiversion};
 use crate::key::Key;
 use crate::math::fast_exp;
 use crate::noise::{token_block_gumbel, token_gumbel};
@@ -77,27 +79,23 @@ impl Prepared {
     }
 
     /// `Σ exp d_v` over the kept tokens of `block`, in [`LANES`] lanes of f32 (lane `i` takes
-    /// the tokens `i mod 8` of the block), added in order in f64: branch-free, so that the
-    /// compiler vectorizes it (`fast_exp` is 0 at and below −87, as [`Self::kept`] says).
+    /// the tokens `i mod 8` of the block), added in order in f64. The weights are computed into a
+    /// buffer first, branch-free (`fast_exp` is 0 at and below −87, as [`Self::kept`] says), so
+    /// that the compiler vectorizes that loop at the full width of the instruction set; the
+    /// lanes then add the buffer (its tail past a short block holds zeros, which add nothing).
     #[inline(always)]
     fn block_mass(&self, block: &[f32]) -> f64 {
-        let mut lanes = [0.0f32; LANES];
-        let chunks = block.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for chunk in chunks {
-            for (lane, &xv) in lanes.iter_mut().zip(chunk) {
-                let dv = xv * self.inv_t - self.m;
-                let w = fast_exp(dv);
-                *lane += if dv >= self.threshold { w } else { 0.0 };
-            }
-        }
-        for (lane, &xv) in lanes.iter_mut().zip(rest) {
+        let mut weights = [0.0f32; BLOCK];
+        for (w, &xv) in weights.iter_mut().zip(block) {
             let dv = xv * self.inv_t - self.m;
-            *lane += if dv >= self.threshold {
-                fast_exp(dv)
-            } else {
-                0.0
-            };
+            let e = fast_exp(dv);
+            *w = if dv >= self.threshold { e } else { 0.0 };
+        }
+        let mut lanes = [0.0f32; LANES];
+        for chunk in weights.chunks_exact(LANES) {
+            for (lane, &w) in lanes.iter_mut().zip(chunk) {
+                *lane += w;
+            }
         }
         lanes.iter().map(|&l| l as f64).sum()
     }
@@ -105,6 +103,7 @@ impl Prepared {
 
 /// The maximum and the threshold of row `x` under `filters` (passes 1 and 2), or `None` for a
 /// greedy row, with the first index of its largest logit.
+#[inline(always)]
 fn prepare(
     x: &[f32],
     filters: Filters,
@@ -139,14 +138,47 @@ fn prepare(
     }))
 }
 
-/// Draws the token of row `x` under `key` with `filters` (pass 3: the keyed draw and the kept
-/// mass).
+/// Draws the token of row `x` under `key` with `filters`, with the kernel variant of this
+/// processor.
 pub(super) fn sample_row(
     x: &[f32],
     key: Key,
     filters: Filters,
     scratch: &mut Scratch,
 ) -> Result<Draw, RowError> {
+    sample_isa(
+        Isa::detect(),
+        Sample {
+            x,
+            key,
+            filters,
+            scratch,
+        },
+    )
+}
+
+/// The arguments of [`sample_row`]'s kernel.
+struct Sample<'a> {
+    x: &'a [f32],
+    key: Key,
+    filters: Filters,
+    scratch: &'a mut Scratch,
+}
+
+multiversion! {
+    /// [`sample_generic`] compiled for `isa`.
+    fn sample_isa => sample_generic(Sample<'_>) -> Result<Draw, RowError>
+}
+
+/// [`sample_row`]'s kernel (pass 3: the keyed draw and the kept mass).
+#[inline(always)]
+fn sample_generic(args: Sample<'_>) -> Result<Draw, RowError> {
+    let Sample {
+        x,
+        key,
+        filters,
+        scratch,
+    } = args;
     let row = match prepare(x, filters, scratch)? {
         Ok(row) => row,
         Err(first) => {
@@ -186,13 +218,47 @@ pub(super) fn sample_row(
 }
 
 /// Writes into `out` the log-probabilities of every token of row `x` under `filters`: `d_v − ln
-/// Σ_S exp d` on the kept set `S`, `-inf` elsewhere (greedy: 0 at the first largest logit).
+/// Σ_S exp d` on the kept set `S`, `-inf` elsewhere (greedy: 0 at the first largest logit), with
+/// the kernel variant of this processor.
 pub(super) fn logprobs_row(
     x: &[f32],
     filters: Filters,
     scratch: &mut Scratch,
     out: &mut [f32],
 ) -> Result<(), RowError> {
+    logprobs_isa(
+        Isa::detect(),
+        Logprobs {
+            x,
+            filters,
+            scratch,
+            out,
+        },
+    )
+}
+
+/// The arguments of [`logprobs_row`]'s kernel.
+struct Logprobs<'a> {
+    x: &'a [f32],
+    filters: Filters,
+    scratch: &'a mut Scratch,
+    out: &'a mut [f32],
+}
+
+multiversion! {
+    /// [`logprobs_generic`] compiled for `isa`.
+    fn logprobs_isa => logprobs_generic(Logprobs<'_>) -> Result<(), RowError>
+}
+
+/// [`logprobs_row`]'s kernel.
+#[inline(always)]
+fn logprobs_generic(args: Logprobs<'_>) -> Result<(), RowError> {
+    let Logprobs {
+        x,
+        filters,
+        scratch,
+        out,
+    } = args;
     let row = match prepare(x, filters, scratch)? {
         Ok(row) => row,
         Err(first) => {
@@ -225,7 +291,9 @@ pub(super) const BLOCK: usize = 256;
 const EXP_FLOOR: f32 = -87.0;
 
 /// The largest `x_v · inv_t` and its first index: a maximum in [`LANES`] lanes (branch-free, so
-/// that the compiler vectorizes it, NaN noted on the way), then the first index that reaches it.
+/// that the compiler vectorizes it; a maximum is the same in any order), NaN noted on the way,
+/// then the first index that reaches it.
+#[inline(always)]
 fn maximum(x: &[f32], inv_t: f32) -> Result<(f32, usize), RowError> {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let mut nan = false;
@@ -247,7 +315,14 @@ fn maximum(x: &[f32], inv_t: f32) -> Result<(f32, usize), RowError> {
         return Err(RowError::NaN(v as u32));
     }
     let m = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let first = x.iter().position(|&xv| xv * inv_t == m).unwrap_or(0);
+    // The first chunk of 64 that holds `m` (a branch-free test per chunk), then the index in it.
+    let reaches = |xv: f32| xv * inv_t == m;
+    let first = x
+        .chunks(64)
+        .enumerate()
+        .find(|(_, chunk)| chunk.iter().fold(false, |any, &xv| any | reaches(xv)))
+        .and_then(|(c, chunk)| chunk.iter().position(|&xv| reaches(xv)).map(|i| 64 * c + i))
+        .unwrap_or(0);
     match m {
         f32::NEG_INFINITY => Err(RowError::Masked),
         f32::INFINITY => Err(RowError::Overflow(x[first])),
@@ -259,6 +334,7 @@ fn maximum(x: &[f32], inv_t: f32) -> Result<(f32, usize), RowError> {
 /// go into `buffer`, which is cut back to its `k` largest (a selection, linear on average) when
 /// it holds `4k`, raising the floor to the `k`-th largest so far (a token below it cannot be among
 /// the `k` largest). A chunk of 64 tokens wholly below the floor costs one comparison per token.
+#[inline(always)]
 fn kth_largest(x: &[f32], d: &impl Fn(usize) -> f32, k: usize, buffer: &mut Vec<f32>) -> f32 {
     const CHUNK: usize = 64;
     let descending = |a: &f32, b: &f32| b.total_cmp(a);
@@ -282,6 +358,7 @@ fn kth_largest(x: &[f32], d: &impl Fn(usize) -> f32, k: usize, buffer: &mut Vec<
 /// Top-p's threshold on `d` among the tokens with `d ≥ t` (the top-k set; all tokens when `t` is
 /// `-inf`): the `d` of the last token of the shortest prefix, largest first, whose mass reaches
 /// `q` times the set's mass.
+#[inline(always)]
 fn nucleus(x: &[f32], d: &impl Fn(usize) -> f32, t: f32, q: f32, scratch: &mut Scratch) -> f32 {
     let mut lanes = [0.0f64; LANES];
     let mut count = 0usize;
@@ -364,6 +441,52 @@ mod tests {
                 }
             }
             assert_eq!(draw.token as usize, best.1, "key {key}");
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        // The generic kernel against the variant of this processor, on rows with a vector
+        // remainder and several blocks, with each filter: the same ids and bits.
+        let isa = Isa::detect();
+        for n in [7usize, 300, 1000, 5003] {
+            let x: Vec<f32> = (0..n)
+                .map(|v| ((v * 7919 % 1009) as f32 * 0.013).sin() * 6.0)
+                .collect();
+            let settings = [
+                filters(0.8, None, None, 0.0),
+                filters(1.3, Some(20.min(n)), None, 0.0),
+                filters(0.7, None, Some(0.9), 0.0),
+                filters(1.0, Some(100.min(n)), Some(0.8), 0.02),
+                Filters::Greedy,
+            ];
+            for f in settings {
+                for key in 0..20 {
+                    let args = |scratch| Sample {
+                        x: &x,
+                        key: Key::new(key),
+                        filters: f,
+                        scratch,
+                    };
+                    let (mut sa, mut sb) = (Scratch::default(), Scratch::default());
+                    let a = sample_generic(args(&mut sa)).unwrap();
+                    let b = sample_isa(isa, args(&mut sb)).unwrap();
+                    assert_eq!(a.token, b.token, "{isa:?}, n = {n}, key {key}");
+                    assert_eq!(a.logprob.to_bits(), b.logprob.to_bits(), "{isa:?}, n = {n}");
+                }
+                let (mut a, mut b) = (vec![0.0f32; n], vec![0.0f32; n]);
+                let args = |scratch, out| Logprobs {
+                    x: &x,
+                    filters: f,
+                    scratch,
+                    out,
+                };
+                let (mut sa, mut sb) = (Scratch::default(), Scratch::default());
+                logprobs_generic(args(&mut sa, &mut a)).unwrap();
+                logprobs_isa(isa, args(&mut sb, &mut b)).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{isa:?}, n = {n}: log-probabilities");
+            }
         }
     }
 
