@@ -31,6 +31,7 @@ struct Settings {
     data: DataSource,
     epochs: usize,
     learning_rate: f64,
+    adam_epsilon: f64,
     gumbel_rao: Option<usize>,
     stop: Option<usize>,
 }
@@ -41,6 +42,7 @@ impl Settings {
             data: DataSource::Idx(data.to_path_buf()),
             epochs: 1,
             learning_rate: 1e-3,
+            adam_epsilon: mnist_run::limits::ADAM_EPSILON,
             gumbel_rao: None,
             stop: None,
         }
@@ -86,6 +88,7 @@ impl Trainer {
                 let config = TrainingConfig::new(model)
                     .with_epochs(settings.epochs)
                     .with_learning_rate(settings.learning_rate)
+                    .with_adam_epsilon(settings.adam_epsilon)
                     .with_data(settings.data.clone());
                 let options = categorical_vae::training::RunOptions {
                     interrupt: stop,
@@ -107,6 +110,7 @@ impl Trainer {
                     .with_estimator(estimator);
                 config.epochs = settings.epochs;
                 config.learning_rate = settings.learning_rate;
+                config.adam_epsilon = settings.adam_epsilon;
                 let options = discrete_vae::training::RunOptions {
                     resume,
                     plain: true,
@@ -160,7 +164,7 @@ impl Trainer {
 /// (300 training and 100 test images), asserting its outcome.
 type Case = (&'static str, fn(Trainer, &Path, &Path));
 
-const CASES: [Case; 10] = [
+const CASES: [Case; 11] = [
     ("empty test split", |t, dir, _| {
         let empty = idx_data("empty-test", 300, 0);
         let out = t.run(dir, &Settings::new(&empty), false);
@@ -302,6 +306,21 @@ const CASES: [Case; 10] = [
         assert!(t.has_checkpoint(dir), "the step reached is saved");
         let out = t.run(dir, &Settings::new(data), true);
         assert!(out.error.is_none(), "{}", out.message());
+    }),
+    ("an Adam ε that is 0 in f32", |t, dir, data| {
+        // In (0, 1] as an f64, but Adam keeps it in f32, where it is 0: refused as such, not
+        // blamed on the learning rate after the run diverges.
+        let settings = Settings {
+            adam_epsilon: 1e-50,
+            ..Settings::new(data)
+        };
+        let out = t.run(dir, &settings, false);
+        assert_eq!(
+            out.message(),
+            "adam_epsilon: must be at least 1.1754944e-38, f32's smallest normal (Adam keeps it \
+             in f32), got 1e-50"
+        );
+        assert!(!dir.exists(), "nothing written");
     }),
     ("Gumbel-Rao without bound", |t, dir, data| {
         let settings = Settings {

@@ -43,7 +43,19 @@ pub fn check_count(setting: &str, value: usize, min: usize, max: usize) -> Resul
     Ok(())
 }
 
-/// Refuses a learning rate that is not finite and `> 0` (setting `learning_rate`).
+/// `value` as the errors print a setting: as written in decimal between 1e-4 and 1e15, in
+/// scientific notation outside (Rust's `{}` writes all 301 digits of 1e300, and 1e-50 as 0.000…1).
+pub fn shown(value: f64) -> String {
+    let magnitude = value.abs();
+    if value == 0.0 || !value.is_finite() || (1e-4..1e15).contains(&magnitude) {
+        format!("{value}")
+    } else {
+        format!("{value:e}")
+    }
+}
+
+/// Refuses a learning rate that is not finite and `> 0` (setting `learning_rate`; Burn's
+/// optimizers take it in f64, as it is checked).
 ///
 /// # Errors
 /// As said.
@@ -51,13 +63,15 @@ pub fn check_learning_rate(learning_rate: f64) -> Result<(), Error> {
     if !(learning_rate.is_finite() && learning_rate > 0.0) {
         return Err(Error::invalid(
             "learning_rate",
-            format!("must be finite and > 0, got {learning_rate}"),
+            format!("must be finite and > 0, got {}", shown(learning_rate)),
         ));
     }
     Ok(())
 }
 
-/// Refuses an Adam ε that is not finite and in `(0, 1]` (setting `adam_epsilon`).
+/// Refuses an Adam ε that is not finite and in `(0, 1]` (setting `adam_epsilon`), or that f32,
+/// in which Burn's Adam keeps it, holds only as 0 or a subnormal: below f32's smallest normal,
+/// about 1.18e-38.
 ///
 /// # Errors
 /// As said.
@@ -65,7 +79,17 @@ pub fn check_adam_epsilon(epsilon: f64) -> Result<(), Error> {
     if !(epsilon.is_finite() && epsilon > 0.0 && epsilon <= 1.0) {
         return Err(Error::invalid(
             "adam_epsilon",
-            format!("must be finite and in (0, 1], got {epsilon}"),
+            format!("must be finite and in (0, 1], got {}", shown(epsilon)),
+        ));
+    }
+    if (epsilon as f32) < f32::MIN_POSITIVE {
+        return Err(Error::invalid(
+            "adam_epsilon",
+            format!(
+                "must be at least {:e}, f32's smallest normal (Adam keeps it in f32), got {}",
+                f32::MIN_POSITIVE,
+                shown(epsilon)
+            ),
         ));
     }
     Ok(())
@@ -141,6 +165,23 @@ mod tests {
             "adam_epsilon: must be finite and in (0, 1], got 0"
         );
         assert!(check_adam_epsilon(ADAM_EPSILON).is_ok());
+        // 0 in f32, where Adam uses it; then a value Rust would print with 301 digits.
+        assert_eq!(
+            error(check_adam_epsilon(1e-50)),
+            "adam_epsilon: must be at least 1.1754944e-38, f32's smallest normal (Adam keeps it \
+             in f32), got 1e-50"
+        );
+        assert!(check_adam_epsilon(1e-37).is_ok());
+        assert_eq!(
+            error(check_adam_epsilon(1e300)),
+            "adam_epsilon: must be finite and in (0, 1], got 1e300"
+        );
+        assert_eq!(
+            error(check_learning_rate(-2.5)),
+            "learning_rate: must be finite and > 0, got -2.5"
+        );
+        assert_eq!(shown(1e-3), "0.001");
+        assert_eq!(shown(2.5e20), "2.5e20");
         let rao = "model.estimator";
         assert!(check_gumbel_rao(rao, 1000, 100, 49 * 64).is_ok());
         assert!(
