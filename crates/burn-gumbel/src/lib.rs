@@ -39,7 +39,8 @@
 //! - `wgpu`, on wgpu devices (with Burn's fusion): a CubeCL kernel reading the logits and writing
 //!   the sample once per row, for f32, f16 and bf16 logits, the categories along any axis, a fixed
 //!   temperature, the straight-through estimator; the other calls take the tensor-op path on the
-//!   kernel's noise.
+//!   kernel's noise. A second kernel draws [`sample_tokens`]'s greedy, temperature and min-p rows
+//!   (`docs/tokens.md`).
 //!
 //! Both draw the same counter-based noise: [`gumbel_softmax_with_key`] gives identical hard
 //! samples on flex and on wgpu. Other calls, and every call on another backend, take the

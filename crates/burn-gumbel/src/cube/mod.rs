@@ -30,6 +30,7 @@
 //! | `backward.rs` | the backward kernels, in the same two layouts |
 //! | `math.rs` | the generator's hash and key words, `ln` and `exp` in CubeCL |
 //! | `launch.rs` | the `[outer, n, inner]` view of the category axis, and the launches |
+//! | `tokens.rs` | the token sampler's row kernel: a cube per row of logits, the host's arithmetic |
 
 use burn::tensor::{DType, Int, Tensor};
 
@@ -42,6 +43,7 @@ mod extension;
 mod kernels;
 mod launch;
 mod math;
+pub(crate) mod tokens;
 
 /// Whether the kernel serves a call: a cube device (plain or autodiff), f32, f16 or bf16 logits,
 /// and fewer than 2^32 elements (the kernel's counters and indices are 32-bit).

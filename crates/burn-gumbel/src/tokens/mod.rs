@@ -16,7 +16,7 @@ mod row;
 pub use config::TokenSamplerConfig;
 
 use config::Filters;
-use row::{RowError, Scratch, logprobs_row, sample_row};
+use row::{Draw, RowError, Scratch, logprobs_row, sample_row};
 
 /// The tokens [`sample_tokens`] drew: one id per row and its log-probability.
 #[derive(Clone, Debug)]
@@ -47,15 +47,20 @@ pub struct Tokens {
 /// `(keys[r], b)` and `(keys[r], v)` alone (counter-based uniforms under the row's key), and each
 /// row is computed by one task in a fixed order: a row's token and log-probability do not depend
 /// on its place in the batch, the batch size, its batchmates' settings, the thread count or the
-/// backend (the same bits on flex, ndarray and wgpu). A server derives a request's key from its
+/// backend (the same bits on flex and ndarray; on wgpu the same token, its log-probability within
+/// a few ulps, as below). A server derives a request's key from its
 /// seed and the position of the token it draws, e.g. `Key::new(request_seed).fold_in(position)`,
 /// so that a request replays alone or in any batch, and keys requests without a seed from its own
 /// generator.
 ///
-/// **Where it runs.** The rows are sampled on the host, spread over rayon's threads (with the
-/// `flex` feature): on flex the logits' memory is read in place, on ndarray it is copied out, on
-/// wgpu it is read back first. f16 and bf16 logits are widened to f32 (f64 ones narrowed), row by
-/// row.
+/// **Where it runs.** On wgpu (a plain device, rows of 1,024 to 262,144 tokens) a CubeCL kernel
+/// draws the greedy, temperature and min-p rows on the GPU, a cube per row, with the host's
+/// arithmetic in its order, and reads back the ids and log-probabilities; a GPU that contracts a
+/// multiply and an add moves a perturbed value by a few ulps, so a race closer than 1e-3 goes to
+/// the host, as do the rows with top-k or top-p and rows to refuse, read back alone. Elsewhere the rows are sampled on the host, spread over
+/// rayon's threads (with the `flex` feature): on flex the logits' memory is read in place, on
+/// ndarray it is copied out, on an autodiff wgpu device read back. f16 and bf16 logits are
+/// widened to f32 (f64 ones narrowed), row by row.
 ///
 /// References: Holtzman et al., *The Curious Case of Neural Text Degeneration*, ICLR 2020 (top-p);
 /// Nguyen et al., *Turning Up the Heat: Min-p Sampling*, 2024 (min-p).
@@ -104,13 +109,13 @@ pub fn sample_tokens(logits: Tensor<2>, keys: &[Key], configs: &[TokenSamplerCon
         );
     }
     let filters = checked_filters(OP, batch, vocab, configs);
-    let host = Host::of(logits);
-    let rows = host.rows();
-    let draws = each_row(batch, |r, worker| {
-        let x = rows.row(r, vocab, &mut worker.widened);
-        let f = filters[r % filters.len()];
-        sample_row(x, keys[r], f, &mut worker.scratch)
-            .unwrap_or_else(|error| row_error(OP, r, error, configs))
+    #[cfg(feature = "wgpu")]
+    let draws = on_cube(&logits, keys, &filters, configs);
+    #[cfg(not(feature = "wgpu"))]
+    let draws = None;
+    let draws = draws.unwrap_or_else(|| {
+        let rows: Vec<usize> = (0..batch).collect();
+        on_host(logits, &rows, keys, &filters, configs)
     });
     let ids: Vec<i64> = draws.iter().map(|d| d.token as i64).collect();
     let logprobs: Vec<f32> = draws.iter().map(|d| d.logprob).collect();
@@ -118,6 +123,88 @@ pub fn sample_tokens(logits: Tensor<2>, keys: &[Key], configs: &[TokenSamplerCon
         ids: Tensor::from_data(TensorData::new(ids, [batch]), &device),
         logprobs: Tensor::from_data(TensorData::new(logprobs, [batch]), &device),
     }
+}
+
+/// The draws of rows `rows` of `logits` (all of its rows, or the ones it holds, in order) by the
+/// host's row kernel: [`sample_tokens`]'s rows, on flex in place, elsewhere read back.
+fn on_host(
+    logits: Tensor<2>,
+    rows: &[usize],
+    keys: &[Key],
+    filters: &[Filters],
+    configs: &[TokenSamplerConfig],
+) -> Vec<Draw> {
+    const OP: &str = "sample_tokens";
+    let vocab = logits.dims()[1];
+    let host = Host::of(logits);
+    let data = host.rows();
+    each_row(rows.len(), |i, worker| {
+        let r = rows[i];
+        let x = data.row(i, vocab, &mut worker.widened);
+        sample_row(x, keys[r], filters[r % filters.len()], &mut worker.scratch)
+            .unwrap_or_else(|error| row_error(OP, r, error, configs))
+    })
+}
+
+/// The draws of every row of `logits` on a wgpu device, by the GPU's row kernel
+/// (`cube/tokens.rs`: greedy, temperature and min-p rows, the host's bits) and, for the rows it
+/// leaves (top-k, top-p, and rows to refuse), by the host's, on those rows read back alone; `None`
+/// where the kernel does not take the tensor (another backend, autodiff, over 262,144 tokens).
+#[cfg(feature = "wgpu")]
+fn on_cube(
+    logits: &Tensor<2>,
+    keys: &[Key],
+    filters: &[Filters],
+    configs: &[TokenSamplerConfig],
+) -> Option<Vec<Draw>> {
+    use crate::cube::tokens::{Mode, RowParams, sample_rows};
+    if !crate::cube::applies(logits) {
+        return None;
+    }
+    let batch = logits.dims()[0];
+    let params: Vec<RowParams> = (0..batch)
+        .map(|r| {
+            let key_words = crate::counter::key_words(keys[r].bits());
+            let (mode, inv_t, threshold) = match filters[r % filters.len()] {
+                Filters::Greedy => (Mode::Greedy, 1.0, f32::NEG_INFINITY),
+                Filters::Sample {
+                    inv_temperature,
+                    top_k: None,
+                    top_p: None,
+                    ln_min_p,
+                } => (Mode::Sample, inv_temperature, ln_min_p),
+                Filters::Sample { .. } => (Mode::Host, 1.0, f32::NEG_INFINITY),
+            };
+            RowParams {
+                mode,
+                inv_t,
+                threshold,
+                key_words,
+            }
+        })
+        .collect();
+    let results = sample_rows(logits, &params)?;
+    let left: Vec<usize> = (0..batch).filter(|&r| results[r].is_none()).collect();
+    let mut draws: Vec<Draw> = results
+        .iter()
+        .map(|result| {
+            let (token, logprob) = result.unwrap_or((0, 0.0));
+            Draw { token, logprob }
+        })
+        .collect();
+    if !left.is_empty() {
+        let device = logits.device();
+        let index: Vec<i64> = left.iter().map(|&r| r as i64).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [left.len()]), &device);
+        let rows = logits.clone().select(0, index);
+        for (&r, draw) in left
+            .iter()
+            .zip(on_host(rows, &left, keys, filters, configs))
+        {
+            draws[r] = draw;
+        }
+    }
+    Some(draws)
 }
 
 /// The distribution [`sample_tokens`] draws each row's token from, as log-probabilities: with

@@ -13,11 +13,16 @@
 //! has probability `p_v`; and the noise is computed for one block and the block sums only, not
 //! for every token. Its log-probability is `d_token − ln Σ_b M_b`. Passes over the row:
 //! 1. the maximum `m` and its first index (and the check for NaN and fully masked rows);
-//! 2. for top-k, the `k`-th largest `d` by a streaming selection (linear on average); for top-p, the top-k mass `W`, then only the candidates with
-//!    `exp d_v ≥ (1 − q) · W / |top-k|` (no other token can be in the nucleus) sorted;
+//! 2. for top-k, the `k`-th largest `d` by a streaming selection (linear on average); for
+//!    top-p, the top-k mass `W`, then only the candidates with `exp d_v ≥ (1 − q) · W / |top-k|`
+//!    (no other token can be in the nucleus) sorted;
 //! 3. the block masses (an `exp` per token, branch-free so that the compiler vectorizes it, then
-//!    added in eight lanes) and the block draw, then the token draw inside the block drawn (or, for
-//!    [`logprobs_row`], the log-probability of every token).
+//!    added in eight lanes `v mod 8`, the lanes in order) and the block draw, then the token draw
+//!    inside the block drawn (or, for [`logprobs_row`], the log-probability of every token).
+//!
+//! Everything from the block masses on is in f32 with the host's `fast_exp` and `fast_ln`
+//! (`crate::math`), the masses summed in block order, so that the GPU's twin of this kernel
+//! (`cube/tokens.rs`) computes the same bits for the rows it serves.
 //!
 //! Nothing depends on the row's batchmates, the batch size or the thread count: each row is one
 //! task, its sums taken in a fixed order. The kernel is compiled for each instruction set
@@ -26,7 +31,7 @@
 
 use crate::isa::{Isa, multiversion};
 use crate::key::Key;
-use crate::math::fast_exp;
+use crate::math::{fast_exp, fast_ln};
 use crate::noise::{token_block_gumbel, token_gumbel};
 
 use super::config::Filters;
@@ -79,12 +84,12 @@ impl Prepared {
     }
 
     /// `Σ exp d_v` over the kept tokens of `block`, in [`LANES`] lanes of f32 (lane `i` takes
-    /// the tokens `i mod 8` of the block), added in order in f64. The weights are computed into a
+    /// the tokens `i mod 8` of the block), then the lanes in order, all in f32. The weights are computed into a
     /// buffer first, branch-free (`fast_exp` is 0 at and below −87, as [`Self::kept`] says), so
     /// that the compiler vectorizes that loop at the full width of the instruction set; the
     /// lanes then add the buffer (its tail past a short block holds zeros, which add nothing).
     #[inline(always)]
-    fn block_mass(&self, block: &[f32]) -> f64 {
+    fn block_mass(&self, block: &[f32]) -> f32 {
         let mut weights = [0.0f32; BLOCK];
         for (w, &xv) in weights.iter_mut().zip(block) {
             let dv = xv * self.inv_t - self.m;
@@ -97,7 +102,7 @@ impl Prepared {
                 *lane += w;
             }
         }
-        lanes.iter().map(|&l| l as f64).sum()
+        lanes.iter().fold(0.0, |mass, &lane| mass + lane)
     }
 }
 
@@ -190,12 +195,12 @@ fn sample_generic(args: Sample<'_>) -> Result<Draw, RowError> {
     };
     // The block draw: the block of the largest ln M_b + G_b (ties to the lowest index); the
     // most probable token's block has M_b ≥ 1.
-    let (mut total, mut best, mut chosen) = (0.0f64, f64::NEG_INFINITY, 0usize);
+    let (mut total, mut best, mut chosen) = (0.0f32, f32::NEG_INFINITY, 0usize);
     for (b, block) in x.chunks(BLOCK).enumerate() {
         let mass = row.block_mass(block);
         total += mass;
         if mass > 0.0 {
-            let perturbed = mass.ln() + token_block_gumbel(key, b as u32) as f64;
+            let perturbed = fast_ln(mass) + token_block_gumbel(key, b as u32);
             if perturbed > best {
                 (best, chosen) = (perturbed, b);
             }
@@ -213,7 +218,7 @@ fn sample_generic(args: Sample<'_>) -> Result<Draw, RowError> {
     }
     Ok(Draw {
         token: token as u32,
-        logprob: ((x[token] * row.inv_t - row.m) as f64 - total.ln()) as f32,
+        logprob: (x[token] * row.inv_t - row.m) - fast_ln(total),
     })
 }
 
@@ -267,14 +272,14 @@ fn logprobs_generic(args: Logprobs<'_>) -> Result<(), RowError> {
             return Ok(());
         }
     };
-    let ln_mass = x
+    let mass = x
         .chunks(BLOCK)
         .map(|block| row.block_mass(block))
-        .sum::<f64>()
-        .ln();
+        .fold(0.0f32, |total, mass| total + mass);
+    let ln_mass = fast_ln(mass);
     for (o, &xv) in out.iter_mut().zip(x) {
         *o = match row.kept(xv) {
-            Some(dv) => (dv as f64 - ln_mass) as f32,
+            Some(dv) => dv - ln_mass,
             None => f32::NEG_INFINITY,
         };
     }
