@@ -206,79 +206,58 @@ pub(super) fn token_kernel<F: Float>(
     let o = (row * 3u32) as usize;
     if mode == 2.0f32 {
         if unit == 0u32 {
-            out[o] = 0.0f32;
-            out[o + 1] = 0.0f32;
-            out[o + 2] = 1.0f32;
+            write(out, o, 0u32, 0.0f32, 1.0f32);
         }
         terminate!();
     }
     let base = (row * vocab) as usize;
 
-    // 1. The maximum of z = x · (1/T), NaN and +inf noted (any value above f32::MAX).
+    // 1. The maximum of z = x · (1/T) and its first index, in one read of the row (each unit's
+    //    indices ascend, so the strict comparison keeps its first); NaN and +inf noted (any
+    //    value above f32::MAX). The cube's reduction takes the larger value, of equal values the
+    //    lower index, which is exact in any order.
     let mut local = LOWEST.runtime();
+    let mut first = vocab;
     let mut bad = 0u32;
     let mut v = unit;
     while v < vocab {
         let x = f32::cast_from(logits[base + v as usize]);
         let z = x * inv_t;
         bad = select(x.is_nan() || z > 3.402_823_5e38f32, 1u32, bad);
-        local = select(z > local, z, local);
+        let bigger = z > local;
+        first = select(bigger, v, first);
+        local = select(bigger, z, local);
         v += UNITS;
     }
     let mut shared_max = Shared::<[f32]>::new_slice(256usize);
     let mut shared_arg = Shared::<[u32]>::new_slice(256usize);
+    let mut shared_bad = Shared::<[u32]>::new_slice(256usize);
     shared_max[unit as usize] = local;
-    shared_arg[unit as usize] = bad;
-    sync_cube();
-    let mut span = 128u32;
-    while span > 0u32 {
-        if unit < span {
-            let other = shared_max[(unit + span) as usize];
-            let mine = shared_max[unit as usize];
-            shared_max[unit as usize] = select(other > mine, other, mine);
-            shared_arg[unit as usize] |= shared_arg[(unit + span) as usize];
-        }
-        sync_cube();
-        span /= 2u32;
-    }
-    let m = shared_max[0];
-    let flagged = shared_arg[0] != 0u32 || m <= LOWEST;
-    sync_cube();
-    // The first index that reaches the maximum.
-    let mut first = vocab;
-    let mut v = unit;
-    while v < vocab {
-        let z = f32::cast_from(logits[base + v as usize]) * inv_t;
-        first = select(z == m && v < first, v, first);
-        v += UNITS;
-    }
     shared_arg[unit as usize] = first;
+    shared_bad[unit as usize] = bad;
     sync_cube();
     let mut span = 128u32;
     while span > 0u32 {
         if unit < span {
-            let other = shared_arg[(unit + span) as usize];
-            let mine = shared_arg[unit as usize];
-            shared_arg[unit as usize] = select(other < mine, other, mine);
+            shared_bad[unit as usize] |= shared_bad[(unit + span) as usize];
         }
         sync_cube();
         span /= 2u32;
     }
+    reduce_first_max(&mut shared_max, &mut shared_arg, unit);
+    let m = shared_max[0];
     let first = shared_arg[0];
+    let flagged = shared_bad[0] != 0u32 || m <= LOWEST;
     sync_cube();
     if flagged {
         if unit == 0u32 {
-            out[o] = 0.0f32;
-            out[o + 1] = 0.0f32;
-            out[o + 2] = 1.0f32;
+            write(out, o, 0u32, 0.0f32, 1.0f32);
         }
         terminate!();
     }
     if mode == 0.0f32 {
         if unit == 0u32 {
-            out[o] = f32::cast_from(first);
-            out[o + 1] = 0.0f32;
-            out[o + 2] = 0.0f32;
+            write(out, o, first, 0.0f32, 0.0f32);
         }
         terminate!();
     }
@@ -343,43 +322,48 @@ pub(super) fn token_kernel<F: Float>(
     shared_max[unit as usize] = select(kept, d + noise, LOWEST);
     shared_arg[unit as usize] = v;
     sync_cube();
-    let mut span = 128u32;
-    while span > 0u32 {
-        if unit < span {
-            let other = shared_max[(unit + span) as usize];
-            let mine = shared_max[unit as usize];
-            let other_v = shared_arg[(unit + span) as usize];
-            let mine_v = shared_arg[unit as usize];
-            // The larger value, and of equal values the lower index (the host's first maximum).
-            let wins = other > mine || (other == mine && other_v < mine_v);
-            shared_max[unit as usize] = select(wins, other, mine);
-            shared_arg[unit as usize] = select(wins, other_v, mine_v);
-        }
-        sync_cube();
-        span /= 2u32;
-    }
+    reduce_first_max(&mut shared_max, &mut shared_arg, unit);
     let best = shared_max[0];
     let winner = shared_arg[0];
     sync_cube();
     // The second largest: the largest of the others.
     shared_max[unit as usize] = select(kept && v != winner, d + noise, LOWEST);
+    shared_arg[unit as usize] = v;
     sync_cube();
-    let mut span = 128u32;
-    while span > 0u32 {
-        if unit < span {
-            let other = shared_max[(unit + span) as usize];
-            let mine = shared_max[unit as usize];
-            shared_max[unit as usize] = select(other > mine, other, mine);
-        }
-        sync_cube();
-        span /= 2u32;
-    }
+    reduce_first_max(&mut shared_max, &mut shared_arg, unit);
     if unit == 0u32 {
         let close = block_gap < margin || best - shared_max[0] < margin;
         let token = select(best > LOWEST, winner, first);
         let d = f32::cast_from(logits[base + token as usize]) * inv_t - m;
-        out[o] = f32::cast_from(token);
-        out[o + 1] = d - fast_ln(total);
-        out[o + 2] = select(close, 1.0f32, 0.0f32);
+        let status = select(close, 1.0f32, 0.0f32);
+        write(out, o, token, d - fast_ln(total), status);
     }
+}
+
+/// Reduces the cube's `(value, index)` pairs, one per unit in `values` and `indices` (written and
+/// synchronized before the call), into entry 0: the largest value, of equal values the lowest
+/// index (the host's first maximum), exact in any order. A tree of 8 levels, a barrier each.
+#[cube]
+fn reduce_first_max(values: &mut Shared<[f32]>, indices: &mut Shared<[u32]>, unit: u32) {
+    let mut span = 128u32;
+    while span > 0u32 {
+        if unit < span {
+            let (mine, other) = (unit as usize, (unit + span) as usize);
+            let wins = values[other] > values[mine]
+                || (values[other] == values[mine] && indices[other] < indices[mine]);
+            values[mine] = select(wins, values[other], values[mine]);
+            indices[mine] = select(wins, indices[other], indices[mine]);
+        }
+        sync_cube();
+        span /= 2u32;
+    }
+}
+
+/// Row `o / 3`'s result: the token, its log-probability and the status (0: drawn; 1: left to
+/// the host).
+#[cube]
+fn write(out: &mut Tensor<f32>, o: usize, token: u32, logprob: f32, status: f32) {
+    out[o] = f32::cast_from(token);
+    out[o + 1] = logprob;
+    out[o + 2] = status;
 }
